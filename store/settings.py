@@ -1,0 +1,178 @@
+"""The one settings object, read from the environment and `.env`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    """Every knob Rapport has; each field is documented in README.md (a test checks it).
+
+    Built once in the composition root (`bot.app` or the CLI) and passed down; nothing
+    else reads `os.environ`.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAPPORT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- Telegram -------------------------------------------------------------------
+    telegram_bot_token: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TELEGRAM_BOT_TOKEN", "RAPPORT_TELEGRAM_BOT_TOKEN"),
+        description="Bot token from @BotFather. Required by `rapport run`.",
+    )
+    telegram_api_base_url: str = Field(
+        default="https://api.telegram.org/bot",
+        validation_alias=AliasChoices("TELEGRAM_API_BASE_URL", "RAPPORT_TELEGRAM_API_BASE_URL"),
+        description="Bot API base URL as python-telegram-bot's `base_url` takes it (token appended).",
+    )
+    telegram_api_file_url: str = Field(
+        default="https://api.telegram.org/file/bot",
+        validation_alias=AliasChoices("TELEGRAM_API_FILE_URL", "RAPPORT_TELEGRAM_API_FILE_URL"),
+        description="Bot API file URL as python-telegram-bot's `base_file_url` takes it.",
+    )
+    admin_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list,
+        description="Telegram user ids of community managers (comma-separated).",
+    )
+    webhook_secret: str | None = Field(
+        default=None,
+        description="Secret for X-Telegram-Bot-Api-Secret-Token when serving webhooks; "
+        "generated at start when unset.",
+    )
+    flood_max_messages: int = Field(
+        default=20,
+        description="Messages a user may send within `flood_window_s` before throttling.",
+    )
+    flood_window_s: float = Field(default=10.0, description="Window of the per-user flood limit.")
+
+    # --- Store ----------------------------------------------------------------------
+    data_dir: Path = Field(
+        default=DEFAULT_DATA_DIR,
+        description="Directory for the SQLite database, models and other artefacts.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; defaults to sqlite:///<data_dir>/rapport.db. "
+        "PostgreSQL: postgresql+psycopg://user@host/db.",
+    )
+    store_text: bool = Field(
+        default=False,
+        description="Store message text in the event log (off: only intents and metadata).",
+    )
+    log_level: str = Field(default="INFO", description="Logging level of the CLI and the bot.")
+
+    # --- NLU ------------------------------------------------------------------------
+    nlu_url: str | None = Field(
+        default=None,
+        description="Remote Rasa server base URL; when set the bot calls its /model/parse "
+        "and falls back to the local engine on errors.",
+    )
+    nlu_timeout_s: float = Field(default=2.0, description="Timeout for the remote Rasa server.")
+    nlu_model_dir: Path | None = Field(
+        default=None,
+        description="Directory of the local NLU model; defaults to <data_dir>/models/nlu. "
+        "Trained from the default data when missing.",
+    )
+    nlu_data: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Rasa NLU training files or folders (comma-separated); default: bundled data.",
+    )
+    knowledge_base: Path | None = Field(
+        default=None,
+        description="Knowledge base YAML (intent -> answers); default: the bundled one.",
+    )
+
+    # --- Follow-ups and scheduling ---------------------------------------------------
+    followup_catalogue: Path | None = Field(
+        default=None, description="Follow-up catalogue YAML; default: the bundled one."
+    )
+    followup_model_dir: Path | None = Field(
+        default=None,
+        description="Where follow-up models are saved; defaults to <data_dir>/models/followup.",
+    )
+    followup_exploration: float = Field(
+        default=0.1, description="Share of follow-up choices made by exploration (Thompson)."
+    )
+    holdout_share: float = Field(
+        default=0.1,
+        description="Stable share of users (by hash of id) never sent automated pushes.",
+    )
+    reengage_inactive_days: int = Field(
+        default=7, description="Days without activity after which a user is due re-engagement."
+    )
+    reengage_time: str = Field(
+        default="10:00", description="Local time (HH:MM, scheduler_timezone) of the daily job."
+    )
+    push_cap_days: int = Field(
+        default=7, description="At most one automated push per user within this many days."
+    )
+    quiet_hours_start: int = Field(
+        default=22, description="Hour (user's local time) from which no pushes are sent."
+    )
+    quiet_hours_end: int = Field(
+        default=8, description="Hour (user's local time) until which no pushes are sent."
+    )
+    default_timezone: str = Field(
+        default="UTC", description="Time zone assumed for users whose zone is unknown."
+    )
+    scheduler_timezone: str = Field(
+        default="UTC", description="Time zone of the daily schedules (re-engagement, retraining)."
+    )
+    retrain_time: str = Field(
+        default="03:00", description="Local time (HH:MM, scheduler_timezone) of nightly retraining."
+    )
+    send_rate_per_s: float = Field(
+        default=30.0,
+        description="Overall messages/s (Telegram allows ~30; raise with paid broadcasts).",
+    )
+    per_chat_rate_per_s: float = Field(default=1.0, description="Messages/s to one private chat.")
+    group_rate_per_min: float = Field(default=20.0, description="Messages/min to one group.")
+    send_max_retries: int = Field(default=5, description="Retries of a send after 5xx or network errors.")
+
+    @field_validator("admin_ids", "nlu_data", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        """Accept `1,2,3` from the environment as well as JSON lists."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        if isinstance(value, int):
+            return [value]
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to the SQLite file under `data_dir`."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'rapport.db'}"
+
+    @property
+    def resolved_nlu_model_dir(self) -> Path:
+        """Directory of the local NLU model."""
+        return self.nlu_model_dir or self.data_dir / "models" / "nlu"
+
+    @property
+    def resolved_followup_model_dir(self) -> Path:
+        """Directory of saved follow-up models."""
+        return self.followup_model_dir or self.data_dir / "models" / "followup"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment, `.env` and explicit overrides."""
+    return Settings(**overrides)  # type: ignore[arg-type]

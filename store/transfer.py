@@ -1,0 +1,272 @@
+"""Event import and export (CSV or JSONL): all or nothing, with every bad line named."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from sqlalchemy import Engine, insert, select
+
+from store.db import unit_of_work
+from store.errors import BadRow, ImportFileError
+from store.events import append_rows, iter_events
+from store.models import ImportBatch
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_FIELDS = ("user_id", "timestamp", "kind")
+EXPORT_FIELDS = (
+    "user_id",
+    "timestamp",
+    "kind",
+    "intent",
+    "confidence",
+    "chat_id",
+    "text",
+    "attributes",
+)
+MAX_KIND_LENGTH = 32
+MAX_INTENT_LENGTH = 128
+BATCH_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import did."""
+
+    path: str
+    imported: int
+    skipped: list[BadRow]
+
+
+def _parse_int(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    raise ValueError(f"{name} must be an integer, got {value!r}")
+
+
+def _parse_timestamp(value: Any) -> datetime:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, tz=UTC)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"timestamp must be ISO 8601 or epoch seconds, got {value!r}")
+    text = value.strip()
+    try:
+        return datetime.fromtimestamp(float(text), tz=UTC)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"timestamp is not ISO 8601: {value!r}") from exc
+    # A timestamp without an offset is taken as UTC, the log's own zone.
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def parse_event(raw: dict[str, Any]) -> dict[str, Any]:
+    """Validate one raw record into an insert row; ValueError names what is wrong."""
+    missing = [name for name in REQUIRED_FIELDS if raw.get(name) in (None, "")]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    kind = raw["kind"]
+    if not isinstance(kind, str) or len(kind) > MAX_KIND_LENGTH:
+        raise ValueError(f"kind must be a string of at most {MAX_KIND_LENGTH} characters")
+    intent = raw.get("intent") or raw.get("topic") or None
+    if intent is not None and (not isinstance(intent, str) or len(intent) > MAX_INTENT_LENGTH):
+        raise ValueError(f"intent must be a string of at most {MAX_INTENT_LENGTH} characters")
+    chat_id = raw.get("chat_id")
+    confidence = raw.get("confidence")
+    if confidence in ("", None):
+        confidence = None
+    else:
+        try:
+            confidence = float(confidence)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"confidence must be a number, got {confidence!r}") from exc
+    attributes = raw.get("attributes")
+    if isinstance(attributes, str):
+        if attributes.strip():
+            try:
+                attributes = json.loads(attributes)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"attributes is not valid JSON: {exc.msg}") from exc
+        else:
+            attributes = None
+    if attributes is not None and not isinstance(attributes, dict):
+        raise ValueError("attributes must be a JSON object")
+    text = raw.get("text") or None
+    if text is not None and not isinstance(text, str):
+        raise ValueError("text must be a string")
+    return {
+        "user_id": _parse_int(raw["user_id"], "user_id"),
+        "chat_id": None if chat_id in (None, "") else _parse_int(chat_id, "chat_id"),
+        "ts": _parse_timestamp(raw["timestamp"]),
+        "kind": kind,
+        "intent": intent,
+        "confidence": confidence,
+        "text": text,
+        "attributes": attributes,
+    }
+
+
+def _raw_records(path: Path, handle: TextIO) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
+    """Yield (line number, raw record or None, error) from a CSV or JSONL file."""
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, None, f"invalid JSON: {exc.msg}"
+                continue
+            if not isinstance(value, dict):
+                yield number, None, "not a JSON object"
+                continue
+            yield number, value, ""
+        return
+    reader = csv.DictReader(handle)
+    fields = set(reader.fieldnames or [])
+    absent = [name for name in REQUIRED_FIELDS if name not in fields]
+    if absent:
+        raise ImportFileError(
+            str(path),
+            [BadRow(1, f"header lacks {', '.join(absent)}")],
+            detail=f"CSV header must name {', '.join(REQUIRED_FIELDS)}; missing {', '.join(absent)}",
+        )
+    for record in reader:
+        if None in record:
+            yield reader.line_num, None, "more fields than the header names"
+            continue
+        yield reader.line_num, dict(record), ""
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def import_events(
+    engine: Engine,
+    path: Path,
+    *,
+    skip_invalid: bool = False,
+    store_text: bool = False,
+    allow_duplicate: bool = False,
+) -> ImportReport:
+    """Import a CSV or JSONL event file in one transaction-per-file, all or nothing.
+
+    The whole file is validated first; any bad row rejects it (each named) unless
+    `skip_invalid`. The same file (by content hash) is refused a second time unless
+    `allow_duplicate`, so re-running an import does not double the log.
+    """
+    if not path.is_file():
+        raise ImportFileError(str(path), [], detail="file does not exist")
+    if path.stat().st_size == 0:
+        raise ImportFileError(str(path), [], detail="no events in file (it is empty)")
+    sha = _file_sha256(path)
+    with unit_of_work(engine) as session:
+        previous = session.scalar(select(ImportBatch).where(ImportBatch.sha256 == sha))
+    if previous is not None and not allow_duplicate:
+        raise ImportFileError(
+            str(path),
+            [],
+            detail=f"already imported on {previous.imported_at:%Y-%m-%d %H:%M} UTC "
+            f"({previous.rows} events); pass --allow-duplicate to import it again",
+        )
+    rows: list[dict[str, Any]] = []
+    bad: list[BadRow] = []
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            for number, raw, error in _raw_records(path, handle):
+                if raw is None:
+                    bad.append(BadRow(number, error))
+                    continue
+                try:
+                    row = parse_event(raw)
+                except ValueError as exc:
+                    bad.append(BadRow(number, str(exc)))
+                    continue
+                if not store_text:
+                    row["text"] = None
+                rows.append(row)
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(str(path), [], detail=f"not UTF-8 text ({exc.reason})") from exc
+    except csv.Error as exc:
+        raise ImportFileError(str(path), [], detail=f"malformed CSV: {exc}") from exc
+    if bad and not skip_invalid:
+        raise ImportFileError(str(path), bad)
+    if not rows and not bad:
+        raise ImportFileError(str(path), [], detail="no events in file")
+    _insert_atomically(engine, rows, sha=sha, source=str(path), skipped=len(bad))
+    logger.info("imported %d events from %s (%d skipped)", len(rows), path, len(bad))
+    return ImportReport(path=str(path), imported=len(rows), skipped=bad)
+
+
+def _insert_atomically(
+    engine: Engine, rows: list[dict[str, Any]], *, sha: str, source: str, skipped: int
+) -> None:
+    """Insert all rows and the import record in one transaction, or nothing."""
+    with engine.begin() as connection:
+        for start in range(0, len(rows), BATCH_ROWS):
+            append_rows(connection, rows[start : start + BATCH_ROWS])
+        connection.execute(
+            insert(ImportBatch),
+            [
+                {
+                    "sha256": sha,
+                    "source": source,
+                    "rows": len(rows),
+                    "skipped": skipped,
+                    "imported_at": datetime.now(UTC),
+                }
+            ],
+        )
+
+
+def export_events(engine: Engine, out: TextIO, *, fmt: str = "jsonl") -> int:
+    """Write every event as JSONL or CSV (the import format); returns the count."""
+    count = 0
+    writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS) if fmt == "csv" else None
+    if writer is not None:
+        writer.writeheader()
+    for event in iter_events(engine):
+        record = {
+            "user_id": event.user_id,
+            "timestamp": event.ts.isoformat(),
+            "kind": event.kind,
+            "intent": event.intent,
+            "confidence": event.confidence,
+            "chat_id": event.chat_id,
+            "text": event.text,
+            "attributes": event.attributes,
+        }
+        if writer is not None:
+            record["attributes"] = json.dumps(event.attributes) if event.attributes else ""
+            writer.writerow(record)
+        else:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        count += 1
+    return count
+
+
+def export_to_string(engine: Engine, *, fmt: str = "jsonl") -> str:
+    """Export into a string (tests, small logs)."""
+    buffer = io.StringIO()
+    export_events(engine, buffer, fmt=fmt)
+    return buffer.getvalue()
