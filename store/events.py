@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from store.db import unit_of_work
 from store.models import Event, User
@@ -21,8 +23,10 @@ EVENT_COLUMNS = ("user_id", "chat_id", "ts", "kind", "intent", "confidence", "te
 
 def _sqlite_ts(value: datetime) -> str:
     """SQLAlchemy's SQLite DATETIME text form, so raw and ORM writes sort the same."""
-    value = value.astimezone(UTC)
-    return f"{value:%Y-%m-%d %H:%M:%S}.{value.microsecond:06d}"
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    # isoformat is C code: much faster than strftime on the bulk-import path.
+    return value.isoformat(sep=" ", timespec="microseconds")[:26]
 
 
 def _insert_rows(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -52,7 +56,7 @@ def _insert_rows(connection: Connection, rows: Sequence[dict[str, Any]]) -> None
             params,  # type: ignore[arg-type]
         )
     elif backend == "postgresql":
-        raw = connection.connection.dbapi_connection
+        raw: Any = connection.connection.dbapi_connection
         assert raw is not None
         with (
             raw.cursor() as cursor,
@@ -79,38 +83,31 @@ def _insert_rows(connection: Connection, rows: Sequence[dict[str, Any]]) -> None
 
 
 def _ensure_users(connection: Connection, spans: dict[int, tuple[datetime, datetime]]) -> None:
-    """Create missing users and widen first/last seen from the events' time span."""
-    users = User.__table__
-    ids = list(spans)
-    existing: dict[int, tuple[datetime, datetime]] = {}
-    for start in range(0, len(ids), 5000):
-        chunk = ids[start : start + 5000]
-        for user_id, first, last in connection.execute(
-            select(User.id, User.first_seen, User.last_seen).where(User.id.in_(chunk))
-        ):
-            existing[user_id] = (first, last)
-    new_rows = []
-    for user_id, (first, last) in spans.items():
-        if user_id not in existing:
-            new_rows.append(
-                {
-                    "id": user_id,
-                    "first_seen": first,
-                    "last_seen": last,
-                    "opted_out": False,
-                    "blocked": False,
-                }
-            )
-            continue
-        old_first, old_last = existing[user_id]
-        if first < old_first or last > old_last:
-            connection.execute(
-                update(users)
-                .where(users.c.id == user_id)
-                .values(first_seen=min(first, old_first), last_seen=max(last, old_last))
-            )
-    if new_rows:
-        connection.execute(insert(users), new_rows)
+    """Create missing users and widen first/last seen, in one upsert for the whole batch."""
+    users: Any = User.__table__
+    backend = connection.dialect.name
+    if backend == "sqlite":
+        statement: Any = sqlite_insert(users)
+        earliest: Any = func.min
+        latest: Any = func.max
+    elif backend == "postgresql":
+        statement = postgresql_insert(users)
+        earliest, latest = func.least, func.greatest
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        raise NotImplementedError(f"unsupported database backend {backend!r}")
+    statement = statement.on_conflict_do_update(
+        index_elements=[users.c.id],
+        set_={
+            "first_seen": earliest(users.c.first_seen, statement.excluded.first_seen),
+            "last_seen": latest(users.c.last_seen, statement.excluded.last_seen),
+        },
+    )
+    # Sorted ids keep concurrent writers from deadlocking on PostgreSQL.
+    rows = [
+        {"id": user_id, "first_seen": first, "last_seen": last, "opted_out": False, "blocked": False}
+        for user_id, (first, last) in sorted(spans.items())
+    ]
+    connection.execute(statement, rows)
 
 
 def append_rows(connection: Connection, rows: Sequence[dict[str, Any]]) -> int:
@@ -123,8 +120,13 @@ def append_rows(connection: Connection, rows: Sequence[dict[str, Any]]) -> int:
         if user_id is None:
             continue
         ts = row["ts"]
-        first, last = spans.get(user_id, (ts, ts))
-        spans[user_id] = (min(first, ts), max(last, ts))
+        span = spans.get(user_id)
+        if span is None:
+            spans[user_id] = (ts, ts)
+        elif ts < span[0]:
+            spans[user_id] = (ts, span[1])
+        elif ts > span[1]:
+            spans[user_id] = (span[0], ts)
     _ensure_users(connection, spans)
     _insert_rows(connection, rows)
     return len(rows)

@@ -38,7 +38,7 @@ class EventWriter:
         store_text: bool = False,
         spool_dir: Path | None = None,
         max_batch: int = 500,
-        max_delay_s: float = 0.02,
+        max_delay_s: float = 0.0,
         on_written: Callable[[int], None] | None = None,
     ) -> None:
         self._engine = engine
@@ -91,7 +91,7 @@ class EventWriter:
             self._spool(leftovers)
 
     def _drain(self) -> list[dict[str, Any]]:
-        rows = []
+        rows: list[dict[str, Any]] = []
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -109,10 +109,12 @@ class EventWriter:
                 if item is _STOP:
                     return
                 self._pending.append(item)
+            # Take whatever else is queued; wait up to max_delay_s only if asked to.
             deadline = time.monotonic() + self._max_delay_s
             while len(self._pending) < self._max_batch:
                 try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    remaining = deadline - time.monotonic()
+                    item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is _STOP:

@@ -24,8 +24,13 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def _row(user_id: int, minutes: int, kind: str = "message", intent: str | None = None) -> dict[str, object]:
-    return {"user_id": user_id, "ts": T0 + timedelta(minutes=minutes), "kind": kind, "intent": intent,
-            "attributes": {"n": minutes}}
+    return {
+        "user_id": user_id,
+        "ts": T0 + timedelta(minutes=minutes),
+        "kind": kind,
+        "intent": intent,
+        "attributes": {"n": minutes},
+    }
 
 
 def test_events_read_back_per_user_in_time_order(engine: Engine) -> None:
@@ -50,7 +55,7 @@ def test_append_creates_users_and_widens_their_span(engine: Engine) -> None:
 
 def test_naive_datetimes_are_refused(engine: Engine) -> None:
     with pytest.raises(StatementError, match="naive"):
-        upsert_user(engine, UserInfo(id=1), seen_at=datetime(2026, 1, 1))  # noqa: DTZ001
+        upsert_user(engine, UserInfo(id=1), seen_at=datetime(2026, 1, 1))
 
 
 def test_writer_flushes_everything_and_drops_text_unless_enabled(engine: Engine) -> None:

@@ -36,7 +36,9 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_dotenv_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / ".env").write_text("RAPPORT_DATABASE_URL=postgresql+psycopg://u@h/db\nRAPPORT_ADMIN_IDS=[5]\n")
+    (tmp_path / ".env").write_text(
+        "RAPPORT_DATABASE_URL=postgresql+psycopg://u@h/db\nRAPPORT_ADMIN_IDS=[5]\n"
+    )
     settings = load_settings()
     assert settings.resolved_database_url == "postgresql+psycopg://u@h/db"
     assert settings.admin_ids == [5]

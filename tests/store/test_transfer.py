@@ -26,7 +26,10 @@ def test_csv_import_round_trips_through_jsonl_export(engine: Engine, tmp_path: P
     assert report.imported == 3
     exported = [json.loads(line) for line in export_to_string(engine).splitlines()]
     assert [(e["user_id"], e["kind"], e["intent"]) for e in exported] == [
-        (1, "message", "pricing"), (1, "command", "start"), (2, "reaction", None)]
+        (1, "message", "pricing"),
+        (1, "command", "start"),
+        (2, "reaction", None),
+    ]
     assert exported[0]["attributes"] == {"a": 1}
     assert exported[0]["text"] == "hello"
     assert exported[1]["timestamp"] == "2026-01-02T08:00:00+00:00"
@@ -79,7 +82,9 @@ def test_the_same_file_is_not_imported_twice(engine: Engine, tmp_path: Path) -> 
         (b"foo,bar\n1,2\n", "header must name"),
     ],
 )
-def test_corrupt_files_are_refused_clearly(engine: Engine, tmp_path: Path, content: bytes, message: str) -> None:
+def test_corrupt_files_are_refused_clearly(
+    engine: Engine, tmp_path: Path, content: bytes, message: str
+) -> None:
     path = tmp_path / "corrupt.csv"
     path.write_bytes(content)
     with pytest.raises(ImportFileError, match=message):

@@ -1,0 +1,331 @@
+"""Aggregation SQL for analytics: per-user features, baskets and insight series.
+
+Everything here groups in the database and returns compact tables, so that the
+analytics package never loads the raw event log into Python.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Float,
+    Integer,
+    and_,
+    case,
+    cast,
+    distinct,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
+
+from store.models import Delivery, Event, SegmentMembership, User
+
+logger = logging.getLogger(__name__)
+
+EPOCH_JULIAN_DAY = 2440587.5
+SMALL_TALK_INTENTS = ("greet", "goodbye", "thanks")
+FALLBACK_INTENTS = ("nlu_fallback", "out_of_scope")
+NON_QUESTION_INTENTS = (*SMALL_TALK_INTENTS, *FALLBACK_INTENTS, "human_handoff")
+MESSAGE_KINDS = ("message", "fallback")
+DAYPARTS = (("night", 0, 6), ("morning", 6, 12), ("afternoon", 12, 18), ("evening", 18, 24))
+
+
+@dataclass(frozen=True)
+class Table:
+    """A small query result: column names and row tuples, in a fixed order."""
+
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+
+
+def _days(dialect: str, ts: Any) -> ColumnElement[float]:
+    """Fractional days since the Unix epoch, UTC, on either backend."""
+    if dialect == "sqlite":
+        return func.julianday(ts) - literal(EPOCH_JULIAN_DAY)
+    return cast(func.extract("epoch", ts), Float) / literal(86400.0)
+
+
+def _day_number(dialect: str, ts: Any) -> ColumnElement[int]:
+    """Whole UTC days since the epoch: the portable day bucket."""
+    return cast(func.floor(_days(dialect, ts)), Integer)
+
+
+def _hour(dialect: str, ts: Any) -> ColumnElement[int]:
+    """UTC hour of day, 0-23."""
+    if dialect == "sqlite":
+        return cast(func.strftime("%H", ts), Integer)
+    return cast(func.extract("hour", func.timezone("UTC", ts)), Integer)
+
+
+def _weekday(dialect: str, ts: Any) -> ColumnElement[int]:
+    """UTC weekday with 0 = Sunday (the convention both backends share)."""
+    if dialect == "sqlite":
+        return cast(func.strftime("%w", ts), Integer)
+    return cast(func.extract("dow", func.timezone("UTC", ts)), Integer)
+
+
+def to_epoch_days(moment: datetime) -> float:
+    """The same day count `_days` computes in SQL, for a Python datetime."""
+    return moment.timestamp() / 86400.0
+
+
+def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.sum(case((condition, 1), else_=0))
+
+
+def top_intents(engine: Engine, *, limit: int = 5, until: datetime | None = None) -> list[str]:
+    """The most used question intents overall: the columns of the intent-share features."""
+    e = Event.__table__
+    query = (
+        select(e.c.intent, func.count().label("n"))
+        .where(e.c.kind == "message", e.c.intent.is_not(None), e.c.intent.not_in(NON_QUESTION_INTENTS))
+        .group_by(e.c.intent)
+        .order_by(func.count().desc(), e.c.intent)
+        .limit(limit)
+    )
+    if until is not None:
+        query = query.where(e.c.ts < until)
+    with engine.connect() as connection:
+        return [str(row[0]) for row in connection.execute(query)]
+
+
+def user_feature_table(
+    engine: Engine, *, as_of: datetime, window_start: datetime, intents: Sequence[str]
+) -> Table:
+    """One row of raw per-user aggregates, grouped in SQL over the events before `as_of`.
+
+    Counts, not ratios, come back; the analytics package turns them into rates, so that
+    the division rules (empty denominators) live in one place. Day-based columns are
+    fractional days since the epoch.
+    """
+    dialect = engine.dialect.name
+    e = Event.__table__
+    kind = e.c.kind
+    is_message = kind.in_(MESSAGE_KINDS)
+    days = _days(dialect, e.c.ts)
+    hour = _hour(dialect, e.c.ts)
+    rating = e.c.attributes["rating"].as_float()
+    reply = e.c.attributes["reply"].as_boolean()
+    columns: list[ColumnElement[Any]] = [
+        e.c.user_id.label("user_id"),
+        func.min(days).label("first_day"),
+        func.max(days).label("last_day"),
+        func.count().label("events"),
+        func.count(distinct(case((e.c.ts >= window_start, _day_number(dialect, e.c.ts))))).label(
+            "active_days"
+        ),
+        _count_if(is_message).label("messages"),
+        _count_if(and_(kind == "message", e.c.intent.not_in(NON_QUESTION_INTENTS))).label("questions"),
+        _count_if(kind == "fallback").label("unanswered"),
+        func.avg(case((kind == "feedback", rating))).label("mean_rating"),
+        _count_if(kind == "feedback").label("feedbacks"),
+        _count_if(kind == "reaction").label("reactions"),
+        _count_if(kind == "poll_answer").label("poll_answers"),
+        _count_if(and_(kind == "message", reply == true())).label("replies"),
+        _count_if(and_(is_message, e.c.chat_id < 0)).label("group_messages"),
+        _count_if(kind == "push_received").label("pushes"),
+        _count_if(kind == "push_response").label("push_responses"),
+    ]
+    for index, intent in enumerate(intents):
+        columns.append(_count_if(and_(kind == "message", e.c.intent == intent)).label(f"intent_{index}"))
+    for name, start, stop in DAYPARTS:
+        columns.append(_count_if(and_(hour >= start, hour < stop)).label(f"hours_{name}"))
+    query = (
+        select(*columns)
+        .where(e.c.user_id.is_not(None), e.c.ts < as_of)
+        .group_by(e.c.user_id)
+        .order_by(e.c.user_id)
+    )
+    with engine.connect() as connection:
+        result = connection.execute(query)
+        names = tuple(result.keys())
+        rows = [tuple(row) for row in result]
+    logger.info("aggregated features of %d users in SQL", len(rows))
+    return Table(columns=names, rows=rows)
+
+
+def sent_deliveries(engine: Engine, *, as_of: datetime) -> dict[int, int]:
+    """Pushes actually sent per user: the push-rate denominator when no push events were logged."""
+    d = Delivery.__table__
+    query = (
+        select(d.c.user_id, func.count())
+        .where(d.c.status == "sent", d.c.sent_at < as_of)
+        .group_by(d.c.user_id)
+    )
+    with engine.connect() as connection:
+        return {int(user): int(n) for user, n in connection.execute(query)}
+
+
+def user_intents(engine: Engine, *, as_of: datetime) -> list[tuple[int, str]]:
+    """Distinct (user, intent) pairs of messages: the intent part of each user's basket."""
+    e = Event.__table__
+    query = (
+        select(e.c.user_id, e.c.intent)
+        .where(
+            e.c.user_id.is_not(None),
+            e.c.kind.in_(MESSAGE_KINDS),
+            e.c.intent.is_not(None),
+            e.c.ts < as_of,
+        )
+        .distinct()
+    )
+    with engine.connect() as connection:
+        return [(int(user), str(intent)) for user, intent in connection.execute(query)]
+
+
+def count_log(engine: Engine, *, as_of: datetime) -> tuple[int, int]:
+    """(users with events, events) before `as_of`: what a run covers."""
+    e = Event.__table__
+    query = select(func.count(distinct(e.c.user_id)), func.count()).where(
+        e.c.user_id.is_not(None), e.c.ts < as_of
+    )
+    with engine.connect() as connection:
+        users, events = connection.execute(query).one()
+    return int(users or 0), int(events or 0)
+
+
+def active_users_by(engine: Engine, *, period_days: int, since: datetime, until: datetime) -> Table:
+    """Distinct active users per bucket of `period_days` days (1: DAU, 7: WAU, 28/30: MAU)."""
+    dialect = engine.dialect.name
+    e = Event.__table__
+    bucket = (_day_number(dialect, e.c.ts) / period_days).label("bucket")
+    if dialect == "postgresql":
+        bucket = cast(func.floor(_day_number(dialect, e.c.ts) / float(period_days)), Integer).label("bucket")
+    query = (
+        select(bucket, func.count(distinct(e.c.user_id)))
+        .where(e.c.user_id.is_not(None), e.c.ts >= since, e.c.ts < until)
+        .group_by(bucket)
+        .order_by(bucket)
+    )
+    with engine.connect() as connection:
+        rows = [(int(b) * period_days, int(n)) for b, n in connection.execute(query)]
+    return Table(columns=("day", "users"), rows=rows)
+
+
+def distinct_users_between(engine: Engine, *, since: datetime, until: datetime) -> int:
+    """How many users had any event in [since, until)."""
+    e = Event.__table__
+    query = select(func.count(distinct(e.c.user_id))).where(
+        e.c.user_id.is_not(None), e.c.ts >= since, e.c.ts < until
+    )
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar() or 0)
+
+
+def period_counts(engine: Engine, *, since: datetime, until: datetime, top: int = 5) -> dict[str, Any]:
+    """New users, messages, unanswered messages and top intents in [since, until)."""
+    e = Event.__table__
+    u = User.__table__
+    window = and_(e.c.ts >= since, e.c.ts < until)
+    with engine.connect() as connection:
+        messages, unanswered = connection.execute(
+            select(_count_if(e.c.kind.in_(MESSAGE_KINDS)), _count_if(e.c.kind == "fallback")).where(window)
+        ).one()
+        new_users = connection.execute(
+            select(func.count()).where(u.c.first_seen >= since, u.c.first_seen < until)
+        ).scalar()
+        intents = connection.execute(
+            select(e.c.intent, func.count())
+            .where(window, e.c.kind == "message", e.c.intent.is_not(None))
+            .group_by(e.c.intent)
+            .order_by(func.count().desc(), e.c.intent)
+            .limit(top)
+        ).all()
+    return {
+        "messages": int(messages or 0),
+        "unanswered": int(unanswered or 0),
+        "new_users": int(new_users or 0),
+        "top_intents": [(str(i), int(n)) for i, n in intents],
+    }
+
+
+def retention_cohorts(engine: Engine, *, until: datetime) -> Table:
+    """Users per (first-activity week, weeks since) pair: the weekly retention triangle."""
+    dialect = engine.dialect.name
+    e = Event.__table__
+    week = cast(func.floor(_day_number(dialect, e.c.ts) / 7.0), Integer)
+    active = (
+        select(e.c.user_id.label("user_id"), week.label("week"))
+        .where(e.c.user_id.is_not(None), e.c.ts < until)
+        .distinct()
+        .subquery()
+    )
+    first = (
+        select(active.c.user_id, func.min(active.c.week).label("cohort"))
+        .group_by(active.c.user_id)
+        .subquery()
+    )
+    offset = (active.c.week - first.c.cohort).label("offset")
+    query = (
+        select(first.c.cohort, offset, func.count())
+        .join_from(active, first, active.c.user_id == first.c.user_id)
+        .group_by(first.c.cohort, offset)
+        .order_by(first.c.cohort, offset)
+    )
+    with engine.connect() as connection:
+        rows = [(int(c), int(o), int(n)) for c, o, n in connection.execute(query)]
+    return Table(columns=("cohort_week", "week_offset", "users"), rows=rows)
+
+
+def activity_heatmap(engine: Engine, *, since: datetime, until: datetime) -> Table:
+    """Events per (weekday, hour), UTC, weekday 0 = Sunday."""
+    dialect = engine.dialect.name
+    e = Event.__table__
+    weekday = _weekday(dialect, e.c.ts).label("weekday")
+    hour = _hour(dialect, e.c.ts).label("hour")
+    query = (
+        select(weekday, hour, func.count())
+        .where(e.c.user_id.is_not(None), e.c.ts >= since, e.c.ts < until)
+        .group_by(weekday, hour)
+    )
+    with engine.connect() as connection:
+        rows = [(int(w), int(h), int(n)) for w, h, n in connection.execute(query)]
+    return Table(columns=("weekday", "hour", "events"), rows=rows)
+
+
+def unanswered_texts(engine: Engine, *, since: datetime, until: datetime, limit: int = 20) -> Table:
+    """Unanswered message texts grouped case-insensitively, most frequent first."""
+    e = Event.__table__
+    normalised = func.lower(func.trim(e.c.text)).label("text")
+    unanswered = or_(e.c.kind == "fallback", e.c.intent.in_(FALLBACK_INTENTS))
+    query = (
+        select(normalised, func.count().label("n"), func.count(distinct(e.c.user_id)))
+        .where(unanswered, e.c.text.is_not(None), e.c.ts >= since, e.c.ts < until)
+        .group_by(normalised)
+        .order_by(func.count().desc(), normalised)
+        .limit(limit)
+    )
+    with engine.connect() as connection:
+        rows = [(str(t), int(n), int(u)) for t, n, u in connection.execute(query)]
+    return Table(columns=("text", "count", "users"), rows=rows)
+
+
+def intents_by_segment(engine: Engine, *, run_id: int, as_of: datetime, limit: int = 5) -> Table:
+    """Message counts per (segment, intent) of one run, the top `limit` per segment."""
+    e = Event.__table__
+    m = SegmentMembership.__table__
+    query = (
+        select(m.c.segment_id, e.c.intent, func.count().label("n"))
+        .join_from(e, m, and_(m.c.user_id == e.c.user_id, m.c.run_id == run_id))
+        .where(e.c.kind == "message", e.c.intent.is_not(None), e.c.ts < as_of)
+        .group_by(m.c.segment_id, e.c.intent)
+        .order_by(m.c.segment_id, func.count().desc(), e.c.intent)
+    )
+    kept: list[tuple[Any, ...]] = []
+    per_segment: dict[int, int] = {}
+    with engine.connect() as connection:
+        for segment_id, intent, n in connection.execute(query):
+            if per_segment.get(segment_id, 0) < limit:
+                per_segment[segment_id] = per_segment.get(segment_id, 0) + 1
+                kept.append((int(segment_id), str(intent), int(n)))
+    return Table(columns=("segment_id", "intent", "messages"), rows=kept)
