@@ -51,8 +51,8 @@ class Table:
 def _days(dialect: str, ts: Any) -> ColumnElement[float]:
     """Fractional days since the Unix epoch, UTC, on either backend."""
     if dialect == "sqlite":
-        return func.julianday(ts) - literal(EPOCH_JULIAN_DAY)
-    return cast(func.extract("epoch", ts), Float) / literal(86400.0)
+        return cast(func.julianday(ts), Float) - literal(EPOCH_JULIAN_DAY, Float)
+    return cast(cast(func.extract("epoch", ts), Float) / literal(86400.0, Float), Float)
 
 
 def _day_number(dialect: str, ts: Any) -> ColumnElement[int]:
@@ -83,26 +83,28 @@ def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.sum(case((condition, 1), else_=0))
 
 
-def top_intents(engine: Engine, *, limit: int = 5, until: datetime | None = None) -> list[str]:
-    """The most used question intents overall: the columns of the intent-share features."""
+def message_intents(engine: Engine, *, until: datetime | None = None) -> list[tuple[str, int]]:
+    """Every intent of a message before `until` with its count, most used first."""
     e = Event.__table__
     query = (
         select(e.c.intent, func.count().label("n"))
-        .where(e.c.kind == "message", e.c.intent.is_not(None), e.c.intent.not_in(NON_QUESTION_INTENTS))
+        .where(e.c.kind.in_(MESSAGE_KINDS), e.c.intent.is_not(None))
         .group_by(e.c.intent)
         .order_by(func.count().desc(), e.c.intent)
-        .limit(limit)
     )
     if until is not None:
         query = query.where(e.c.ts < until)
     with engine.connect() as connection:
-        return [str(row[0]) for row in connection.execute(query)]
+        return [(str(intent), int(n)) for intent, n in connection.execute(query)]
 
 
 def user_feature_table(
     engine: Engine, *, as_of: datetime, window_start: datetime, intents: Sequence[str]
 ) -> Table:
     """One row of raw per-user aggregates, grouped in SQL over the events before `as_of`.
+
+    Column `intent_<i>` counts the messages with `intents[i]`: the share features and the
+    intent part of each user's basket come from this one scan.
 
     Counts, not ratios, come back; the analytics package turns them into rates, so that
     the division rules (empty denominators) live in one place. Day-based columns are
@@ -137,7 +139,7 @@ def user_feature_table(
         _count_if(kind == "push_response").label("push_responses"),
     ]
     for index, intent in enumerate(intents):
-        columns.append(_count_if(and_(kind == "message", e.c.intent == intent)).label(f"intent_{index}"))
+        columns.append(_count_if(and_(is_message, e.c.intent == intent)).label(f"intent_{index}"))
     for name, start, stop in DAYPARTS:
         columns.append(_count_if(and_(hour >= start, hour < stop)).label(f"hours_{name}"))
     query = (
@@ -166,41 +168,11 @@ def sent_deliveries(engine: Engine, *, as_of: datetime) -> dict[int, int]:
         return {int(user): int(n) for user, n in connection.execute(query)}
 
 
-def user_intents(engine: Engine, *, as_of: datetime) -> list[tuple[int, str]]:
-    """Distinct (user, intent) pairs of messages: the intent part of each user's basket."""
-    e = Event.__table__
-    query = (
-        select(e.c.user_id, e.c.intent)
-        .where(
-            e.c.user_id.is_not(None),
-            e.c.kind.in_(MESSAGE_KINDS),
-            e.c.intent.is_not(None),
-            e.c.ts < as_of,
-        )
-        .distinct()
-    )
-    with engine.connect() as connection:
-        return [(int(user), str(intent)) for user, intent in connection.execute(query)]
-
-
-def count_log(engine: Engine, *, as_of: datetime) -> tuple[int, int]:
-    """(users with events, events) before `as_of`: what a run covers."""
-    e = Event.__table__
-    query = select(func.count(distinct(e.c.user_id)), func.count()).where(
-        e.c.user_id.is_not(None), e.c.ts < as_of
-    )
-    with engine.connect() as connection:
-        users, events = connection.execute(query).one()
-    return int(users or 0), int(events or 0)
-
-
 def active_users_by(engine: Engine, *, period_days: int, since: datetime, until: datetime) -> Table:
     """Distinct active users per bucket of `period_days` days (1: DAU, 7: WAU, 28/30: MAU)."""
     dialect = engine.dialect.name
     e = Event.__table__
-    bucket = (_day_number(dialect, e.c.ts) / period_days).label("bucket")
-    if dialect == "postgresql":
-        bucket = cast(func.floor(_day_number(dialect, e.c.ts) / float(period_days)), Integer).label("bucket")
+    bucket = (_day_number(dialect, e.c.ts) // period_days).label("bucket")
     query = (
         select(bucket, func.count(distinct(e.c.user_id)))
         .where(e.c.user_id.is_not(None), e.c.ts >= since, e.c.ts < until)
@@ -253,7 +225,7 @@ def retention_cohorts(engine: Engine, *, until: datetime) -> Table:
     """Users per (first-activity week, weeks since) pair: the weekly retention triangle."""
     dialect = engine.dialect.name
     e = Event.__table__
-    week = cast(func.floor(_day_number(dialect, e.c.ts) / 7.0), Integer)
+    week = _day_number(dialect, e.c.ts) // 7
     active = (
         select(e.c.user_id.label("user_id"), week.label("week"))
         .where(e.c.user_id.is_not(None), e.c.ts < until)

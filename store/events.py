@@ -102,6 +102,8 @@ def _ensure_users(connection: Connection, spans: dict[int, tuple[datetime, datet
             "last_seen": latest(users.c.last_seen, statement.excluded.last_seen),
         },
     )
+    if not spans:  # a batch of events without users (e.g. channel posts) has nobody to upsert
+        return
     # Sorted ids keep concurrent writers from deadlocking on PostgreSQL.
     rows = [
         {"id": user_id, "first_seen": first, "last_seen": last, "opted_out": False, "blocked": False}

@@ -231,6 +231,9 @@ class Delivery(Base):
     due_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Whether the user was active within 48 h of the push (or, for holdout rows, of `due_at`);
+    # None until measured.
+    responded: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class ModelRun(Base):

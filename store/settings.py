@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     reengage_time: str = Field(
         default="10:00", description="Local time (HH:MM, scheduler_timezone) of the daily job."
     )
+    reengage_segment_days: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=dict,
+        description="Per-segment inactivity thresholds overriding `reengage_inactive_days`, "
+        "as `segment=days` pairs, comma-separated (e.g. `power users=3,newcomers=14`).",
+    )
     push_cap_days: int = Field(
         default=7, description="At most one automated push per user within this many days."
     )
@@ -140,6 +145,11 @@ class Settings(BaseSettings):
     )
     per_chat_rate_per_s: float = Field(default=1.0, description="Messages/s to one private chat.")
     group_rate_per_min: float = Field(default=20.0, description="Messages/min to one group.")
+    send_lanes: int = Field(
+        default=1,
+        description="Messages the delivery engine keeps in flight at once; a crash leaves at most "
+        "this many deliveries ambiguous. 1 suffices for 30 messages/s.",
+    )
     send_max_retries: int = Field(default=5, description="Retries of a send after 5xx or network errors.")
 
     @field_validator("admin_ids", "nlu_data", mode="before")
@@ -153,6 +163,18 @@ class Settings(BaseSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         if isinstance(value, int):
             return [value]
+        return value
+
+    @field_validator("reengage_segment_days", mode="before")
+    @classmethod
+    def _segment_days(cls, value: object) -> object:
+        """Accept `segment=days,...` from the environment as well as a JSON object."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("{"):
+                return json.loads(text)
+            pairs = [part.rpartition("=") for part in text.split(",") if part.strip()]
+            return {name.strip(): days.strip() for name, _, days in pairs}
         return value
 
     @property

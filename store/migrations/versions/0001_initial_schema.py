@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 12:53:51.707337
+Create Date: 2026-11-28 13:42:10.518398
 """
 
 from __future__ import annotations
@@ -147,6 +147,7 @@ def upgrade() -> None:
     sa.Column('due_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('claimed_by', sa.String(length=64), nullable=True),
     sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('responded', sa.Boolean(), nullable=True),
     sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('campaign_id', 'user_id', name='uq_deliveries_campaign_user')

@@ -1,0 +1,360 @@
+"""Analytics runs, segments, memberships and rules: written atomically, read by id or name."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, Table, and_, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from store.models import AnalyticsRun, Rule, Segment, SegmentMembership, User, utcnow
+
+logger = logging.getLogger(__name__)
+
+MEMBERSHIP_CHUNK = 50_000
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One stored analytics run."""
+
+    id: int
+    created_at: datetime
+    finished_at: datetime | None
+    status: str
+    message: str | None
+    algorithm: str | None
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    n_users: int
+    n_events: int
+    is_current: bool
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    """A stored segment: its run, label, human name, size and profile."""
+
+    id: int
+    run_id: int
+    label: int
+    name: str
+    description: str
+    size: int
+    profile: dict[str, Any] = field(default_factory=dict)
+    pinned: bool = False
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """A stored association rule and its manager-readable sentence."""
+
+    id: int
+    run_id: int
+    antecedents: tuple[str, ...]
+    consequents: tuple[str, ...]
+    support: float
+    confidence: float
+    lift: float
+    leverage: float
+    conviction: float | None
+    sentence: str
+
+
+@dataclass(frozen=True)
+class NewSegment:
+    """A segment to store; `label` links it to the membership labels."""
+
+    label: int
+    name: str
+    description: str
+    size: int
+    profile: dict[str, Any]
+    pinned: bool = False
+
+
+def _run(row: AnalyticsRun) -> RunInfo:
+    return RunInfo(
+        id=row.id,
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+        status=row.status,
+        message=row.message,
+        algorithm=row.algorithm,
+        params=dict(row.params or {}),
+        metrics=dict(row.metrics or {}),
+        n_users=row.n_users,
+        n_events=row.n_events,
+        is_current=row.is_current,
+    )
+
+
+def _segment(row: Segment) -> SegmentInfo:
+    return SegmentInfo(
+        id=row.id,
+        run_id=row.run_id,
+        label=row.label,
+        name=row.name,
+        description=row.description,
+        size=row.size,
+        profile=dict(row.profile or {}),
+        pinned=row.pinned,
+    )
+
+
+def _rule(row: Rule) -> RuleInfo:
+    return RuleInfo(
+        id=row.id,
+        run_id=row.run_id,
+        antecedents=tuple(row.antecedents),
+        consequents=tuple(row.consequents),
+        support=row.support,
+        confidence=row.confidence,
+        lift=row.lift,
+        leverage=row.leverage,
+        conviction=row.conviction,
+        sentence=row.sentence,
+    )
+
+
+def start_run(engine: Engine, *, algorithm: str, params: dict[str, Any]) -> int:
+    """Record a run as `running` before any work, so a crash leaves a visible trace."""
+    with engine.begin() as connection:
+        result = connection.execute(
+            insert(AnalyticsRun).values(
+                created_at=utcnow(), status="running", algorithm=algorithm, params=params
+            )
+        )
+        run_id = result.inserted_primary_key
+        assert run_id is not None
+        return int(run_id[0])
+
+
+def end_run(
+    engine: Engine,
+    run_id: int,
+    *,
+    status: str,
+    message: str,
+    metrics: dict[str, Any] | None = None,
+    n_users: int = 0,
+    n_events: int = 0,
+) -> None:
+    """Close a run that stores no segments (empty log, failure): its message says why."""
+    with engine.begin() as connection:
+        connection.execute(
+            update(AnalyticsRun)
+            .where(AnalyticsRun.id == run_id)
+            .values(
+                status=status,
+                message=message,
+                metrics=metrics or {},
+                n_users=n_users,
+                n_events=n_events,
+                finished_at=utcnow(),
+            )
+        )
+
+
+def complete_run(
+    engine: Engine,
+    run_id: int,
+    *,
+    message: str,
+    metrics: dict[str, Any],
+    n_events: int,
+    segments: Sequence[NewSegment],
+    user_ids: Sequence[int],
+    labels: Sequence[int],
+    rules: Sequence[dict[str, Any]],
+) -> int:
+    """Store segments, memberships and rules and make the run current, in one transaction.
+
+    Users deleted while the run computed are dropped from the memberships inside the same
+    transaction (their data must not come back), and the segment sizes recounted; returns
+    how many were dropped.
+    """
+    if len(user_ids) != len(labels):
+        raise ValueError(f"{len(user_ids)} user ids but {len(labels)} labels")
+    with engine.begin() as connection:
+        label_to_id: dict[int, int] = {}
+        for seg in segments:
+            result = connection.execute(
+                insert(Segment).values(
+                    run_id=run_id,
+                    label=seg.label,
+                    name=seg.name,
+                    description=seg.description,
+                    size=seg.size,
+                    profile=seg.profile,
+                    pinned=seg.pinned,
+                )
+            )
+            key = result.inserted_primary_key
+            assert key is not None
+            label_to_id[seg.label] = int(key[0])
+        members = SegmentMembership.__table__
+        assert isinstance(members, Table)
+        for start in range(0, len(user_ids), MEMBERSHIP_CHUNK):
+            chunk = [
+                {"run_id": run_id, "user_id": int(user), "segment_id": label_to_id[int(label)]}
+                for user, label in zip(
+                    user_ids[start : start + MEMBERSHIP_CHUNK],
+                    labels[start : start + MEMBERSHIP_CHUNK],
+                    strict=True,
+                )
+            ]
+            connection.execute(insert(members), chunk)
+        dropped = int(
+            connection.execute(
+                delete(members).where(
+                    members.c.run_id == run_id, members.c.user_id.not_in(select(User.__table__.c.id))
+                )
+            ).rowcount  # type: ignore[attr-defined]
+        )
+        if dropped:
+            sizes: dict[int, int] = dict(
+                connection.execute(
+                    select(members.c.segment_id, func.count())
+                    .where(members.c.run_id == run_id)
+                    .group_by(members.c.segment_id)
+                ).all()
+            )
+            for segment_id in label_to_id.values():
+                connection.execute(
+                    update(Segment).where(Segment.id == segment_id).values(size=int(sizes.get(segment_id, 0)))
+                )
+            message = f"{message}; {dropped} user(s) deleted during the run were left out"
+        if rules:
+            connection.execute(insert(Rule), [{"run_id": run_id, **rule} for rule in rules])
+        connection.execute(update(AnalyticsRun).where(AnalyticsRun.is_current).values(is_current=False))
+        connection.execute(
+            update(AnalyticsRun)
+            .where(AnalyticsRun.id == run_id)
+            .values(
+                status="done",
+                message=message,
+                metrics=metrics,
+                n_users=len(user_ids) - dropped,
+                n_events=n_events,
+                finished_at=utcnow(),
+                is_current=True,
+            )
+        )
+    return dropped
+
+
+def get_run(engine: Engine, run_id: int | None = None) -> RunInfo | None:
+    """A run by id, or the current one (the newest completed run)."""
+    query = select(AnalyticsRun)
+    query = (
+        query.where(AnalyticsRun.id == run_id) if run_id is not None else query.where(AnalyticsRun.is_current)
+    )
+    with Session(engine) as session:
+        row = session.scalars(query.order_by(AnalyticsRun.id.desc()).limit(1)).first()
+        return None if row is None else _run(row)
+
+
+def list_runs(engine: Engine, *, limit: int = 20) -> list[RunInfo]:
+    """The newest runs first, whatever their status."""
+    with Session(engine) as session:
+        rows = session.scalars(select(AnalyticsRun).order_by(AnalyticsRun.id.desc()).limit(limit))
+        return [_run(row) for row in rows]
+
+
+def previous_done_run(engine: Engine, before_run: int) -> RunInfo | None:
+    """The newest completed run older than `before_run` (for name matching and migration)."""
+    with Session(engine) as session:
+        row = session.scalars(
+            select(AnalyticsRun)
+            .where(AnalyticsRun.status == "done", AnalyticsRun.id < before_run)
+            .order_by(AnalyticsRun.id.desc())
+            .limit(1)
+        ).first()
+        return None if row is None else _run(row)
+
+
+def run_segments(engine: Engine, run_id: int) -> list[SegmentInfo]:
+    """A run's segments, largest first."""
+    with Session(engine) as session:
+        rows = session.scalars(
+            select(Segment).where(Segment.run_id == run_id).order_by(Segment.size.desc(), Segment.label)
+        )
+        return [_segment(row) for row in rows]
+
+
+def get_segment(engine: Engine, segment_id: int) -> SegmentInfo | None:
+    """One segment by id, of any run."""
+    with Session(engine) as session:
+        row = session.get(Segment, segment_id)
+        return None if row is None else _segment(row)
+
+
+def segment_member_ids(engine: Engine, segment_id: int, *, limit: int | None = None) -> list[int]:
+    """The user ids in a segment, ascending."""
+    m = SegmentMembership.__table__
+    query = select(m.c.user_id).where(m.c.segment_id == segment_id).order_by(m.c.user_id)
+    if limit is not None:
+        query = query.limit(limit)
+    with engine.connect() as connection:
+        return [int(user) for (user,) in connection.execute(query)]
+
+
+def segment_of_user(engine: Engine, user_id: int, run_id: int) -> SegmentInfo | None:
+    """The segment a user belongs to in one run, if any."""
+    m = SegmentMembership.__table__
+    with Session(engine) as session:
+        row = session.scalars(
+            select(Segment)
+            .join(m, m.c.segment_id == Segment.id)
+            .where(m.c.run_id == run_id, m.c.user_id == user_id)
+        ).first()
+        return None if row is None else _segment(row)
+
+
+def rename_segment(engine: Engine, segment_id: int, name: str, *, pinned: bool = True) -> SegmentInfo | None:
+    """Give a segment a manager's name; pinned names carry over to matching segments of later runs."""
+    with engine.begin() as connection:
+        connection.execute(update(Segment).where(Segment.id == segment_id).values(name=name, pinned=pinned))
+    return get_segment(engine, segment_id)
+
+
+def run_rules(engine: Engine, run_id: int, *, limit: int | None = None) -> list[RuleInfo]:
+    """A run's rules, strongest lift first."""
+    query = select(Rule).where(Rule.run_id == run_id).order_by(Rule.lift.desc(), Rule.confidence.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    with Session(engine) as session:
+        return [_rule(row) for row in session.scalars(query)]
+
+
+def segment_overlap(engine: Engine, old_run: int, new_run: int) -> list[tuple[int, int, int]]:
+    """(old segment id, new segment id, users in both) across two runs, grouped in SQL."""
+    old = SegmentMembership.__table__.alias("old")
+    new = SegmentMembership.__table__.alias("new")
+    query = (
+        select(old.c.segment_id, new.c.segment_id, func.count())
+        .join_from(old, new, and_(old.c.user_id == new.c.user_id, new.c.run_id == new_run))
+        .where(old.c.run_id == old_run)
+        .group_by(old.c.segment_id, new.c.segment_id)
+    )
+    with engine.connect() as connection:
+        return [(int(a), int(b), int(n)) for a, b, n in connection.execute(query)]
+
+
+def run_memberships(engine: Engine, run_id: int) -> tuple[list[int], list[int]]:
+    """(user ids, segment ids) of one run, for matching the next run's segments by overlap."""
+    m = SegmentMembership.__table__
+    users: list[int] = []
+    segments: list[int] = []
+    with engine.connect() as connection:
+        for user, segment in connection.execute(
+            select(m.c.user_id, m.c.segment_id).where(m.c.run_id == run_id)
+        ):
+            users.append(int(user))
+            segments.append(int(segment))
+    return users, segments
