@@ -1,0 +1,104 @@
+"""The trained NLU model: featurizer, classifier, fallback policy and entity extractor behind ``parse``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from nlu.classifier import IntentClassifier, softmax
+from nlu.entities import EntityExtractor
+from nlu.fallback import FallbackPolicy
+from nlu.featurizer import TextFeaturizer
+from nlu.results import FALLBACK_INTENT, RANKING_LENGTH, Entity, IntentParser, IntentScore, ParseResult
+
+
+class NLUModel(IntentParser):
+    """A fitted pipeline that answers like Rasa's ``/model/parse``; implements ``IntentParser``.
+
+    Build it with :func:`nlu.training.train` or :func:`nlu.storage.load_model`. ``metadata`` holds
+    the training-data hash, labels, thresholds and validation metrics that get saved with it.
+    """
+
+    def __init__(
+        self,
+        featurizer: TextFeaturizer,
+        classifier: IntentClassifier,
+        extractor: EntityExtractor,
+        policy: FallbackPolicy,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.featurizer = featurizer
+        self.classifier = classifier
+        self.extractor = extractor
+        self.policy = policy
+        self.metadata: dict[str, Any] = dict(metadata or {})
+
+    @property
+    def labels(self) -> list[str]:
+        """The intents the classifier can predict."""
+        return list(self.classifier.classes_)
+
+    def _rankings(self, proba: npt.NDArray[np.float32]) -> tuple[list[list[int]], list[list[float]]]:
+        """Top-``RANKING_LENGTH`` class indices and confidences of each row, best first."""
+        count = min(RANKING_LENGTH, proba.shape[1])
+        if count < proba.shape[1]:
+            top = np.argpartition(-proba, count - 1, axis=1)[:, :count]
+        else:
+            top = np.broadcast_to(np.arange(count), proba.shape).copy()
+        picked = np.take_along_axis(proba, top, axis=1)
+        order = np.argsort(-picked, axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        picked = np.take_along_axis(picked, order, axis=1).astype(np.float64)
+        return top.tolist(), picked.tolist()
+
+    def _result(
+        self, text: str, top: list[int], confidences: list[float], entities: tuple[Entity, ...]
+    ) -> ParseResult:
+        classes = self.classifier.classes_
+        ranking = tuple(IntentScore(classes[i], c) for i, c in zip(top, confidences, strict=True))
+        top1 = confidences[0]
+        top2 = confidences[1] if len(confidences) > 1 else 0.0
+        if self.policy.is_fallback(top1, top2):
+            fallback = IntentScore(FALLBACK_INTENT, self.policy.threshold)
+            return ParseResult(text, fallback, entities, (fallback, *ranking[: RANKING_LENGTH - 1]))
+        return ParseResult(text, ranking[0], entities, ranking)
+
+    def _empty(self, text: str) -> ParseResult:
+        fallback = IntentScore(FALLBACK_INTENT, 0.0)
+        return ParseResult(text, fallback, (), (fallback,))
+
+    def parse(self, text: str) -> ParseResult:
+        """Parse one message; blank text gives ``nlu_fallback`` with confidence 0 and no entities."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a string, got {type(text).__name__}")
+        if not text.strip():
+            return self._empty(text)
+        indices, values = self.featurizer.transform_one(text)
+        scores = self.classifier.decision_one(indices, values)
+        proba = softmax(scores[np.newaxis, :], self.classifier.temperature)
+        tops, confidences = self._rankings(proba)
+        return self._result(text, tops[0], confidences[0], self.extractor.extract(text))
+
+    def parse_batch(self, texts: Sequence[str]) -> list[ParseResult]:
+        """Parse many messages in order with one matrix product for the whole batch."""
+        for text in texts:
+            if not isinstance(text, str):
+                raise TypeError(f"texts must be strings, got {type(text).__name__}")
+        if not texts:
+            return []
+        proba = self.classifier.predict_proba(self.featurizer.transform(texts))
+        tops, confidences = self._rankings(proba)
+        return [
+            self._result(text, tops[row], confidences[row], self.extractor.extract(text))
+            if text.strip()
+            else self._empty(text)
+            for row, text in enumerate(texts)
+        ]
+
+    async def aparse(self, text: str) -> ParseResult:
+        """Parse in a worker thread so a long message never stalls the bot's event loop."""
+        return await asyncio.to_thread(self.parse, text)

@@ -1,0 +1,163 @@
+"""Saving and loading models as JSON plus ``.npz`` arrays: no pickle, checksums checked before use."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nlu.classifier import IntentClassifier
+from nlu.entities import EntityExtractor
+from nlu.errors import ModelLoadError, ModelVersionError
+from nlu.fallback import FallbackPolicy
+from nlu.featurizer import TextFeaturizer
+from nlu.model import NLUModel
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+METADATA_FILE = "metadata.json"
+_VOCABULARY_FILE = "vocabulary.json"
+_ARRAYS_FILE = "arrays.npz"
+_ENTITIES_FILE = "entities.json"
+_MODEL_KIND = "rapport-nlu/tfidf-linear-svm"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_atomic(path: Path, payload: bytes) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(payload)
+    os.replace(temporary, path)
+
+
+def save_model(model: NLUModel, model_dir: Path) -> Path:
+    """Write ``model`` into ``model_dir`` (created if needed); ``metadata.json`` is written last.
+
+    Returns:
+        The path of the metadata file.
+    """
+    model_dir.mkdir(parents=True, exist_ok=True)
+    featurizer, classifier = model.featurizer, model.classifier
+    vocabulary = json.dumps({"terms": featurizer.terms()}, ensure_ascii=False).encode("utf-8")
+    _write_atomic(model_dir / _VOCABULARY_FILE, vocabulary)
+    temporary = model_dir / (_ARRAYS_FILE + ".tmp.npz")
+    np.savez(temporary, idf=featurizer.idf_, coef=classifier.coef_, intercept=classifier.intercept_)
+    os.replace(temporary, model_dir / _ARRAYS_FILE)
+    entities = json.dumps(model.extractor.to_dict(), ensure_ascii=False).encode("utf-8")
+    _write_atomic(model_dir / _ENTITIES_FILE, entities)
+    files = {name: _sha256(model_dir / name) for name in (_VOCABULARY_FILE, _ARRAYS_FILE, _ENTITIES_FILE)}
+    metadata: dict[str, Any] = {
+        **model.metadata,
+        "format_version": FORMAT_VERSION,
+        "kind": _MODEL_KIND,
+        "labels": classifier.classes_,
+        "thresholds": {
+            "threshold": model.policy.threshold,
+            "ambiguity_threshold": model.policy.ambiguity_threshold,
+        },
+        "featurizer": {**featurizer.get_config(), "n_word_features": featurizer.n_word_features_},
+        "classifier": {
+            "C": classifier.C,
+            "temperature": classifier.temperature,
+            "class_weight": classifier.class_weight,
+            "random_state": classifier.random_state,
+        },
+        "files": files,
+    }
+    payload = json.dumps(metadata, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
+    _write_atomic(model_dir / METADATA_FILE, payload)
+    logger.info("saved NLU model with %d intents to %s", len(classifier.classes_), model_dir)
+    return model_dir / METADATA_FILE
+
+
+def read_metadata(model_dir: Path) -> dict[str, Any]:
+    """The metadata of the model in ``model_dir``, with its format version checked.
+
+    Raises:
+        ModelLoadError: no such directory, no metadata, or unreadable metadata.
+        ModelVersionError: the model was written by another format version.
+    """
+    if not model_dir.is_dir():
+        raise ModelLoadError(f"model directory {str(model_dir)!r} does not exist")
+    path = model_dir / METADATA_FILE
+    if not path.is_file():
+        raise ModelLoadError(f"{str(model_dir)!r} is not a Rapport NLU model: it has no {METADATA_FILE}")
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(metadata, dict):
+        raise ModelLoadError(f"{path} must hold a JSON object")
+    version = metadata.get("format_version")
+    if version != FORMAT_VERSION or metadata.get("kind") != _MODEL_KIND:
+        raise ModelVersionError(
+            f"model in {str(model_dir)!r} has format version {version!r} (kind {metadata.get('kind')!r}); "
+            f"this Rapport reads version {FORMAT_VERSION} ({_MODEL_KIND}); retrain with `rapport nlu train`"
+        )
+    return metadata
+
+
+def _checked_file(model_dir: Path, name: str, expected: Any) -> Path:
+    """A file of the model, only if it lies inside ``model_dir`` and matches its recorded SHA-256."""
+    path = (model_dir / name).resolve()
+    if path.parent != model_dir.resolve() or not path.is_file():
+        raise ModelLoadError(f"model file {name!r} is missing from {str(model_dir)!r}")
+    if _sha256(path) != expected:
+        raise ModelLoadError(f"model file {str(path)!r} does not match its checksum: the model is damaged")
+    return path
+
+
+def load_model(model_dir: Path) -> NLUModel:
+    """Load a model saved by :func:`save_model`.
+
+    Raises:
+        ModelLoadError: missing directory or files, checksum mismatch, or damaged content.
+        ModelVersionError: the model was written by another format version.
+    """
+    metadata = read_metadata(model_dir)
+    try:
+        files = metadata["files"]
+        vocabulary_path = _checked_file(model_dir, _VOCABULARY_FILE, files[_VOCABULARY_FILE])
+        arrays_path = _checked_file(model_dir, _ARRAYS_FILE, files[_ARRAYS_FILE])
+        entities_path = _checked_file(model_dir, _ENTITIES_FILE, files[_ENTITIES_FILE])
+        terms = json.loads(vocabulary_path.read_text(encoding="utf-8"))["terms"]
+        with np.load(arrays_path, allow_pickle=False) as arrays:
+            idf, coef, intercept = arrays["idf"], arrays["coef"], arrays["intercept"]
+        featurizer = TextFeaturizer.from_state(
+            metadata["featurizer"], terms, idf, int(metadata["featurizer"]["n_word_features"])
+        )
+        params = metadata["classifier"]
+        classifier = IntentClassifier(
+            C=float(params["C"]),
+            temperature=float(params["temperature"]),
+            class_weight=params["class_weight"],
+            random_state=int(params["random_state"]),
+        )
+        classifier.classes_ = [str(label) for label in metadata["labels"]]
+        classifier.coef_ = np.ascontiguousarray(coef, dtype=np.float32)
+        classifier.intercept_ = np.asarray(intercept, dtype=np.float32)
+        extractor = EntityExtractor.from_dict(json.loads(entities_path.read_text(encoding="utf-8")))
+        thresholds = metadata["thresholds"]
+        policy = FallbackPolicy(float(thresholds["threshold"]), float(thresholds["ambiguity_threshold"]))
+    except ModelLoadError:
+        raise
+    except (KeyError, TypeError, ValueError, OSError) as exc:
+        raise ModelLoadError(f"model in {str(model_dir)!r} is damaged: {exc!r}") from exc
+    n_features, n_classes = classifier.coef_.shape
+    if n_features != len(terms) or n_classes != len(classifier.classes_) or len(idf) != len(terms):
+        raise ModelLoadError(
+            f"model in {str(model_dir)!r} is damaged: array shapes do not match the vocabulary"
+        )
+    return NLUModel(featurizer, classifier, extractor, policy, metadata)

@@ -1,0 +1,65 @@
+"""The linear SVM classifier, temperature calibration and the fallback tuning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nlu import IntentClassifier, NotFittedError, TextFeaturizer, tune_fallback
+from nlu.classifier import fit_temperature, softmax
+
+TEXTS = ["hello", "hi there", "hey", "good morning", "bye", "goodbye", "see you", "bye bye"]
+LABELS = ["greet"] * 4 + ["goodbye"] * 4
+
+
+def test_fit_predict_and_probabilities() -> None:
+    featurizer = TextFeaturizer(min_df=1).fit(TEXTS)
+    X = featurizer.transform(TEXTS)
+    clf = IntentClassifier(C=1.0, temperature=2.0).fit(X, LABELS)
+    assert clf.classes_ == ["goodbye", "greet"]
+    assert clf.coef_.shape == (X.shape[1], 2)
+    assert clf.predict(X) == LABELS
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    indices, values = featurizer.transform_one("hello")
+    np.testing.assert_allclose(clf.decision_one(indices, values), clf.decision_function(X[:1])[0], rtol=1e-5)
+
+
+def test_one_intent_is_refused_and_unfitted_raises() -> None:
+    X = TextFeaturizer(min_df=1).fit(TEXTS).transform(TEXTS)
+    with pytest.raises(ValueError, match="at least 2 intents"):
+        IntentClassifier().fit(X, ["greet"] * len(TEXTS))
+    with pytest.raises(NotFittedError):
+        IntentClassifier().decision_function(X)
+
+
+def test_softmax_and_temperature_by_hand() -> None:
+    np.testing.assert_allclose(softmax(np.array([[0.0, np.log(3.0)]]), 1.0), [[0.25, 0.75]], rtol=1e-6)
+    # labels always agree with the larger score: sharper is always better
+    scores = np.array([[1.0, -1.0], [-1.0, 1.0]])
+    assert fit_temperature(scores, np.array([0, 1])) > 10
+    # half the labels disagree: confidences should be flat, so the sharpness goes to its lower bound
+    mixed = np.array([[1.0, -1.0], [1.0, -1.0]])
+    assert fit_temperature(mixed, np.array([0, 1])) < 0.1
+
+
+def test_fallback_tuning_by_hand() -> None:
+    classes = ["a", "b", "out_of_scope"]
+    proba = np.array(
+        [
+            [0.90, 0.05, 0.05],  # a, right and sure
+            [0.60, 0.35, 0.05],  # a, right but close to b
+            [0.10, 0.80, 0.10],  # b, right
+            [0.40, 0.35, 0.25],  # out of scope, unsure: should fall back
+        ],
+        dtype=np.float32,
+    )
+    labels = ["a", "a", "b", "out_of_scope"]
+    strict = tune_fallback(proba, labels, classes, max_accuracy_drop=0.0)
+    assert strict.out_of_scope_recall == 1.0
+    assert strict.in_scope_accuracy == 1.0
+    assert strict.policy.is_fallback(0.40, 0.35)
+    assert not strict.policy.is_fallback(0.60, 0.35)
+    no_oos = tune_fallback(proba[:3], labels[:3], classes, max_accuracy_drop=0.0)
+    assert no_oos.out_of_scope_recall is None
+    assert no_oos.in_scope_accuracy == 1.0
