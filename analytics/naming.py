@@ -1,0 +1,205 @@
+"""Human names and one-line descriptions for segments, and stable names across runs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+PROFILE_COLUMNS: tuple[str, ...] = (
+    "recency_days",
+    "active_days",
+    "tenure_days",
+    "messages",
+    "questions",
+    "fallback_rate",
+    "mean_rating",
+    "community_actions",
+    "community_share",
+    "push_response_rate",
+    "rfm_score",
+)
+MATCH_MIN_JACCARD = 0.5
+
+
+@dataclass(frozen=True)
+class SegmentProfile:
+    """A segment's generated name, description, size and median feature profile."""
+
+    label: int
+    name: str
+    description: str
+    size: int
+    profile: dict[str, float | None]
+
+
+def _medians(frame: pd.DataFrame) -> dict[str, float | None]:
+    result: dict[str, float | None] = {}
+    for column in PROFILE_COLUMNS:
+        if column not in frame.columns:
+            continue
+        value = frame[column].astype(float).median()
+        result[column] = None if pd.isna(value) else round(float(value), 3)
+    return result
+
+
+def _base_name(p: Mapping[str, float | None], population: Mapping[str, float | None]) -> str:
+    """A name from the profile's most telling trait, checked in order of what matters to a manager."""
+
+    def get(name: str, source: Mapping[str, float | None] = p) -> float:
+        value = source.get(name)
+        return 0.0 if value is None else float(value)
+
+    if get("tenure_days") <= 14:
+        return "Newcomers"
+    if get("recency_days") >= 21:
+        return "Dormant askers" if get("questions") >= 3 else "Drifting away"
+    if get("community_share") >= 0.3:
+        return "Community socialites"
+    if get("active_days") >= max(8.0, 2 * get("active_days", population)):
+        return "Power users"
+    if get("fallback_rate") >= 0.3:
+        return "Unanswered askers"
+    if get("questions") >= 1:
+        return "Casual askers"
+    return "Quiet users"
+
+
+def _description(p: Mapping[str, float | None]) -> str:
+    """Two or three clauses with the profile's numbers, e.g. "asked 3+ questions, silent for 21+ days"."""
+
+    def get(name: str) -> float:
+        value = p.get(name)
+        return 0.0 if value is None else float(value)
+
+    clauses: list[str] = []
+    if get("tenure_days") <= 14:
+        clauses.append(f"first seen {int(get('tenure_days'))} days ago")
+    if get("questions") >= 1:
+        clauses.append(f"asked {int(get('questions'))}+ questions")
+    if get("community_actions") >= 1:
+        clauses.append(f"{int(get('community_actions'))}+ community actions")
+    if get("recency_days") >= 7:
+        clauses.append(f"silent for {int(get('recency_days'))}+ days")
+    else:
+        clauses.append(f"active on {int(get('active_days'))} of the last 30 days")
+    if get("fallback_rate") >= 0.15:
+        clauses.append(f"{get('fallback_rate'):.0%} unanswered")
+    rating = p.get("mean_rating")
+    if rating is not None and (rating <= 2.5 or rating >= 4.5):
+        clauses.append(f"rates us {rating:.1f}/5")
+    return ", ".join(clauses[:3])
+
+
+def _qualifier(p: Mapping[str, float | None]) -> str:
+    """A trait that tells apart two segments with the same base name."""
+    rating = p.get("mean_rating")
+    if (p.get("push_response_rate") or 0.0) > 0:
+        return "who answer pushes"
+    if (p.get("fallback_rate") or 0.0) >= 0.3:
+        return "often unanswered"
+    if rating is not None and rating <= 2.5:
+        return "unhappy"
+    if (p.get("community_actions") or 0.0) >= 1:
+        return "social"
+    return ""
+
+
+def describe_segments(frame: pd.DataFrame, labels: np.ndarray) -> list[SegmentProfile]:
+    """Name and describe each label's users from their median profile; names are unique.
+
+    Segments sharing a base name get a distinguishing trait ("Dormant askers who answer
+    pushes"), and a number only when that is not enough.
+    """
+    population = _medians(frame)
+    drafts: list[tuple[int, str, dict[str, float | None], int]] = []
+    for label in sorted(set(labels.tolist())):
+        members = frame[labels == label]
+        profile = _medians(members)
+        name = "Outliers" if label == -1 else _base_name(profile, population)
+        drafts.append((int(label), name, profile, len(members)))
+    counts: dict[str, int] = {}
+    for _label, name, _profile, _size in drafts:
+        counts[name] = counts.get(name, 0) + 1
+    profiles: list[SegmentProfile] = []
+    used: set[str] = set()
+    for label, base, profile, size in drafts:
+        name = base
+        if counts[base] > 1:
+            qualifier = _qualifier(profile)
+            name = f"{base} {qualifier}" if qualifier else base
+        candidate, number = name, 2
+        while candidate in used:
+            candidate = f"{name} {number}"
+            number += 1
+        used.add(candidate)
+        profiles.append(SegmentProfile(label, candidate, _description(profile), size, profile))
+    return profiles
+
+
+@dataclass(frozen=True)
+class PreviousSegment:
+    """A segment of the previous run, for carrying names over."""
+
+    id: int
+    name: str
+    pinned: bool
+    size: int
+
+
+def carry_names(
+    profiles: Sequence[SegmentProfile],
+    previous: Sequence[PreviousSegment],
+    overlap: Mapping[tuple[int, int], int],
+) -> tuple[list[SegmentProfile], dict[int, bool], dict[int, int]]:
+    """Give each new segment its matched predecessor's pinned name, greedily by Jaccard overlap.
+
+    `overlap[(previous id, new label)]` is the number of users in both. A pair matches when
+    its Jaccard index is at least 0.5, each segment at most once, so names never shuffle
+    between groups that merely look alike.
+
+    Returns:
+        The profiles with carried names, which labels are pinned, and label → previous id.
+    """
+    sizes = {p.label: p.size for p in profiles}
+    pairs = []
+    for prev in previous:
+        for label, size in sizes.items():
+            both = overlap.get((prev.id, label), 0)
+            union = prev.size + size - both
+            if both and union:
+                pairs.append((both / union, prev, label))
+    pairs.sort(key=lambda item: (-item[0], item[1].id, item[2]))
+    matched: dict[int, PreviousSegment] = {}
+    taken: set[int] = set()
+    for jaccard, prev, label in pairs:
+        if jaccard < MATCH_MIN_JACCARD or label in matched or prev.id in taken:
+            continue
+        matched[label] = prev
+        taken.add(prev.id)
+    pinned_names = {matched[label].name for label in matched if matched[label].pinned}
+    result: list[SegmentProfile] = []
+    pinned: dict[int, bool] = {}
+    for profile in profiles:
+        prev_match = matched.get(profile.label)
+        if prev_match is not None and prev_match.pinned:
+            result.append(
+                SegmentProfile(
+                    profile.label, prev_match.name, profile.description, profile.size, profile.profile
+                )
+            )
+            pinned[profile.label] = True
+            continue
+        name = profile.name
+        suffix = 2
+        while name in pinned_names:
+            name = f"{profile.name} {suffix}"
+            suffix += 1
+        result.append(SegmentProfile(profile.label, name, profile.description, profile.size, profile.profile))
+        pinned[profile.label] = False
+    return result, pinned, {label: prev.id for label, prev in matched.items()}

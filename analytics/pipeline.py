@@ -1,0 +1,265 @@
+"""One analytics run: features → segments → rules, stored atomically with a version."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine
+
+from analytics.features import CLUSTER_COLUMNS, UserFeatures, cluster_matrix, compute_features
+from analytics.naming import PreviousSegment, SegmentProfile, carry_names, describe_segments
+from analytics.rules import OUTCOMES, AssociationRule, mine_rules
+from analytics.segmentation import UserSegmenter
+from store.analytics_queries import FALLBACK_INTENTS
+from store.analytics_results import (
+    NewSegment,
+    complete_run,
+    end_run,
+    previous_done_run,
+    run_memberships,
+    run_segments,
+    start_run,
+)
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class AnalyticsConfig:
+    """Parameters of a run; stored with it so a run can be reproduced."""
+
+    window_days: int = 30
+    algorithm: str = "kmeans"
+    k_min: int = 2
+    k_max: int = 8
+    random_state: int = 0
+    min_support: float = 0.02
+    min_confidence: float = 0.5
+    min_lift: float = 1.2
+    rule_algorithm: str = "fpgrowth"
+    rule_max_len: int = 3
+    outcome_rules_only: bool = False
+    max_rules: int = 200
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did: its id and status, sizes, quality scores and step timings."""
+
+    run_id: int
+    status: str
+    message: str
+    n_users: int
+    n_events: int
+    n_segments: int
+    n_rules: int
+    metrics: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def user_baskets(features: UserFeatures, segment_names: pd.Series) -> pd.DataFrame:
+    """One-hot baskets per user: intents used, actions taken, feedback, segment and outcome flags.
+
+    Args:
+        features: The run's feature table (its index fixes the row order).
+        segment_names: Segment name per user, aligned with the feature index.
+    """
+    f = features.frame
+    index = f.index
+    columns: dict[str, np.ndarray] = {}
+    for intent in features.intent_counts.columns:
+        item = "action:fallback" if intent in FALLBACK_INTENTS else f"intent:{intent}"
+        used = (features.intent_counts[intent].reindex(index).fillna(0) > 0).to_numpy()
+        columns[item] = columns[item] | used if item in columns else used
+    flags = {
+        "action:reaction": f["reactions"] > 0,
+        "action:poll_answer": f["poll_answers"] > 0,
+        "action:reply": f["replies"] > 0,
+        "action:feedback": f["feedbacks"] > 0,
+        "feedback:positive": f["mean_rating"] >= 4,
+        "feedback:negative": f["mean_rating"] <= 2,
+        "returned_after_push": f["push_response_rate"] > 0,
+        "churned_30d": f["recency_days"] >= 30,
+    }
+    for item, values in flags.items():
+        columns[item] = columns.get(item, np.zeros(len(index), dtype=bool)) | values.fillna(False).to_numpy(
+            bool
+        )
+    for name in pd.unique(segment_names):
+        columns[f"segment:{name}"] = (segment_names == name).to_numpy()
+    onehot = pd.DataFrame(columns, index=f.index)
+    return onehot.loc[:, onehot.any(axis=0)].sort_index(axis=1)
+
+
+def _match_previous(
+    engine: Engine, run_id: int, user_ids: np.ndarray, profiles: list[SegmentProfile], labels: np.ndarray
+) -> tuple[list[SegmentProfile], dict[int, bool], dict[int, int], int | None]:
+    """Carry pinned names from the previous completed run by membership overlap."""
+    previous = previous_done_run(engine, run_id)
+    if previous is None:
+        return profiles, {p.label: False for p in profiles}, {}, None
+    old_users, old_segments = run_memberships(engine, previous.id)
+    old = pd.Series(old_segments, index=pd.Index(old_users, dtype="int64"))
+    new = pd.Series(labels, index=pd.Index(user_ids, dtype="int64"))
+    both = pd.concat({"old": old, "new": new}, axis=1, join="inner")
+    overlap = {(int(a), int(b)): int(n) for (a, b), n in both.groupby(["old", "new"]).size().items()}
+    prev = [PreviousSegment(s.id, s.name, s.pinned, s.size) for s in run_segments(engine, previous.id)]
+    named, pinned, matched = carry_names(profiles, prev, overlap)
+    return named, pinned, matched, previous.id
+
+
+def run_analytics(
+    engine: Engine,
+    *,
+    config: AnalyticsConfig | None = None,
+    as_of: datetime | None = None,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """Compute features, segment users, mine rules and store it all as one new current run.
+
+    Bad input (an empty log, one user, identical users) ends in a stored run whose message
+    says what happened, never an exception; an unexpected error marks the run `failed`
+    (nothing half-written: results are written in one transaction) and is re-raised.
+    """
+    config = config or AnalyticsConfig()
+    as_of = as_of or datetime.now(UTC)
+    step = progress or (lambda _name: None)
+    params = {**asdict(config), "as_of": as_of.isoformat()}
+    run_id = start_run(engine, algorithm=config.algorithm, params=params)
+    timings: dict[str, float] = {}
+    try:
+        step("features")
+        started = time.perf_counter()
+        features = compute_features(engine, as_of=as_of, window_days=config.window_days)
+        timings["features_s"] = time.perf_counter() - started
+        n_events = int(features.frame["events"].sum()) if features.n_users else 0
+        if features.n_users == 0:
+            message = f"the event log has no user events before {as_of.isoformat()}: nothing to segment"
+            end_run(engine, run_id, status="empty", message=message, n_events=0)
+            logger.warning("analytics run %d: %s", run_id, message)
+            return RunSummary(run_id, "empty", message, 0, 0, 0, 0)
+
+        step("segmentation")
+        started = time.perf_counter()
+        segmenter = UserSegmenter(
+            algorithm=config.algorithm,
+            k_min=config.k_min,
+            k_max=config.k_max,
+            random_state=config.random_state,
+        ).fit(cluster_matrix(features.frame))
+        labels = segmenter.labels_
+        user_ids = features.frame.index.to_numpy()
+        profiles = describe_segments(features.frame, labels)
+        profiles, pinned, matched, previous_id = _match_previous(engine, run_id, user_ids, profiles, labels)
+        names = {p.label: p.name for p in profiles}
+        timings["segmentation_s"] = time.perf_counter() - started
+
+        step("rules")
+        started = time.perf_counter()
+        segment_names = pd.Series([names[int(x)] for x in labels], index=features.frame.index)
+        baskets = user_baskets(features, segment_names)
+        rules = mine_rules(
+            baskets,
+            min_support=config.min_support,
+            min_confidence=config.min_confidence,
+            min_lift=config.min_lift,
+            algorithm=config.rule_algorithm,
+            max_len=config.rule_max_len,
+            outcomes=OUTCOMES if config.outcome_rules_only else None,
+        )[: config.max_rules]
+        timings["rules_s"] = time.perf_counter() - started
+
+        step("store")
+        started = time.perf_counter()
+        notes = _notes(features, segmenter, rules, config)
+        metrics = _metrics(segmenter, features, rules, baskets, previous_id, matched, timings)
+        segments = [
+            NewSegment(p.label, p.name, p.description, p.size, {**p.profile}, pinned.get(p.label, False))
+            for p in profiles
+        ]
+        message = "; ".join(notes)
+        dropped = complete_run(
+            engine,
+            run_id,
+            message=message,
+            metrics=metrics,
+            n_events=n_events,
+            segments=segments,
+            user_ids=user_ids.tolist(),
+            labels=labels.tolist(),
+            rules=[rule.as_dict() for rule in rules],
+        )
+        timings["store_s"] = time.perf_counter() - started
+    except Exception as exc:
+        end_run(engine, run_id, status="failed", message=f"{type(exc).__name__}: {exc}")
+        logger.exception("analytics run %d failed", run_id)
+        raise
+    if dropped:
+        message = f"{message}; {dropped} user(s) deleted during the run were left out"
+    logger.info("analytics run %d done: %s", run_id, message)
+    return RunSummary(
+        run_id=run_id,
+        status="done",
+        message=message,
+        n_users=len(user_ids) - dropped,
+        n_events=n_events,
+        n_segments=len(profiles),
+        n_rules=len(rules),
+        metrics=metrics,
+        timings=timings,
+    )
+
+
+def _notes(
+    features: UserFeatures, segmenter: UserSegmenter, rules: list[AssociationRule], config: AnalyticsConfig
+) -> list[str]:
+    notes = [f"{features.n_users} users in {segmenter.n_clusters_} segment(s), {len(rules)} rule(s)"]
+    if features.n_users == 1:
+        notes.append("only one user: a single segment")
+    elif segmenter.n_clusters_ == 1:
+        notes.append("users are too alike to split: a single segment")
+    matrix = features.frame[list(CLUSTER_COLUMNS)].astype(float)
+    constant = [c for c in CLUSTER_COLUMNS if matrix[c].nunique(dropna=False) <= 1]
+    if constant and features.n_users > 1:
+        notes.append(f"zero-variance features ignored by scaling: {', '.join(constant)}")
+    if not rules:
+        notes.append(
+            f"no rule reaches support {config.min_support}, confidence {config.min_confidence}"
+            f" and lift {config.min_lift}"
+        )
+    return notes
+
+
+def _metrics(
+    segmenter: UserSegmenter,
+    features: UserFeatures,
+    rules: list[AssociationRule],
+    baskets: pd.DataFrame,
+    previous_id: int | None,
+    matched: dict[int, int],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    return {
+        "segmentation": {
+            "algorithm": segmenter.algorithm,
+            "n_clusters": int(segmenter.n_clusters_),
+            "scores": segmenter.scores_,
+            "k_scores": {str(k): v for k, v in segmenter.k_scores_.items()},
+            "eps": segmenter.eps_,
+            "features": list(CLUSTER_COLUMNS),
+        },
+        "rules": {"n_rules": len(rules), "n_items": int(baskets.shape[1]), "n_baskets": len(baskets)},
+        "features": {"as_of": features.as_of.isoformat(), "intents": list(features.intents)},
+        "previous_run": previous_id,
+        "matched_segments": {str(label): prev for label, prev in matched.items()},
+        "timings": dict(timings),
+    }

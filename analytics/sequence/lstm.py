@@ -1,0 +1,379 @@
+"""The LSTM next-event model: Embedding → LSTM → Dropout → softmax over the token vocabulary."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from analytics.errors import ModelFormatError
+from analytics.sequence.base import (
+    N_RESERVED,
+    OOV_ID,
+    BaseSequenceModel,
+    build_vocabulary,
+    check_sequences,
+    construct,
+    read_metadata,
+)
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.keras"
+IntArray = NDArray[np.int32]
+FloatArray = NDArray[np.float32]
+
+
+def _pad_length(longest: int, max_len: int) -> int:
+    """Round a batch's length up to a few fixed sizes so compiled predict functions are reused."""
+    for size in (4, 8, 16, 32, 64, 128, 256):
+        if longest <= size:
+            return min(size, max_len)
+    return max_len
+
+
+def bucket_width(length: int, max_len: int) -> int:
+    """Pad a training batch to a multiple of 8 steps, so few distinct shapes get compiled."""
+    return min(max_len, max(8, -(-length // 8) * 8))
+
+
+def _bucketed_batches(
+    x: IntArray,
+    y: IntArray,
+    w: FloatArray,
+    *,
+    batch_size: int,
+    max_len: int,
+    seed: int,
+    shuffle: bool,
+) -> Any:
+    """A Keras `PyDataset` of batches of windows of similar length, each padded only to its width.
+
+    Histories are mostly short, so padding every window to `max_len` wastes most of the LSTM's
+    steps; grouping by length bucket (shuffled within buckets and across batches each epoch)
+    keeps the gradient noise of random batches at a fraction of the cost.
+    """
+    import keras
+
+    lengths = (x != 0).sum(axis=1)
+    widths = np.array([min(bucket_width(int(length), max_len), x.shape[1]) for length in lengths])
+
+    size = min(batch_size, len(widths))
+
+    class BucketedWindows(keras.utils.PyDataset):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.batches: list[NDArray[np.int64]] = []
+            self.on_epoch_end()
+
+        def on_epoch_end(self) -> None:
+            jitter = self.rng.random(len(widths)) if shuffle else np.arange(len(widths))
+            order = np.lexsort((jitter, widths))
+            batches: list[NDArray[np.int64]] = []
+            for width in np.unique(widths):
+                members = order[widths[order] == width]
+                batches += [members[i : i + size] for i in range(0, len(members), size)]
+            if shuffle:
+                self.rng.shuffle(batches)  # type: ignore[arg-type]
+            # Keras infers the TensorFlow input signature from the first two batches: make
+            # them differ in width when widths differ, so the signature leaves it open.
+            other = next((i for i, b in enumerate(batches) if widths[b[0]] != widths[batches[0][0]]), None)
+            if other is not None and len(batches) > 1:
+                batches[1], batches[other] = batches[other], batches[1]
+            self.batches = batches
+
+        def __len__(self) -> int:
+            return len(self.batches)
+
+        def __getitem__(self, index: int) -> tuple[IntArray, IntArray, FloatArray]:
+            members = self.batches[index]
+            width = int(widths[members[0]])
+            weight = w[members, :width]
+            if len(members) < size:
+                # Every batch has the same size (see above); filler rows repeat windows at weight 0.
+                filler = len(members)
+                members = np.resize(members, size)
+                weight = np.concatenate([weight, np.zeros((size - filler, width), dtype=np.float32)])
+            return x[members, :width], y[members, :width], weight
+
+    return BucketedWindows()
+
+
+def training_windows(encoded: Sequence[Sequence[int]], max_len: int) -> tuple[IntArray, IntArray, FloatArray]:
+    """Cut encoded sequences into right-padded (input, target, weight) windows of `max_len` steps.
+
+    Every prefix of every sequence is a training example (targets at every step). A sequence
+    longer than `max_len` transitions is cut into windows that overlap by half, so each target
+    still sees at least `max_len // 2` tokens of context; overlapped targets are weighted once.
+    """
+    stride = max(1, max_len // 2)
+    inputs: list[Sequence[int]] = []
+    targets: list[Sequence[int]] = []
+    weights: list[Sequence[float]] = []
+    for sequence in encoded:
+        steps = len(sequence) - 1
+        if steps < 1:
+            continue
+        starts = [*range(0, max(steps - max_len, 0), stride), max(steps - max_len, 0)]
+        covered = 0
+        for start in starts:
+            end = min(start + max_len, steps)
+            inputs.append(sequence[start:end])
+            targets.append(sequence[start + 1 : end + 1])
+            weights.append([0.0 if start + offset < covered else 1.0 for offset in range(end - start)])
+            covered = end
+    return _pad(inputs, targets, weights, max_len)
+
+
+def validation_windows(
+    encoded: Sequence[Sequence[int]], max_len: int
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """One window per sequence whose only weighted target is the sequence's last token."""
+    inputs: list[Sequence[int]] = []
+    targets: list[Sequence[int]] = []
+    weights: list[Sequence[float]] = []
+    for sequence in encoded:
+        if len(sequence) < 2:
+            continue
+        window_in = sequence[:-1][-max_len:]
+        inputs.append(window_in)
+        targets.append(sequence[1:][-max_len:])
+        weights.append([0.0] * (len(window_in) - 1) + [1.0])
+    return _pad(inputs, targets, weights, max_len)
+
+
+def _pad(
+    inputs: list[Sequence[int]], targets: list[Sequence[int]], weights: list[Sequence[float]], max_len: int
+) -> tuple[IntArray, IntArray, FloatArray]:
+    width = min(max_len, max((len(row) for row in inputs), default=1))
+    x = np.zeros((len(inputs), width), dtype=np.int32)
+    y = np.zeros((len(inputs), width), dtype=np.int32)
+    w = np.zeros((len(inputs), width), dtype=np.float32)
+    for row, (window_in, window_out, window_w) in enumerate(zip(inputs, targets, weights, strict=True)):
+        x[row, : len(window_in)] = window_in
+        y[row, : len(window_out)] = window_out
+        w[row, : len(window_w)] = window_w
+    return x, y, w
+
+
+class NextEventModel(BaseSequenceModel):
+    """Predicts a user's next interaction token from their recent ones with an LSTM.
+
+    Trained on every prefix of every sequence (sparse targets at each step, padding masked and
+    weighted out), with early stopping on validation loss and a plateau learning-rate schedule.
+    Keras is imported only inside `fit`, `load` and prediction so importing analytics stays fast.
+
+    Args:
+        max_len: the most recent tokens the model reads; longer histories are cut into windows.
+        embedding_dim: size of the token embedding.
+        units: LSTM state size.
+        dropout: dropout rate on the LSTM outputs.
+        epochs: upper bound on training epochs (early stopping usually ends sooner).
+        batch_size: training batch size (prediction streams in batches of 1024 prefixes).
+        learning_rate: Adam's initial learning rate, halved on each validation plateau.
+        min_count: tokens seen fewer times map to the OOV id.
+        patience: epochs without validation improvement before stopping (best weights restored).
+        random_state: seed for weights, shuffling and dropout.
+    """
+
+    model_type = "lstm"
+
+    def __init__(
+        self,
+        max_len: int = 50,
+        embedding_dim: int = 64,
+        units: int = 128,
+        dropout: float = 0.2,
+        epochs: int = 30,
+        batch_size: int = 256,
+        learning_rate: float = 1e-3,
+        min_count: int = 2,
+        patience: int = 3,
+        random_state: int = 0,
+    ) -> None:
+        self.max_len = max_len
+        self.embedding_dim = embedding_dim
+        self.units = units
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.min_count = min_count
+        self.patience = patience
+        self.random_state = random_state
+
+    def _check_params(self) -> None:
+        for name in ("max_len", "embedding_dim", "units", "epochs", "batch_size", "min_count"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if self.patience < 0:
+            raise ValueError(f"patience must be >= 0, got {self.patience!r}")
+
+    def _encode(self, sequence: Sequence[str], index: dict[str, int]) -> list[int]:
+        return [index.get(token, OOV_ID) for token in sequence]
+
+    def _token_ids(self) -> dict[str, int]:
+        return {token: position + N_RESERVED for position, token in enumerate(self.classes_.tolist())}
+
+    def fit(
+        self,
+        sequences: Iterable[Sequence[str]],
+        validation_sequences: Iterable[Sequence[str]] | None = None,
+    ) -> NextEventModel:
+        """Build the vocabulary and train; returns self.
+
+        Args:
+            sequences: token sequences, oldest first, one per user.
+            validation_sequences: sequences whose *last* token is a validation target (the
+                leave-one-out protocol's `seq[:-1]`). When None, the last token of each training
+                sequence of three or more tokens is held out for validation instead, and not
+                trained on.
+        """
+        self._check_params()
+        data = check_sequences(sequences)
+        if validation_sequences is None:
+            validation = [sequence for sequence in data if len(sequence) >= 3]
+            training = [sequence[:-1] if len(sequence) >= 3 else sequence for sequence in data]
+        else:
+            validation = check_sequences(validation_sequences, name="validation_sequences")
+            training = data
+        vocabulary, counts = build_vocabulary(data, self.min_count)
+        self.classes_ = np.array(vocabulary, dtype=np.str_)
+        raw = np.array([counts[token] for token in vocabulary], dtype=np.float64)
+        self.prior_ = raw / raw.sum()
+        index = self._token_ids()
+        x, y, w = training_windows([self._encode(seq, index) for seq in training], self.max_len)
+        if len(x) == 0:
+            raise ValueError("no sequence has two or more tokens to learn a transition from")
+        xv, yv, wv = validation_windows([self._encode(seq, index) for seq in validation], self.max_len)
+
+        import keras
+
+        keras.utils.set_random_seed(self.random_state)
+        self.model_ = self._build(len(vocabulary) + N_RESERVED)
+        monitor = "val_loss" if len(xv) else "loss"
+        callbacks = [
+            keras.callbacks.EarlyStopping(
+                monitor=monitor, patience=self.patience, restore_best_weights=True, min_delta=1e-4
+            ),
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor, factor=0.5, patience=1, min_lr=self.learning_rate / 32
+            ),
+        ]
+        started = time.perf_counter()
+        batches = {"batch_size": self.batch_size, "max_len": self.max_len, "seed": self.random_state}
+        history = self.model_.fit(
+            _bucketed_batches(x, y, w, shuffle=True, **batches),
+            validation_data=_bucketed_batches(xv, yv, wv, shuffle=False, **batches) if len(xv) else None,
+            epochs=self.epochs,
+            callbacks=callbacks,
+            verbose=0,
+        )
+        seconds = time.perf_counter() - started
+        losses = history.history.get(monitor, [float("nan")])
+        epochs_run = len(history.history.get("loss", []))
+        self.metrics_: dict[str, float] = {
+            "epochs_run": float(epochs_run),
+            "best_epoch": float(int(np.nanargmin(losses)) + 1),
+            "best_" + monitor: float(np.nanmin(losses)),
+            "train_seconds": seconds,
+            "seconds_per_epoch": seconds / max(epochs_run, 1),
+            "n_windows": float(len(x)),
+            "n_validation": float(len(xv)),
+        }
+        logger.info(
+            "lstm fitted: %d tokens, %d windows, %d epochs in %.1f s, best %s %.4f",
+            len(vocabulary),
+            len(x),
+            epochs_run,
+            seconds,
+            monitor,
+            self.metrics_["best_" + monitor],
+        )
+        return self
+
+    def _build(self, vocab_size: int) -> Any:
+        import keras
+
+        inputs = keras.Input(shape=(None,), dtype="int32", name="tokens")
+        hidden = keras.layers.Embedding(vocab_size, self.embedding_dim, mask_zero=True, name="embedding")(
+            inputs
+        )
+        hidden = keras.layers.LSTM(self.units, return_sequences=True, name="lstm")(hidden)
+        hidden = keras.layers.Dropout(self.dropout, name="dropout")(hidden)
+        outputs = keras.layers.Dense(vocab_size, activation="softmax", name="next_token")(hidden)
+        model = keras.Model(inputs, outputs, name="next_event")
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate, clipnorm=1.0),
+            loss="sparse_categorical_crossentropy",
+        )
+        return model
+
+    def _predict_batch(self, prefixes: list[list[str]]) -> NDArray[np.float64]:
+        index = self._token_ids()
+        encoded = [self._encode(prefix[-self.max_len :], index) for prefix in prefixes]
+        empty = sum(1 for row in encoded if not row)
+        if empty:
+            logger.debug("%d empty prefixes ranked by the model's OOV-only prior", empty)
+        encoded = [row or [OOV_ID] for row in encoded]
+        lengths = np.array([len(row) for row in encoded], dtype=np.int64)
+        x = np.zeros((len(encoded), _pad_length(int(lengths.max()), self.max_len)), dtype=np.int32)
+        for row, tokens in enumerate(encoded):
+            x[row, : len(tokens)] = tokens
+        output = np.asarray(self.model_.predict_on_batch(x), dtype=np.float64)
+        last = output[np.arange(len(encoded)), lengths - 1, N_RESERVED:]
+        total = last.sum(axis=1, keepdims=True)
+        return np.asarray(last / np.where(total > 0, total, 1.0), dtype=np.float64)
+
+    def save(self, directory: str | Path) -> None:
+        """Write `model.keras` and `metadata.json` (vocabulary, parameters, metrics) to `directory`."""
+        path = Path(directory)
+        self._write_metadata(path, {"model_file": MODEL_FILE})
+        self.model_.save(path / MODEL_FILE)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> NextEventModel:
+        """Load a model written by `save`.
+
+        Raises:
+            ModelFormatError: if the metadata is of another format version or type, the Keras
+                file is missing or unreadable, or its input/output sizes do not match the vocabulary.
+        """
+        metadata = read_metadata(directory, expected_type=cls.model_type)
+        model = construct(cls, metadata, directory)
+        path = Path(directory) / MODEL_FILE
+        if not path.is_file():
+            raise ModelFormatError(f"{path}: the Keras model file is missing")
+        import keras
+
+        try:
+            network = keras.saving.load_model(path, compile=False)
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise ModelFormatError(f"{path}: cannot load the Keras model: {exc}") from exc
+        expected = len(metadata["vocabulary"]) + N_RESERVED
+        outputs = int(network.output_shape[-1])
+        inputs = int(network.get_layer("embedding").input_dim)
+        if outputs != expected or inputs != expected:
+            raise ModelFormatError(
+                f"{directory}: the network has {inputs} inputs and {outputs} outputs but the "
+                f"vocabulary needs {expected} (with padding and OOV)"
+            )
+        model.model_ = network
+        model.classes_ = np.array(metadata["vocabulary"], dtype=np.str_)
+        model.prior_ = np.array(metadata["prior"], dtype=np.float64)
+        model.metrics_ = dict(metadata["metrics"])
+        return model
