@@ -1,0 +1,68 @@
+"""When to send and to whom: re-engagement, broadcasts, the delivery engine and its jobs."""
+
+from __future__ import annotations
+
+from scheduler.clock import Clock, ManualClock, SystemClock
+from scheduler.control import cancel_campaign, pause_campaign, resume_campaign
+from scheduler.engine import DeliveryEngine, EngineConfig, EngineStats
+from scheduler.errors import (
+    BroadcastError,
+    CampaignNotFoundError,
+    CampaignStateError,
+    LeaseLostError,
+    SchedulerError,
+    UnknownJobError,
+)
+from scheduler.jobs import JOBS, JobContext, JobSpec, get_job, run_job
+from scheduler.planning import create_broadcast, segment_recipients
+from scheduler.policy import InactivityRule, QuietHours, in_holdout
+from scheduler.reengagement import ReengagementConfig, ReengagementPlan, plan_reengagement
+from scheduler.reports import CampaignReport, Uplift, campaign_report, recent_reports, reengagement_uplift
+from scheduler.retrain import RetrainResult, retrain_followup_model
+from scheduler.sender import Button, OutgoingMessage, Sender, SendResult, SendStatus
+from scheduler.service import LEASE_NAME, SchedulerService
+
+__all__ = [
+    "JOBS",
+    "LEASE_NAME",
+    "BroadcastError",
+    "Button",
+    "CampaignNotFoundError",
+    "CampaignReport",
+    "CampaignStateError",
+    "Clock",
+    "DeliveryEngine",
+    "EngineConfig",
+    "EngineStats",
+    "InactivityRule",
+    "JobContext",
+    "JobSpec",
+    "LeaseLostError",
+    "ManualClock",
+    "OutgoingMessage",
+    "QuietHours",
+    "ReengagementConfig",
+    "ReengagementPlan",
+    "RetrainResult",
+    "SchedulerError",
+    "SchedulerService",
+    "SendResult",
+    "SendStatus",
+    "Sender",
+    "SystemClock",
+    "UnknownJobError",
+    "Uplift",
+    "campaign_report",
+    "cancel_campaign",
+    "create_broadcast",
+    "get_job",
+    "in_holdout",
+    "pause_campaign",
+    "plan_reengagement",
+    "recent_reports",
+    "reengagement_uplift",
+    "resume_campaign",
+    "retrain_followup_model",
+    "run_job",
+    "segment_recipients",
+]

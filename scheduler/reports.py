@@ -1,0 +1,143 @@
+"""What campaigns did: progress with the expected end, outcomes, and the uplift against the holdout."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+
+from scheduler.errors import CampaignNotFoundError
+from store.campaign_reports import CampaignCounts, campaign_counts, pushed_vs_holdout
+from store.campaigns import CampaignInfo, get_campaign, list_campaigns
+
+Z_95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Uplift:
+    """Return rate of pushed users minus that of the holdout, with a 95% Wald interval."""
+
+    pushed: int
+    pushed_returned: int
+    holdout: int
+    holdout_returned: int
+
+    @property
+    def pushed_rate(self) -> float | None:
+        """Share of pushed users who returned."""
+        return self.pushed_returned / self.pushed if self.pushed else None
+
+    @property
+    def holdout_rate(self) -> float | None:
+        """Share of holdout users who returned."""
+        return self.holdout_returned / self.holdout if self.holdout else None
+
+    @property
+    def difference(self) -> float | None:
+        """Uplift in percentage points / 100 (None until both groups have measurements)."""
+        if self.pushed_rate is None or self.holdout_rate is None:
+            return None
+        return self.pushed_rate - self.holdout_rate
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """95% confidence interval of the difference (normal approximation)."""
+        p1, p0, diff = self.pushed_rate, self.holdout_rate, self.difference
+        if p1 is None or p0 is None or diff is None:
+            return None
+        se = math.sqrt(p1 * (1 - p1) / self.pushed + p0 * (1 - p0) / self.holdout)
+        return diff - Z_95 * se, diff + Z_95 * se
+
+    def summary(self) -> str:
+        """One line: rates, uplift and interval, or what is missing."""
+        if self.difference is None or self.interval is None:
+            return f"uplift: not measurable yet ({self.pushed} pushed, {self.holdout} holdout measured)"
+        low, high = self.interval
+        return (
+            f"returned within 48 h: pushed {self.pushed_returned}/{self.pushed} ({self.pushed_rate:.1%}), "
+            f"holdout {self.holdout_returned}/{self.holdout} ({self.holdout_rate:.1%}); "
+            f"uplift {self.difference * 100:+.1f} pp (95% CI {low * 100:+.1f} to {high * 100:+.1f})"
+        )
+
+
+@dataclass(frozen=True)
+class CampaignReport:
+    """A campaign, its counts, and for a running one the observed rate and expected end."""
+
+    campaign: CampaignInfo
+    counts: CampaignCounts
+    rate_per_s: float
+    expected_end: datetime | None
+    uplift: Uplift | None
+
+    def lines(self) -> list[str]:
+        """Human-readable lines for the CLI and `/campaigns`."""
+        c, n = self.campaign, self.counts
+        by = n.by_status
+        lines = [
+            f"#{c.id} {c.kind} “{c.name}” → {c.segment}: {c.status}",
+            f"targeted {n.targeted}, sent {by.get('sent', 0)}, failed {by.get('failed', 0)}, "
+            f"blocked {by.get('blocked', 0)}, skipped {by.get('skipped', 0)}, "
+            f"pending {by.get('pending', 0) + by.get('sending', 0)}",
+        ]
+        if n.skipped_by_reason:
+            lines.append("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(n.skipped_by_reason.items())))
+        if n.failed_by_reason:
+            lines.append("failed: " + ", ".join(f"{k} {v}" for k, v in sorted(n.failed_by_reason.items())))
+        if by.get("sent"):
+            lines.append(f"returned within 48 h: {n.returned} of {by['sent']} sent")
+        if n.remaining and self.expected_end is not None:
+            done = n.done / n.targeted if n.targeted else 1.0
+            lines.append(
+                f"progress {done:.0%} at {self.rate_per_s:.1f} msg/s; "
+                f"expected end {self.expected_end:%Y-%m-%d %H:%M:%S} UTC"
+            )
+        if self.uplift is not None:
+            lines.append(self.uplift.summary())
+        return lines
+
+
+def campaign_report(engine: Engine, campaign_id: int, *, now: datetime, rate_per_s: float) -> CampaignReport:
+    """Counts, progress and (for re-engagement) the uplift of one campaign.
+
+    The expected end uses the rate observed over the last minute when sending is under way,
+    else the configured rate; a campaign scheduled for later starts then.
+
+    Raises:
+        CampaignNotFoundError: no campaign has this id.
+    """
+    campaign = get_campaign(engine, campaign_id)
+    if campaign is None:
+        raise CampaignNotFoundError(f"no campaign #{campaign_id}")
+    counts = campaign_counts(engine, campaign_id, now=now)
+    rate = counts.sent_last_minute / 60.0 if counts.sent_last_minute >= 30 else rate_per_s
+    expected_end = None
+    if counts.remaining and campaign.status in ("scheduled", "running") and rate > 0:
+        start = max(now, campaign.scheduled_at)
+        expected_end = start + timedelta(seconds=counts.remaining / rate)
+    uplift = None
+    if campaign.kind == "reengagement":
+        uplift = Uplift(
+            counts.by_status.get("sent", 0), counts.returned, counts.holdout, counts.holdout_returned
+        )
+    return CampaignReport(campaign, counts, rate, expected_end, uplift)
+
+
+def recent_reports(
+    engine: Engine, *, now: datetime, rate_per_s: float, limit: int = 5
+) -> list[CampaignReport]:
+    """Reports of the latest campaigns, newest first."""
+    return [
+        campaign_report(engine, c.id, now=now, rate_per_s=rate_per_s)
+        for c in list_campaigns(engine, limit=limit)
+    ]
+
+
+def reengagement_uplift(engine: Engine, *, since: datetime | None = None) -> Uplift:
+    """The uplift over every measured re-engagement push (and holdout row) since `since`."""
+    (pushed, pushed_returned), (holdout, holdout_returned) = pushed_vs_holdout(
+        engine, kind="reengagement", since=since
+    )
+    return Uplift(pushed, pushed_returned, holdout, holdout_returned)
