@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import typer
 
+from bot.cli.admin import campaigns, insights, segments, stats
+from bot.cli.analytics import app as analytics_app
+from bot.cli.broadcast import app as broadcast_app
 from bot.cli.common import configure_logging, get_settings
 from bot.cli.data import db_app, events_app, users_app
+from bot.cli.demo import demo
+from bot.cli.followup import app as followup_app
+from bot.cli.jobs import app as jobs_app
+from bot.cli.nlu import app as nlu_app
+from bot.cli.run import run
 
 app = typer.Typer(
     name="rapport",
@@ -17,6 +25,15 @@ app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
 app.add_typer(users_app, name="users")
+app.command("demo")(demo)
+app.add_typer(nlu_app, name="nlu")
+app.add_typer(analytics_app, name="analytics")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(broadcast_app, name="broadcast")
+app.add_typer(followup_app, name="followup")
+app.command("run")(run)
+for _command in (stats, segments, insights, campaigns):
+    app.command()(_command)
 
 
 @app.callback()

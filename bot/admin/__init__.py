@@ -1,0 +1,1 @@
+"""Community-manager commands: reports and broadcasts, for admin ids from settings only."""

@@ -1,0 +1,226 @@
+"""The composition root: `build_application(settings)` wires the whole bot together."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import logging
+import ssl
+
+import httpx
+from sqlalchemy import Engine
+from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
+from telegram.error import TelegramError
+from telegram.ext import Application, ApplicationBuilder
+from telegram.request import HTTPXRequest
+
+from bot.callbacks import CallbackCodec
+from bot.delivery import TelegramSender
+from bot.errors import BotStartupError
+from bot.knowledge import KnowledgeBase, load_knowledge_base
+from bot.routing import register_handlers
+from bot.services import SERVICES_KEY, BotServices
+from nlu import IntentParser, RemoteRasaParser, load_or_train_default
+from scheduler import SchedulerService
+from store import EventWriter, Settings, create_db_engine, replay_spool
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_UPDATES: list[str] = [
+    Update.MESSAGE,
+    Update.EDITED_MESSAGE,
+    Update.CALLBACK_QUERY,
+    Update.POLL_ANSWER,
+    Update.MESSAGE_REACTION,
+    Update.CHAT_MEMBER,
+    Update.MY_CHAT_MEMBER,
+]
+QUIET_LOGGERS = ("httpx", "httpcore")
+WRITER_BATCH_DELAY_S = 0.05
+CONCURRENT_UPDATES = 4  # more only adds HTTP-pool overhead on small machines (see bench_bot)
+
+USER_COMMANDS = {
+    "en": [
+        ("start", "Welcome and what I can do"),
+        ("help", "What I can do"),
+        ("privacy", "What data I keep"),
+        ("feedback", "Rate my answers"),
+        ("stop", "No more tips or announcements"),
+        ("forget", "Delete everything about me"),
+    ],
+    "zh": [
+        ("start", "欢迎与功能介绍"),
+        ("help", "我能做什么"),
+        ("privacy", "我保存哪些数据"),
+        ("feedback", "给我的回答评分"),
+        ("stop", "不再接收提示和公告"),
+        ("forget", "删除关于我的全部数据"),
+    ],
+}
+ADMIN_COMMANDS = [
+    ("stats", "Activity: DAU/WAU/MAU, intents, fallbacks"),
+    ("segments", "Current user segments"),
+    ("insights", "Top behaviour rules"),
+    ("broadcast", "Send a message to a segment"),
+    ("campaigns", "Recent sends and delivery"),
+]
+
+
+def default_parser(settings: Settings) -> IntentParser:
+    """The local NLU (trained from the bundled data when no model exists), remote if configured."""
+    local = load_or_train_default(settings.resolved_nlu_model_dir, data_paths=settings.nlu_data or None)
+    if settings.nlu_url:
+        logger.info("using the Rasa server at %s, local NLU as fallback", settings.nlu_url)
+        return RemoteRasaParser(settings.nlu_url, fallback=local, timeout_s=settings.nlu_timeout_s)
+    return local
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One verified TLS context per process: loading the CA bundle costs ~0.1 s per client."""
+    return httpx.create_ssl_context()
+
+
+def _request(*, pool_size: int) -> HTTPXRequest:
+    return HTTPXRequest(connection_pool_size=pool_size, httpx_kwargs={"verify": _tls_context()})
+
+
+def callback_secret(settings: Settings) -> str:
+    """Key material for callback signatures: stable for one bot, unknown to everyone else."""
+    return hashlib.sha256(f"{settings.telegram_bot_token}".encode()).hexdigest()
+
+
+async def _set_commands(application: Application, services: BotServices) -> None:  # type: ignore[type-arg]
+    bot = application.bot
+    try:
+        for lang, commands in USER_COMMANDS.items():
+            await bot.set_my_commands(
+                [BotCommand(name, text) for name, text in commands],
+                scope=BotCommandScopeDefault(),
+                language_code=None if lang == "en" else lang,
+            )
+    except TelegramError as exc:
+        logger.warning("could not set the command menu: %s", exc)
+    admin_menu = [BotCommand(n, d) for n, d in USER_COMMANDS["en"] + ADMIN_COMMANDS]
+    for admin_id in services.admin_ids:
+        try:
+            await bot.set_my_commands(admin_menu, scope=BotCommandScopeChat(admin_id))
+        except TelegramError as exc:  # the manager has not started a chat with the bot yet
+            logger.info("no manager command menu for %d: %s", admin_id, exc)
+
+
+async def _post_init(application: Application) -> None:  # type: ignore[type-arg]
+    services: BotServices = application.bot_data[SERVICES_KEY]
+    services.writer.start()
+    spool = services.settings.data_dir / "spool"
+    replayed = await asyncio.to_thread(replay_spool, services.engine, spool)
+    if replayed:
+        logger.info("replayed %d events spooled by an earlier run", replayed)
+    await _set_commands(application, services)
+    for hook in services.startup_hooks:
+        await hook(application)
+    logger.info("bot @%s ready", application.bot.username)
+
+
+async def _post_shutdown(application: Application) -> None:  # type: ignore[type-arg]
+    services: BotServices = application.bot_data[SERVICES_KEY]
+    for hook in reversed(services.shutdown_hooks):
+        try:
+            await hook(application)
+        except Exception:  # one failing hook must not keep the event log from being flushed
+            logger.exception("shutdown hook %r failed", hook)
+    await asyncio.to_thread(services.writer.close)
+    logger.info("event log flushed: %d events written", services.writer.written)
+
+
+def build_application(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    parser: IntentParser | None = None,
+    knowledge: KnowledgeBase | None = None,
+    concurrent_updates: int = CONCURRENT_UPDATES,
+) -> Application:  # type: ignore[type-arg]
+    """Build the bot: handlers, the observer, the event writer, NLU and knowledge base.
+
+    Nothing talks to Telegram here; `post_init` starts the event writer, replays spooled
+    events, sets the command menus and runs the startup hooks (the scheduler, in
+    `rapport run`), and `post_shutdown` stops them and flushes the event log.
+
+    Raises:
+        BotStartupError: no bot token is configured.
+    """
+    token = settings.telegram_bot_token
+    if not token:
+        raise BotStartupError("TELEGRAM_BOT_TOKEN is not set: get a token from @BotFather and export it")
+    # Bot API request URLs contain the token: whoever runs the bot, the HTTP client stays quiet.
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
+    engine = engine or create_db_engine(settings.resolved_database_url)
+    services = BotServices(
+        settings=settings,
+        engine=engine,
+        writer=EventWriter(
+            engine,
+            store_text=settings.store_text,
+            spool_dir=settings.data_dir / "spool",
+            # Gathering events for a moment means one transaction per batch instead of one per
+            # update: far less work for the writer thread, which shares the GIL with the bot.
+            max_delay_s=WRITER_BATCH_DELAY_S,
+        ),
+        parser=parser or default_parser(settings),
+        knowledge=knowledge or load_knowledge_base(settings.knowledge_base),
+        codec=CallbackCodec(callback_secret(settings)),
+    )
+    application = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(settings.telegram_api_base_url)
+        .base_file_url(settings.telegram_api_file_url)
+        .request(_request(pool_size=max(8, 2 * concurrent_updates)))
+        .get_updates_request(_request(pool_size=1))
+        .concurrent_updates(concurrent_updates)
+        .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
+        .build()
+    )
+    application.bot_data[SERVICES_KEY] = services
+    register_handlers(application)
+    return application
+
+
+def attach_scheduler(application: Application, settings: Settings) -> SchedulerService:  # type: ignore[type-arg]
+    """Run the scheduler in this process: deliveries through the bot, broadcasts from /broadcast.
+
+    The service starts in post_init and stops (giving up its lease) in post_shutdown, before
+    the event log is flushed. Only one process per database sends: the others stand by.
+    """
+    services = services_for(application)
+    sender = TelegramSender(
+        application.bot,
+        rate_per_s=settings.send_rate_per_s,
+        per_chat_rate_per_s=settings.per_chat_rate_per_s,
+        group_rate_per_min=settings.group_rate_per_min,
+    )
+    service = SchedulerService(services.engine, settings, sender)
+    services.scheduler = service
+    services.broadcasts = service
+
+    async def start(_: Application) -> None:  # type: ignore[type-arg]
+        await service.start()
+
+    async def stop(_: Application) -> None:  # type: ignore[type-arg]
+        await service.stop()
+
+    services.startup_hooks.append(start)
+    services.shutdown_hooks.append(stop)
+    return service
+
+
+def services_for(application: Application) -> BotServices:  # type: ignore[type-arg]
+    """The services of an application built by `build_application`."""
+    services = application.bot_data.get(SERVICES_KEY)
+    if not isinstance(services, BotServices):
+        raise RuntimeError("the application was not built by bot.app.build_application")
+    return services

@@ -1,0 +1,1 @@
+"""Update handlers by role: private chat, answers, feedback, community, buttons, errors."""

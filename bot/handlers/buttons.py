@@ -1,0 +1,40 @@
+"""Callback-query plumbing shared by the button handlers: verification and stale buttons."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from bot.callbacks import CallbackData
+from bot.i18n import t
+from bot.replies import lang_of
+from bot.services import services_of
+
+logger = logging.getLogger(__name__)
+
+
+async def verified_button(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, action: str
+) -> CallbackData | None:
+    """The verified data of this button press, or None after telling the user it expired."""
+    query = update.callback_query
+    if query is None:
+        return None
+    data = services_of(context).codec.decode(query.data, user_id=query.from_user.id)
+    if data is None or data.action != action:
+        logger.info("user %d pressed a forged or stale button %r", query.from_user.id, query.data)
+        await query.answer(t("button_expired", lang_of(update)), show_alert=False)
+        return None
+    return data
+
+
+async def on_stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Answer any button no other handler accepted: forged, stale or from an old version."""
+    query = update.callback_query
+    if query is None:
+        return
+    user_id = query.from_user.id
+    logger.info("user %d pressed an unknown button %r", user_id, query.data)
+    await query.answer(t("button_expired", lang_of(update)))

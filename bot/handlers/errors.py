@@ -1,0 +1,35 @@
+"""The one error handler: log with the traceback, then one short apology to the user."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+from telegram.error import Forbidden, RetryAfter, TelegramError
+from telegram.ext import ContextTypes
+
+from bot.i18n import t
+from bot.replies import lang_of
+
+logger = logging.getLogger(__name__)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the error before anything else, then apologise once where that makes sense."""
+    error = context.error
+    update_id = update.update_id if isinstance(update, Update) else None
+    logger.error("error while handling update %s", update_id, exc_info=error)
+    if not isinstance(update, Update) or isinstance(error, (Forbidden, RetryAfter)):
+        return  # the user can't be reached, or Telegram asked us to be quiet
+    query = update.callback_query
+    try:
+        if query is not None:
+            await query.answer(t("error", lang_of(update)))
+        elif (
+            update.effective_message is not None
+            and update.effective_chat is not None
+            and update.effective_chat.type == "private"
+        ):
+            await update.effective_message.reply_text(t("error", lang_of(update)))
+    except TelegramError as exc:
+        logger.warning("could not apologise for update %s: %s", update_id, exc)

@@ -1,0 +1,66 @@
+"""/feedback: a 1–5 rating by buttons, then an optional comment, both logged as events."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import ContextTypes
+
+from bot.conversation import await_comment, clear_comment
+from bot.handlers.buttons import verified_button
+from bot.i18n import t
+from bot.replies import lang_of
+from bot.services import services_of
+
+logger = logging.getLogger(__name__)
+
+RATINGS = ("1", "2", "3", "4", "5")
+
+
+async def feedback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Offer the five rating buttons."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    codec = services_of(context).codec
+    keyboard = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(f"{r} ★", callback_data=codec.encode("rate", r, user_id=user.id))
+                for r in RATINGS
+            ]
+        ]
+    )
+    await message.reply_text(t("feedback_ask", lang_of(update)), reply_markup=keyboard)
+
+
+async def on_rating_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Thank for the rating and invite a comment."""
+    data = await verified_button(update, context, "rate")
+    query = update.callback_query
+    if data is None or query is None:
+        return
+    if data.arg not in RATINGS:
+        await query.answer(t("button_expired", lang_of(update)))
+        return
+    rating = int(data.arg)  # the observer logged it as a feedback event
+    await_comment(context.user_data, rating)
+    await query.answer()
+    await query.edit_message_text(t("feedback_thanks_rating", lang_of(update), rating=rating))
+
+
+async def take_feedback_comment(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Thank the user for the comment the observer logged as a feedback event."""
+    message = update.effective_message
+    clear_comment(context.user_data)
+    if message is not None:
+        await message.reply_text(t("feedback_thanks", lang_of(update)))
+
+
+async def skip(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """End the feedback without a comment."""
+    message = update.effective_message
+    clear_comment(context.user_data)
+    if message is not None:
+        await message.reply_text(t("feedback_skipped", lang_of(update)))

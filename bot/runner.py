@@ -1,0 +1,109 @@
+"""Running the bot: long polling or a verified webhook, until asked to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from telegram.ext import Application
+
+from bot.app import ALLOWED_UPDATES
+from bot.webhook import WebhookServer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WebhookOptions:
+    """Where Telegram posts updates and where this process listens for them."""
+
+    url: str
+    listen: str = "0.0.0.0"
+    port: int = 8443
+    secret_token: str | None = None
+
+    @property
+    def path(self) -> str:
+        """The URL path of the webhook (the receiver serves exactly this path)."""
+        return urlparse(self.url).path or "/"
+
+
+@asynccontextmanager
+async def running(
+    application: Application,  # type: ignore[type-arg]
+    *,
+    webhook: WebhookOptions | None = None,
+    poll_timeout: int = 1,
+    **polling: Any,
+) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+    """Run the bot inside the current event loop until the block exits.
+
+    Mirrors `run_polling`'s order: initialize, post_init, start, receive updates; on exit
+    stop receiving, stop, shutdown, post_shutdown (which flushes the event log). With
+    `webhook` it registers the webhook with a secret token and serves it instead of polling.
+    """
+    await application.initialize()
+    receiver: WebhookServer | None = None
+    try:
+        if application.post_init is not None:
+            await application.post_init(application)
+        await application.start()
+        updater = application.updater
+        assert updater is not None
+        if webhook is None:
+            await updater.start_polling(
+                poll_interval=0.0, timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES, **polling
+            )
+        else:
+            secret = webhook.secret_token or secrets.token_urlsafe(32)
+            receiver = WebhookServer(application, secret_token=secret, path=webhook.path)
+            await receiver.start(webhook.listen, webhook.port)
+            await application.bot.set_webhook(
+                webhook.url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
+            )
+            logger.info("webhook set to %s", webhook.url)
+        try:
+            yield application
+        finally:
+            if receiver is not None:
+                await receiver.stop()
+            if updater.running:
+                await updater.stop()
+            if application.running:
+                await application.stop()
+    finally:
+        await application.shutdown()
+        if application.post_shutdown is not None:
+            await application.post_shutdown(application)
+
+
+async def serve(
+    application: Application,  # type: ignore[type-arg]
+    *,
+    webhook: WebhookOptions | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM (or `stop` is set), then shut down cleanly."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
+            pass
+    try:
+        async with running(application, webhook=webhook):
+            await stop.wait()
+            logger.info("stopping: finishing in-flight updates and flushing the event log")
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
