@@ -36,9 +36,6 @@ from bot.runner import running
 from nlu import load_or_train_default
 from store import count_events, create_db_engine, load_settings, upgrade
 
-# httpcore imports `sniffio` on every request; without it installed, each request pays for a
-# failed import that scans sys.path. Caching the miss keeps both bots' figures about the bot.
-sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 POSTGRES_URL = os.environ.get(
     "RAPPORT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

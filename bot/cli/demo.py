@@ -75,8 +75,11 @@ def demo(
 ) -> None:
     """Simulate a community against a local Bot API server and run the whole loop; no token needed."""
     settings = get_settings(ctx)
-    # Keras/TensorFlow print C++ start-up notices unless told otherwise (set before import).
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's C++ start-up notices (oneDNN's among them, which ignore TF_CPP_MIN_LOG_LEVEL)
+    # would tear the progress bars; both must be set before TensorFlow is imported.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if not verbose:
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     if not verbose:
         # The summary reports what matters; per-message notices would tear the progress bars.
         logging.getLogger().setLevel(logging.ERROR)
