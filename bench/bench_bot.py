@@ -36,7 +36,6 @@ from bot.runner import running
 from nlu import load_or_train_default
 from store import count_events, create_db_engine, load_settings, upgrade
 
-
 POSTGRES_URL = os.environ.get(
     "RAPPORT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

@@ -28,7 +28,9 @@ BENCHMARKS: dict[str, list[str]] = {
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", default="", help="comma-separated benchmark names: " + ",".join(BENCHMARKS))
     args = parser.parse_args()
     chosen = [name for name in args.only.split(",") if name] or list(BENCHMARKS)
