@@ -15,7 +15,8 @@ from store import create_db_engine, upgrade
 POSTGRES_ADMIN_URL = os.environ.get(
     "RAPPORT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# Copies of the public data sets (with their attribution notes) live beside the tests.
+SHARED_DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture(autouse=True)

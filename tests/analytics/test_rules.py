@@ -20,7 +20,7 @@ from analytics import (
 from analytics.rules import rule_sentence
 from bot.cli.analytics import app
 
-GROCERIES = Path(__file__).resolve().parents[3] / "shared" / "data" / "groceries" / "groceries.csv"
+GROCERIES = Path(__file__).resolve().parents[1] / "data" / "groceries" / "groceries.csv"
 
 TOY = [["milk", "bread"], ["milk", "bread", "eggs"], ["milk", "eggs"], ["bread"], ["milk", "bread"]]
 

@@ -9,7 +9,7 @@ import pytest
 from nlu import NLUModel, TrainingConfig, load_training_data, train
 from nlu.default import default_data_paths
 
-CLINC_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "clinc150"
+CLINC_DIR = Path(__file__).resolve().parents[1] / "data" / "clinc150"
 
 TOY_YAML = """\
 version: "3.1"

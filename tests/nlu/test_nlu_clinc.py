@@ -1,4 +1,4 @@
-"""A CLINC150 slice read from ../shared/data/clinc150: the engine learns real crowd-sourced intents."""
+"""A CLINC150 slice read from tests/data/clinc150: the engine learns real crowd-sourced intents."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from nlu import evaluate, reads_csv, train
 
-CLINC_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "clinc150"
+CLINC_DIR = Path(__file__).resolve().parents[1] / "data" / "clinc150"
 
 pytestmark = pytest.mark.skipif(not CLINC_DIR.is_dir(), reason=f"CLINC150 not found at {CLINC_DIR}")
 
