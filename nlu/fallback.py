@@ -11,6 +11,7 @@ import numpy.typing as npt
 from nlu.results import OUT_OF_SCOPE_INTENT
 
 DEFAULT_MAX_ACCURACY_DROP = 0.01
+DEFAULT_TARGET_OUT_OF_SCOPE_RECALL = 0.55
 _AMBIGUITY_GRID = (0.0, 0.02, 0.05, 0.08, 0.12, 0.16, 0.2, 0.25, 0.3)
 
 
@@ -43,6 +44,7 @@ def tune_fallback(
     classes: Sequence[str],
     *,
     max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
+    target_out_of_scope_recall: float | None = None,
 ) -> FallbackTuning:
     """Choose the thresholds on held-out confidences; the target is stated by ``max_accuracy_drop``.
 
@@ -50,6 +52,12 @@ def tune_fallback(
     the pairs (threshold, ambiguity) that meet it, take the one that catches the most out-of-scope
     validation messages, then the most wrong in-scope predictions. Without out-of-scope examples this
     is simply the strictest policy that keeps the stated accuracy.
+
+    With ``target_out_of_scope_recall`` and out-of-scope validation examples, the aim changes: among
+    the pairs within ``max_accuracy_drop``, take the one that reaches the recall target plus one
+    standard error of its estimate (``sqrt(t(1-t)/n_oos)``) at the least in-scope cost (then the most
+    recall); when none reaches it, fall back to the most recall as above.
+    Catching more out-of-scope messages than needed costs in-scope accuracy on unseen data too.
     """
     labels = np.asarray(targets)
     order = np.sort(proba, axis=1)
@@ -61,9 +69,21 @@ def tune_fallback(
     caught_anyway = (~in_scope) & (predicted == OUT_OF_SCOPE_INTENT)
     n_in = max(int(in_scope.sum()), 1)
     n_oos = int((~in_scope).sum())
-    candidates = np.unique(np.concatenate([[0.0], np.quantile(top1[in_scope], np.linspace(0, 0.3, 61))]))
+    just_above_oos = np.nextafter(top1[~in_scope], np.float32(1.0))  # thresholds that catch one more
+    candidates = np.unique(
+        np.concatenate([[0.0], np.quantile(top1[in_scope], np.linspace(0, 0.3, 61)), just_above_oos])
+    )
     best_key: tuple[float, int, float] = (-1.0, -1, 0.0)
     best = FallbackPolicy(0.0, 0.0)
+    target_key: tuple[float, float, int] | None = None
+    target_best = best
+    wants_target = target_out_of_scope_recall is not None and n_oos > 0
+    required = 0.0
+    if target_out_of_scope_recall is not None and n_oos:
+        # Aim one standard error above the target: with few out-of-scope examples the recall measured
+        # here is noisy, and a threshold that only just reaches it misses the target on unseen data.
+        margin = float(np.sqrt(target_out_of_scope_recall * (1 - target_out_of_scope_recall) / n_oos))
+        required = min(1.0, target_out_of_scope_recall + margin)
     for threshold in candidates:
         low = top1 < threshold
         for ambiguity in _AMBIGUITY_GRID:
@@ -76,6 +96,12 @@ def tune_fallback(
             key = (recall, wrong_caught, -cost)
             if key > best_key:
                 best_key, best = key, FallbackPolicy(float(threshold), float(ambiguity))
+            if wants_target and recall >= required - 1e-9:
+                reached = (-cost, recall, wrong_caught)
+                if target_key is None or reached > target_key:
+                    target_key, target_best = reached, FallbackPolicy(float(threshold), float(ambiguity))
+    if target_key is not None:
+        best = target_best
     rejected = (top1 < best.threshold) | ((top1 - top2) < best.ambiguity_threshold)
     return FallbackTuning(
         policy=best,

@@ -16,7 +16,12 @@ from scipy import sparse
 from nlu.classifier import IntentClassifier, fit_temperature
 from nlu.entities import EntityExtractor
 from nlu.errors import TrainingDataError
-from nlu.fallback import DEFAULT_MAX_ACCURACY_DROP, FallbackPolicy, tune_fallback
+from nlu.fallback import (
+    DEFAULT_MAX_ACCURACY_DROP,
+    DEFAULT_TARGET_OUT_OF_SCOPE_RECALL,
+    FallbackPolicy,
+    tune_fallback,
+)
 from nlu.featurizer import TextFeaturizer
 from nlu.model import NLUModel
 from nlu.results import OUT_OF_SCOPE_INTENT
@@ -29,13 +34,16 @@ logger = logging.getLogger(__name__)
 class TrainingConfig:
     """Hyper-parameters and the tuning procedure's settings.
 
-    ``c_grid`` is searched on the validation split; ``max_accuracy_drop`` is the stated target of the
-    fallback tuning (in-scope accuracy given up to catch out-of-scope messages).
+    ``c_grid`` is searched on the validation split; ``max_accuracy_drop`` caps the in-scope accuracy
+    the fallback tuning may give up, and ``target_out_of_scope_recall`` (when the data has
+    ``out_of_scope`` examples) is the recall it aims for at the least in-scope cost; ``None`` catches
+    as many out-of-scope messages as the cap allows. See :func:`nlu.fallback.tune_fallback`.
     """
 
-    c_grid: tuple[float, ...] = (0.5, 1.0, 2.0)
+    c_grid: tuple[float, ...] = (1.0, 2.0)
     validation_fraction: float = 0.2
     max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP
+    target_out_of_scope_recall: float | None = DEFAULT_TARGET_OUT_OF_SCOPE_RECALL
     word_ngram_range: tuple[int, int] = (1, 2)
     char_ngram_range: tuple[int, int] = (2, 5)
     min_df: int = 2
@@ -139,6 +147,7 @@ def train(
             val_labels,
             classifier.classes_,
             max_accuracy_drop=config.max_accuracy_drop,
+            target_out_of_scope_recall=config.target_out_of_scope_recall,
         )
         policy = tuning.policy
         metrics.update(
@@ -164,6 +173,7 @@ def train(
             "c_grid": list(config.c_grid),
             "validation": "explicit" if validation is not None else f"split {config.validation_fraction}",
             "max_accuracy_drop": config.max_accuracy_drop,
+            "target_out_of_scope_recall": config.target_out_of_scope_recall,
         },
         "metrics": {**metrics, "training_seconds": round(seconds, 3)},
     }

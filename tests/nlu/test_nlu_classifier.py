@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from nlu import IntentClassifier, NotFittedError, TextFeaturizer, tune_fallback
 from nlu.classifier import fit_temperature, softmax
@@ -62,4 +63,34 @@ def test_fallback_tuning_by_hand() -> None:
     assert not strict.policy.is_fallback(0.60, 0.35)
     no_oos = tune_fallback(proba[:3], labels[:3], classes, max_accuracy_drop=0.0)
     assert no_oos.out_of_scope_recall is None
+    assert no_oos.in_scope_accuracy == 1.0
+
+
+def _confidences(top1: list[float]) -> NDArray[np.float32]:
+    """Rows whose best class is ``a`` with confidence ``top1`` and a distant runner-up."""
+    return np.array([[value, 0.01, 0.0] for value in top1], dtype=np.float32)
+
+
+def test_fallback_tuning_aims_at_recall_target_at_least_cost() -> None:
+    classes = ["a", "b", "out_of_scope"]
+    in_scope = [0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5, 0.45]
+    out_of_scope = [0.3, 0.4, 0.5, 0.95]
+    proba = _confidences(in_scope + out_of_scope)
+    labels = ["a"] * len(in_scope) + ["out_of_scope"] * len(out_of_scope)
+    most = tune_fallback(proba, labels, classes, max_accuracy_drop=0.2)
+    assert most.out_of_scope_recall == 0.75  # catches the 0.5 one by rejecting two right answers
+    assert most.in_scope_accuracy == 0.8
+    # target 25% plus one standard error (sqrt(0.25 * 0.75 / 4) ~ 0.22) needs 2 of the 4, at no cost
+    aimed = tune_fallback(proba, labels, classes, max_accuracy_drop=0.2, target_out_of_scope_recall=0.25)
+    assert aimed.out_of_scope_recall == 0.5
+    assert aimed.in_scope_accuracy == 1.0
+    # an unreachable target falls back to the most recall the accuracy cap allows
+    unreachable = tune_fallback(
+        proba, labels, classes, max_accuracy_drop=0.2, target_out_of_scope_recall=0.99
+    )
+    assert unreachable.policy == most.policy
+    # without out-of-scope examples the target is ignored
+    no_oos = tune_fallback(
+        proba[:10], labels[:10], classes, max_accuracy_drop=0.0, target_out_of_scope_recall=0.5
+    )
     assert no_oos.in_scope_accuracy == 1.0

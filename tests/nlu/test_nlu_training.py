@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from nlu import TrainingDataError, evaluate, load_training_data, reads_csv, reads_yaml, score, train
+from nlu import (
+    TrainingConfig,
+    TrainingDataError,
+    evaluate,
+    load_training_data,
+    reads_csv,
+    reads_yaml,
+    score,
+    train,
+)
+from nlu.fallback import DEFAULT_TARGET_OUT_OF_SCOPE_RECALL
 from nlu.training import split_validation
 
 
@@ -73,3 +83,12 @@ def test_evaluate_a_model(toy_file: Path) -> None:
     report = evaluate(train(data), data)
     assert report.n_examples == len(data.examples)
     assert report.accuracy >= 0.9
+
+
+def test_recall_target_is_recorded(toy_file: Path) -> None:
+    data = load_training_data([toy_file])
+    assert TrainingConfig().target_out_of_scope_recall == DEFAULT_TARGET_OUT_OF_SCOPE_RECALL
+    model = train(data, config=TrainingConfig(target_out_of_scope_recall=None))
+    assert model.metadata["tuning"]["target_out_of_scope_recall"] is None
+    model = train(data)
+    assert model.metadata["tuning"]["target_out_of_scope_recall"] == DEFAULT_TARGET_OUT_OF_SCOPE_RECALL
