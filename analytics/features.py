@@ -1,4 +1,17 @@
-"""Per-user behavioural features, aggregated in SQL, plus an RFM score managers know."""
+"""Per-user behavioural features, aggregated in SQL, plus an RFM score managers know.
+
+What the segmentation sees has three families:
+
+- volume and engagement (active days, messages, questions, community actions), log1p-compressed;
+- lifecycle: tenure (days since first seen), recency, and the activity trend (recent vs
+  earlier activity rate), so newcomers and users drifting away are told from steady ones
+  with the same volume;
+- what users ask about: the few main components ("topics") of each user's intent mix.
+
+The intent mix matters because low-volume users differ mostly in *what* they ask: a
+billing-and-outage complainer, an onboarding newcomer and an occasional pricing asker have
+similar counts. Without it, such groups merge into one "casual" segment whatever k is.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +39,7 @@ CLUSTER_COLUMNS: tuple[str, ...] = (
     "recency_days",
     "active_days",
     "tenure_days",
+    "activity_trend",
     "messages",
     "questions",
     "fallback_rate",
@@ -39,6 +53,12 @@ CLUSTER_COLUMNS: tuple[str, ...] = (
 LOG_COLUMNS: frozenset[str] = frozenset(
     {"recency_days", "active_days", "tenure_days", "messages", "questions", "community_actions"}
 )
+TOPIC_PREFIX = "topic_"
+"""Intent-mix components are columns `topic_1`, `topic_2`, ... of the feature table."""
+TREND_DAYS = 14
+"""The recent part of the activity trend: the last two weeks (at most half the window)."""
+MAX_TOPICS = 4
+TOPIC_PRIOR_MESSAGES = 5.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +93,69 @@ def _quintile(values: pd.Series, *, higher_is_better: bool) -> pd.Series:
     return np.ceil(ranks * 5).clip(1, 5).astype(int)
 
 
+def activity_trend(
+    active_days: pd.Series,
+    recent_active_days: pd.Series,
+    tenure_days: pd.Series,
+    *,
+    window_days: float,
+    recent_days: float,
+) -> pd.Series:
+    """Recent vs earlier activity rate, in [-1, 1]: -1 stopped, 0 steady (or unknown), +1 new burst.
+
+    Rates are active days per day the user was around: the last `recent_days` against the
+    rest of the window since the user's first event (a user first seen mid-window is not
+    "declining" for the days before they existed). The symmetric ratio (r - e) / (r + e)
+    is bounded, so it needs no scaling tricks, and it is 0 when there is nothing to compare
+    (no earlier span, or no activity at all in the window).
+    """
+    around = np.minimum(tenure_days.astype(float), float(window_days))
+    recent_span = np.clip(np.minimum(around, recent_days), 1.0, None)
+    earlier_span = around - recent_days
+    recent_rate = recent_active_days.astype(float) / recent_span
+    earlier = (active_days - recent_active_days).astype(float).clip(lower=0.0)
+    earlier_rate = earlier / earlier_span.where(earlier_span >= 1.0)
+    total = recent_rate + earlier_rate
+    trend = (recent_rate - earlier_rate) / total.where(total > 0)
+    return trend.fillna(0.0).clip(-1.0, 1.0)
+
+
+def intent_topics(
+    counts: pd.DataFrame, *, max_topics: int = MAX_TOPICS, prior_messages: float = TOPIC_PRIOR_MESSAGES
+) -> pd.DataFrame:
+    """The main components of users' intent mixes: columns `topic_1..k`, one row per user.
+
+    Each user's intent shares are first shrunk towards the population's mix by
+    `prior_messages` pseudo-messages (empirical Bayes: a user with two messages has no
+    reliable mix, and one with none sits at the population's centre), then square-rooted,
+    so Euclidean distance is the Hellinger distance between mixes and rare intents are not
+    blown up as standardising each share would. A PCA of that keeps the components above
+    the mean eigenvalue (Kaiser's rule: those explaining more than one intent's worth of
+    variance), at most `max_topics`, so a fragmented intent catalogue never outweighs the
+    behavioural columns. Signs are fixed (largest loading positive), so runs are stable.
+    """
+    index = counts.index
+    values = counts.to_numpy(dtype=np.float64) if counts.shape[1] else np.empty((len(index), 0))
+    total = float(values.sum())
+    if values.shape[1] < 2 or len(index) < 2 or total <= 0 or max_topics < 1:
+        return pd.DataFrame(index=index)
+    prior = values.sum(axis=0) / total
+    shares = (values + prior_messages * prior) / (values.sum(axis=1, keepdims=True) + prior_messages)
+    hellinger = np.sqrt(shares)
+    hellinger -= hellinger.mean(axis=0)
+    eigenvalues, eigenvectors = np.linalg.eigh(hellinger.T @ hellinger / (len(index) - 1))
+    order = np.argsort(eigenvalues)[::-1]
+    eigenvalues, eigenvectors = eigenvalues[order], eigenvectors[:, order]
+    # Hellinger coordinates lie in [0, 1]: a variance below 1e-10 is rounding, not a topic.
+    keep = (eigenvalues > eigenvalues.mean()) & (eigenvalues > 1e-10)
+    n_topics = min(int(keep.sum()), max_topics)
+    vectors = eigenvectors[:, :n_topics]
+    largest = np.abs(vectors).argmax(axis=0)
+    vectors = vectors * np.sign(vectors[largest, np.arange(n_topics)])
+    scores = hellinger @ vectors
+    return pd.DataFrame(scores, index=index, columns=[f"{TOPIC_PREFIX}{i + 1}" for i in range(n_topics)])
+
+
 def rfm_scores(frame: pd.DataFrame) -> pd.DataFrame:
     """Recency, frequency and "monetary" (message volume) quintiles and their sum."""
     scores = pd.DataFrame(index=frame.index)
@@ -92,6 +175,7 @@ def compute_features(
     as_of: datetime | None = None,
     window_days: int = 30,
     n_intents: int = 5,
+    trend_days: int = TREND_DAYS,
 ) -> UserFeatures:
     """Aggregate every user's events before `as_of` in SQL and derive rates and scores.
 
@@ -100,12 +184,18 @@ def compute_features(
         as_of: The moment recency is measured from (default: now, UTC).
         window_days: The window of the frequency feature (active days in it).
         n_intents: How many of the most used question intents get a share column.
+        trend_days: The recent part of the activity trend (at most half the window).
     """
     as_of = as_of or datetime.now(UTC)
     every = [intent for intent, _n in message_intents(engine, until=as_of)]
     intents = tuple([i for i in every if i not in NON_QUESTION_INTENTS][:n_intents])
+    recent_days = min(float(trend_days), window_days / 2.0)
     table = user_feature_table(
-        engine, as_of=as_of, window_start=as_of - timedelta(days=window_days), intents=every
+        engine,
+        as_of=as_of,
+        window_start=as_of - timedelta(days=window_days),
+        recent_start=as_of - timedelta(days=recent_days),
+        intents=every,
     )
     raw = pd.DataFrame.from_records(table.rows, columns=list(table.columns))
     if raw.empty:
@@ -119,6 +209,13 @@ def compute_features(
     f["recency_days"] = (now_days - raw["last_day"].astype(float)).clip(lower=0.0)
     f["tenure_days"] = (now_days - raw["first_day"].astype(float)).clip(lower=0.0)
     f["active_days"] = raw["active_days"].astype(int)
+    f["activity_trend"] = activity_trend(
+        f["active_days"],
+        raw["recent_active_days"].fillna(0).astype(int),
+        f["tenure_days"],
+        window_days=window_days,
+        recent_days=recent_days,
+    )
     f["events"] = raw["events"].astype(int)
     for name in ("messages", "questions", "unanswered", "feedbacks", "replies", "reactions", "poll_answers"):
         f[name] = raw[name].fillna(0).astype(int)
@@ -140,7 +237,7 @@ def compute_features(
         f[f"share_{intent}"] = _safe_ratio(counts[intent], f["messages"])
     for name, _start, _stop in DAYPARTS:
         f[f"hours_{name}"] = _safe_ratio(raw[f"hours_{name}"].fillna(0), f["events"])
-    f = f.join(rfm_scores(f))
+    f = f.join(rfm_scores(f)).join(intent_topics(counts))
     logger.info("features for %d users as of %s", len(f), as_of.isoformat())
     return UserFeatures(frame=f, as_of=as_of, window_days=window_days, intents=intents, intent_counts=counts)
 
@@ -163,8 +260,22 @@ def _empty_frame(intents: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame(columns=columns, index=pd.Index([], dtype="int64", name="user_id"))
 
 
-def cluster_matrix(frame: pd.DataFrame, columns: tuple[str, ...] = CLUSTER_COLUMNS) -> np.ndarray:
-    """The numeric matrix the segmenter sees: chosen columns, log1p on heavy-tailed counts."""
+def cluster_columns(frame: pd.DataFrame) -> tuple[str, ...]:
+    """What the segmenter clusters on: `CLUSTER_COLUMNS` and the frame's intent topics."""
+    topics = [c for c in frame.columns if isinstance(c, str) and c.startswith(TOPIC_PREFIX)]
+    topics.sort(
+        key=lambda c: int(c.removeprefix(TOPIC_PREFIX)) if c.removeprefix(TOPIC_PREFIX).isdigit() else 0
+    )
+    return (*CLUSTER_COLUMNS, *topics)
+
+
+def cluster_matrix(frame: pd.DataFrame, columns: tuple[str, ...] | None = None) -> np.ndarray:
+    """The numeric matrix the segmenter sees: chosen columns, log1p on heavy-tailed counts.
+
+    By default the columns are `cluster_columns(frame)`: the behavioural and lifecycle
+    features plus whatever intent topics the frame has.
+    """
+    columns = cluster_columns(frame) if columns is None else columns
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise KeyError(f"feature columns {missing} are not in the feature table")

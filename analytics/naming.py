@@ -15,6 +15,7 @@ PROFILE_COLUMNS: tuple[str, ...] = (
     "recency_days",
     "active_days",
     "tenure_days",
+    "activity_trend",
     "messages",
     "questions",
     "fallback_rate",
@@ -25,6 +26,12 @@ PROFILE_COLUMNS: tuple[str, ...] = (
     "rfm_score",
 )
 MATCH_MIN_JACCARD = 0.5
+NEW_DAYS = 14
+"""A segment first seen this recently is new whatever the rest of the population."""
+NEWISH_DAYS = 30
+"""Up to this tenure a segment is new when it is also at most half the population's tenure."""
+DECLINING_TREND = -0.5
+"""An activity trend at or below this: the recent rate is at most a third of the earlier one."""
 
 
 @dataclass(frozen=True)
@@ -48,17 +55,37 @@ def _medians(frame: pd.DataFrame) -> dict[str, float | None]:
     return result
 
 
+def _is_new(p: Mapping[str, float | None], population: Mapping[str, float | None]) -> bool:
+    """First seen within two weeks, or within a month and much more recently than most users.
+
+    The relative test matters when the log is short: in a 60-day log everyone's tenure is
+    at most 60 days, and a group first seen three weeks ago is the new one.
+    """
+    tenure = p.get("tenure_days")
+    if tenure is None:
+        return False
+    usual = population.get("tenure_days")
+    return tenure <= NEW_DAYS or (usual is not None and tenure <= min(NEWISH_DAYS, 0.5 * usual))
+
+
 def _base_name(p: Mapping[str, float | None], population: Mapping[str, float | None]) -> str:
-    """A name from the profile's most telling trait, checked in order of what matters to a manager."""
+    """A name from the profile's most telling trait, checked in order of what matters to a manager.
+
+    Lifecycle first: new users, then users slipping away. "Drifting away" is a group
+    whose activity fell (trend at most -0.5) and who have been silent for two weeks, or
+    any long-silent group that barely asked; "Dormant askers" asked a fair amount but show
+    no decline inside the window (their activity ended before it).
+    """
 
     def get(name: str, source: Mapping[str, float | None] = p) -> float:
         value = source.get(name)
         return 0.0 if value is None else float(value)
 
-    if get("tenure_days") <= 14:
+    if _is_new(p, population):
         return "Newcomers"
-    if get("recency_days") >= 21:
-        return "Dormant askers" if get("questions") >= 3 else "Drifting away"
+    declining = get("activity_trend") <= DECLINING_TREND
+    if get("recency_days") >= 21 or (declining and get("recency_days") >= 14):
+        return "Drifting away" if declining or get("questions") < 3 else "Dormant askers"
     if get("community_share") >= 0.3:
         return "Community socialites"
     if get("active_days") >= max(8.0, 2 * get("active_days", population)):
@@ -70,15 +97,18 @@ def _base_name(p: Mapping[str, float | None], population: Mapping[str, float | N
     return "Quiet users"
 
 
-def _description(p: Mapping[str, float | None]) -> str:
-    """Two or three clauses with the profile's numbers, e.g. "asked 3+ questions, silent for 21+ days"."""
+def _description(p: Mapping[str, float | None], window_days: int = 30) -> str:
+    """Two or three clauses with the profile's numbers, e.g. "asked 3+ questions, silent for 21+ days".
+
+    `window_days` is the window active days were counted in (the run's feature window).
+    """
 
     def get(name: str) -> float:
         value = p.get(name)
         return 0.0 if value is None else float(value)
 
     clauses: list[str] = []
-    if get("tenure_days") <= 14:
+    if get("tenure_days") <= NEWISH_DAYS:
         clauses.append(f"first seen {int(get('tenure_days'))} days ago")
     if get("questions") >= 1:
         clauses.append(f"asked {int(get('questions'))}+ questions")
@@ -87,7 +117,7 @@ def _description(p: Mapping[str, float | None]) -> str:
     if get("recency_days") >= 7:
         clauses.append(f"silent for {int(get('recency_days'))}+ days")
     else:
-        clauses.append(f"active on {int(get('active_days'))} of the last 30 days")
+        clauses.append(f"active on {int(get('active_days'))} of the last {window_days} days")
     if get("fallback_rate") >= 0.15:
         clauses.append(f"{get('fallback_rate'):.0%} unanswered")
     rating = p.get("mean_rating")
@@ -110,8 +140,12 @@ def _qualifier(p: Mapping[str, float | None]) -> str:
     return ""
 
 
-def describe_segments(frame: pd.DataFrame, labels: np.ndarray) -> list[SegmentProfile]:
+def describe_segments(
+    frame: pd.DataFrame, labels: np.ndarray, *, window_days: int = 30
+) -> list[SegmentProfile]:
     """Name and describe each label's users from their median profile; names are unique.
+
+    `window_days` is the feature window (what "active on N of the last W days" refers to).
 
     Segments sharing a base name get a distinguishing trait ("Dormant askers who answer
     pushes"), and a number only when that is not enough.
@@ -138,7 +172,7 @@ def describe_segments(frame: pd.DataFrame, labels: np.ndarray) -> list[SegmentPr
             candidate = f"{name} {number}"
             number += 1
         used.add(candidate)
-        profiles.append(SegmentProfile(label, candidate, _description(profile), size, profile))
+        profiles.append(SegmentProfile(label, candidate, _description(profile, window_days), size, profile))
     return profiles
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
-from analytics.features import CLUSTER_COLUMNS, UserFeatures, cluster_matrix, compute_features
+from analytics.features import UserFeatures, cluster_columns, cluster_matrix, compute_features
 from analytics.naming import PreviousSegment, SegmentProfile, carry_names, describe_segments
 from analytics.rules import OUTCOMES, AssociationRule, mine_rules
 from analytics.segmentation import UserSegmenter
@@ -158,7 +158,7 @@ def run_analytics(
         ).fit(cluster_matrix(features.frame))
         labels = segmenter.labels_
         user_ids = features.frame.index.to_numpy()
-        profiles = describe_segments(features.frame, labels)
+        profiles = describe_segments(features.frame, labels, window_days=config.window_days)
         profiles, pinned, matched, previous_id = _match_previous(engine, run_id, user_ids, profiles, labels)
         names = {p.label: p.name for p in profiles}
         timings["segmentation_s"] = time.perf_counter() - started
@@ -227,8 +227,9 @@ def _notes(
         notes.append("only one user: a single segment")
     elif segmenter.n_clusters_ == 1:
         notes.append("users are too alike to split: a single segment")
-    matrix = features.frame[list(CLUSTER_COLUMNS)].astype(float)
-    constant = [c for c in CLUSTER_COLUMNS if matrix[c].nunique(dropna=False) <= 1]
+    columns = cluster_columns(features.frame)
+    matrix = features.frame[list(columns)].astype(float)
+    constant = [c for c in columns if matrix[c].nunique(dropna=False) <= 1]
     if constant and features.n_users > 1:
         notes.append(f"zero-variance features ignored by scaling: {', '.join(constant)}")
     if not rules:
@@ -255,7 +256,7 @@ def _metrics(
             "scores": segmenter.scores_,
             "k_scores": {str(k): v for k, v in segmenter.k_scores_.items()},
             "eps": segmenter.eps_,
-            "features": list(CLUSTER_COLUMNS),
+            "features": list(cluster_columns(features.frame)),
         },
         "rules": {"n_rules": len(rules), "n_items": int(baskets.shape[1]), "n_baskets": len(baskets)},
         "features": {"as_of": features.as_of.isoformat(), "intents": list(features.intents)},

@@ -99,12 +99,19 @@ def message_intents(engine: Engine, *, until: datetime | None = None) -> list[tu
 
 
 def user_feature_table(
-    engine: Engine, *, as_of: datetime, window_start: datetime, intents: Sequence[str]
+    engine: Engine,
+    *,
+    as_of: datetime,
+    window_start: datetime,
+    intents: Sequence[str],
+    recent_start: datetime | None = None,
 ) -> Table:
     """One row of raw per-user aggregates, grouped in SQL over the events before `as_of`.
 
     Column `intent_<i>` counts the messages with `intents[i]`: the share features and the
-    intent part of each user's basket come from this one scan.
+    intent part of each user's basket come from this one scan. `active_days` counts the
+    distinct UTC days with an event since `window_start`, `recent_active_days` those since
+    `recent_start` (default: `window_start`), the two halves of the activity trend.
 
     Counts, not ratios, come back; the analytics package turns them into rates, so that
     the division rules (empty denominators) live in one place. Day-based columns are
@@ -126,6 +133,9 @@ def user_feature_table(
         func.count(distinct(case((e.c.ts >= window_start, _day_number(dialect, e.c.ts))))).label(
             "active_days"
         ),
+        func.count(
+            distinct(case((e.c.ts >= (recent_start or window_start), _day_number(dialect, e.c.ts))))
+        ).label("recent_active_days"),
         _count_if(is_message).label("messages"),
         _count_if(and_(kind == "message", e.c.intent.not_in(NON_QUESTION_INTENTS))).label("questions"),
         _count_if(kind == "fallback").label("unanswered"),

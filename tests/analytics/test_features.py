@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from analytics import CLUSTER_COLUMNS, cluster_matrix, compute_features, rfm_scores, user_baskets
+from analytics.features import activity_trend, cluster_columns, intent_topics
 from store import append_events
 
 AS_OF = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
@@ -92,6 +93,62 @@ def test_features_are_aggregated_per_user(engine: Engine) -> None:
     }
 
 
+def test_activity_trend_compares_recent_and_earlier_days_in_sql(engine: Engine) -> None:
+    _log(engine)
+    f = compute_features(engine, as_of=AS_OF, window_days=30, trend_days=3).frame
+    one, two = f.loc[1], f.loc[2]
+    # user 1: one active day in the last 3 (2 days ago), three in the 7.08 days before
+    around = 10 + (12 - 10) / 24
+    recent, earlier = 1 / 3, 3 / (around - 3)
+    assert one["activity_trend"] == pytest.approx((recent - earlier) / (recent + earlier))
+    assert two["activity_trend"] == 0.0  # no activity in the window: nothing to compare
+    assert f["activity_trend"].between(-1.0, 1.0).all()
+
+
+def test_activity_trend_is_bounded_and_neutral_without_history() -> None:
+    active = pd.Series([10, 30, 5, 0, 3])
+    recent = pd.Series([0, 7, 5, 0, 3])
+    tenure = pd.Series([60.0, 70.0, 60.0, 60.0, 5.0])
+    trend = activity_trend(active, recent, tenure, window_days=60, recent_days=14)
+    assert trend[0] == -1.0  # stopped
+    assert trend[1] == pytest.approx(0.0)  # steady: 7 of the last 14 days, 23 of the 46 before
+    assert trend[2] == 1.0  # only recent activity after a silent earlier window
+    assert trend[3] == 0.0  # nothing in the window
+    assert trend[4] == 0.0  # first seen 5 days ago: no earlier span to compare with
+
+
+def test_intent_topics_separate_intent_mixes_and_fix_their_signs() -> None:
+    rng = np.random.default_rng(0)
+    billing = rng.poisson([6, 4, 0.2, 0.2, 1], size=(50, 5))
+    onboarding = rng.poisson([0.2, 0.2, 6, 4, 1], size=(50, 5))
+    silent = np.zeros((5, 5), dtype=int)
+    counts = pd.DataFrame(
+        np.vstack([billing, onboarding, silent]),
+        columns=["billing", "bug_report", "getting_started", "api_keys", "greet"],
+        index=pd.Index(range(105), dtype="int64"),
+    )
+    topics = intent_topics(counts)
+    assert 1 <= topics.shape[1] <= 4 and topics.columns[0] == "topic_1"
+    first = topics["topic_1"]
+    assert (np.sign(first[:50]) != np.sign(first[50:100].median())).mean() > 0.95
+    assert abs(first[100:].mean()) < abs(first[:50].mean())  # no messages: near the centre
+    again = intent_topics(counts.sample(frac=1.0, random_state=1)).reindex(counts.index)
+    assert again["topic_1"].to_numpy() == pytest.approx(first.to_numpy())
+    assert intent_topics(counts[["billing"]]).shape == (105, 0)
+    assert intent_topics(counts.iloc[100:]).shape == (5, 0)
+    assert intent_topics(counts, max_topics=1).shape == (105, 1)
+    assert intent_topics(pd.DataFrame({"a": [2, 2, 2], "b": [1, 1, 1]})).shape == (3, 0)
+
+
+def test_features_cluster_on_intent_topics(engine: Engine) -> None:
+    _log(engine)
+    f = compute_features(engine, as_of=AS_OF).frame
+    columns = cluster_columns(f)
+    assert columns[: len(CLUSTER_COLUMNS)] == CLUSTER_COLUMNS
+    assert all(c.startswith("topic_") for c in columns[len(CLUSTER_COLUMNS) :])
+    assert cluster_matrix(f).shape == (2, len(columns))
+
+
 def test_baskets_hold_intents_actions_segments_and_outcomes(engine: Engine) -> None:
     _log(engine)
     features = compute_features(engine, as_of=AS_OF)
@@ -131,6 +188,9 @@ def test_cluster_matrix_compresses_counts_and_names_missing_columns() -> None:
     assert X[:, CLUSTER_COLUMNS.index("fallback_rate")] == pytest.approx([0.0, 0.5])
     with pytest.raises(KeyError, match="nope"):
         cluster_matrix(frame, ("nope",))
+    frame["topic_2"], frame["topic_10"], frame["topic_1"] = [0.0, 1.0], [2.0, 3.0], [4.0, 5.0]
+    assert cluster_columns(frame)[-3:] == ("topic_1", "topic_2", "topic_10")
+    assert cluster_matrix(frame)[:, -1] == pytest.approx([2.0, 3.0])
 
 
 def test_rfm_quintiles_rank_recent_and_frequent_users_high() -> None:

@@ -128,6 +128,26 @@ def test_segments_get_names_and_descriptions_from_their_profile() -> None:
     assert profiles[0].size == 2 and profiles[0].profile["questions"] == 4.5
 
 
+def test_lifecycle_names_newcomers_relative_to_the_log_and_drifting_by_trend() -> None:
+    frame = pd.DataFrame(
+        {
+            "recency_days": [4.0, 5, 3, 4, 16, 24],
+            "tenure_days": [59.0, 60, 21, 19, 59, 60],
+            "activity_trend": [0.0, -0.1, -0.3, -0.2, -1.0, -1.0],
+            "active_days": [8, 8, 6, 6, 9, 10],
+            "questions": [13, 14, 14, 15, 16, 15],
+            "messages": [20, 21, 18, 19, 23, 22],
+            "community_share": [0.0] * 6,
+            "fallback_rate": [0.0] * 6,
+        }
+    )
+    profiles = describe_segments(frame, np.array([0, 0, 1, 1, 2, 2]), window_days=60)
+    assert [p.name for p in profiles] == ["Casual askers", "Newcomers", "Drifting away"]
+    assert profiles[0].description == "asked 13+ questions, active on 8 of the last 60 days"
+    assert profiles[1].description.startswith("first seen 20 days ago")
+    assert profiles[2].profile["activity_trend"] == -1.0
+
+
 def test_look_alike_segments_are_told_apart_by_a_trait() -> None:
     frame = pd.DataFrame(
         {
