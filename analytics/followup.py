@@ -112,10 +112,9 @@ def choose_followup(
     a message whose targets the model does not know gets only the response-rate term.
     """
     _check_exploration(exploration)
-    proba = None
-    if model is not None and len(history) >= config.min_events:
-        proba = model.predict_proba([list(history)])[0]
-    return _choose(history, messages, segment, last_sent, stats, model, proba, now, rng, exploration, config)
+    user = UserContext(user_id=0, history=tuple(history), segment=segment, last_sent=last_sent)
+    plan = _Plan(messages, stats, model, config)
+    return next(_choose_batch([user], plan, now, rng, exploration))[1]
 
 
 def choose_followups(
@@ -133,19 +132,22 @@ def choose_followups(
     """Choose for many users, streaming: the model predicts one batch of histories at a time.
 
     Yields `(user_id, choice)` in input order; memory is bounded by `batch_size`, so a nightly
-    run over 100k users does not hold every prediction at once.
+    run over 100k users does not hold every prediction at once. Each batch is scored with numpy
+    (one probability-mass matrix for the whole batch); the result for each user, and the draws
+    taken from `rng`, are exactly those of calling `choose_followup` for each user in turn.
     """
     _check_exploration(exploration)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    plan = _Plan(messages, stats, model, config)
     batch: list[UserContext] = []
     for user in users:
         batch.append(user)
         if len(batch) == batch_size:
-            yield from _choose_batch(batch, messages, stats, model, now, rng, exploration, config)
+            yield from _choose_batch(batch, plan, now, rng, exploration)
             batch = []
     if batch:
-        yield from _choose_batch(batch, messages, stats, model, now, rng, exploration, config)
+        yield from _choose_batch(batch, plan, now, rng, exploration)
 
 
 def _check_exploration(exploration: float) -> None:
@@ -153,77 +155,112 @@ def _check_exploration(exploration: float) -> None:
         raise ValueError(f"exploration must be in [0, 1], got {exploration}")
 
 
+class _Plan:
+    """What the chooser precomputes once per call: rates, phrases and the model's target columns."""
+
+    def __init__(
+        self,
+        messages: Sequence[FollowupMessage],
+        stats: Mapping[str, ResponseStats],
+        model: SequenceModel | None,
+        config: ChooserConfig,
+    ) -> None:
+        self.messages = list(messages)
+        self.stats = stats
+        self.model = model
+        self.config = config
+        self.ids = {message.id: position for position, message in enumerate(self.messages)}
+        self.rates = np.array([_rate(message, stats, config) for message in self.messages], dtype=np.float64)
+        self.phrases = [_rate_phrase(message, stats, config) for message in self.messages]
+        self.cooldowns = [timedelta(days=message.cooldown_days) for message in self.messages]
+        self._segments: dict[str | None, NDArray[np.bool_]] = {}
+        index = (
+            {} if model is None else {token: column for column, token in enumerate(model.classes_.tolist())}
+        )
+        self.known = [[target for target in message.targets if target in index] for message in self.messages]
+        self.columns = [[index[target] for target in known] for known in self.known]
+        self.unknown = np.array([not known for known in self.known], dtype=np.bool_)
+
+    def in_segment(self, segment: str | None) -> NDArray[np.bool_]:
+        mask = self._segments.get(segment)
+        if mask is None:
+            mask = np.array([message.eligible_for(segment) for message in self.messages], dtype=np.bool_)
+            self._segments[segment] = mask
+        return mask
+
+    def candidates(self, user: UserContext, now: datetime) -> tuple[NDArray[np.bool_], int]:
+        """The user's eligible messages (segment and cooldown) and how many are in their segment."""
+        in_segment = self.in_segment(user.segment)
+        if not user.last_sent:
+            return in_segment, int(in_segment.sum())
+        mask = in_segment.copy()
+        for message_id, sent_at in user.last_sent.items():
+            position = self.ids.get(message_id)
+            if position is not None and now - sent_at < self.cooldowns[position]:
+                mask[position] = False
+        return mask, int(in_segment.sum())
+
+    def scores(self, proba: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """`(mass, score)` of every message for each probability row, summed in target order."""
+        weight = self.config.model_weight
+        mass = np.zeros((len(proba), len(self.messages)), dtype=np.float64)
+        for position, columns in enumerate(self.columns):
+            if columns:
+                total = proba[:, columns[0]].copy()
+                for column in columns[1:]:
+                    total += proba[:, column]
+                mass[:, position] = total
+        base = (1.0 - weight) * self.rates
+        score = np.where(self.unknown, base, weight * mass + base)
+        return mass, score
+
+
 def _choose_batch(
     batch: list[UserContext],
-    messages: Sequence[FollowupMessage],
-    stats: Mapping[str, ResponseStats],
-    model: SequenceModel | None,
+    plan: _Plan,
     now: datetime,
     rng: np.random.Generator,
     exploration: float,
-    config: ChooserConfig,
 ) -> Iterator[tuple[int, FollowupChoice | None]]:
-    rows: dict[int, NDArray[np.float64]] = {}
+    config, model = plan.config, plan.model
+    eligible = [plan.candidates(user, now) for user in batch]
+    rows: dict[int, int] = {}
+    mass = score = np.zeros((0, len(plan.messages)), dtype=np.float64)
     if model is not None:
-        modelled = [position for position, user in enumerate(batch) if len(user.history) >= config.min_events]
+        modelled = [
+            position
+            for position, user in enumerate(batch)
+            if len(user.history) >= config.min_events and eligible[position][0].any()
+        ]
         if modelled:
             proba = model.predict_proba([list(batch[position].history) for position in modelled])
-            rows = {position: proba[offset] for offset, position in enumerate(modelled)}
+            mass, score = plan.scores(proba)
+            rows = {position: offset for offset, position in enumerate(modelled)}
     for position, user in enumerate(batch):
-        choice = _choose(
-            user.history,
-            messages,
-            user.segment,
-            user.last_sent,
-            stats,
-            model,
-            rows.get(position),
-            now,
-            rng,
-            exploration,
-            config,
-        )
-        yield user.user_id, choice
-
-
-def _choose(
-    history: Sequence[str],
-    messages: Sequence[FollowupMessage],
-    segment: str | None,
-    last_sent: Mapping[str, datetime],
-    stats: Mapping[str, ResponseStats],
-    model: SequenceModel | None,
-    proba: NDArray[np.float64] | None,
-    now: datetime,
-    rng: np.random.Generator,
-    exploration: float,
-    config: ChooserConfig,
-) -> FollowupChoice | None:
-    in_segment = [message for message in messages if message.eligible_for(segment)]
-    candidates = [message for message in in_segment if not _cooling_down(message, last_sent, now)]
-    if not candidates:
-        logger.info(
-            "no follow-up for segment %r: %d messages in the catalogue, %d for the segment, all in cooldown",
-            segment,
-            len(messages),
-            len(in_segment),
-        )
-        return None
-    if model is None or proba is None:
-        why = (
-            "no model is loaded"
-            if model is None
-            else f"only {len(history)} of the {config.min_events} events the model needs"
-        )
-        return _default_choice(candidates, segment, stats, config, why)
-    if rng.random() < exploration:
-        return _thompson_choice(candidates, stats, rng, config)
-    return _model_choice(candidates, stats, model, proba, config)
-
-
-def _cooling_down(message: FollowupMessage, last_sent: Mapping[str, datetime], now: datetime) -> bool:
-    sent_at = last_sent.get(message.id)
-    return sent_at is not None and now - sent_at < timedelta(days=message.cooldown_days)
+        mask, n_segment = eligible[position]
+        if not mask.any():
+            logger.info(
+                "no follow-up for segment %r: %d messages in the catalogue, %d for the segment, "
+                "all in cooldown",
+                user.segment,
+                len(plan.messages),
+                n_segment,
+            )
+            yield user.user_id, None
+            continue
+        candidates = [plan.messages[index] for index in np.flatnonzero(mask).tolist()]
+        row = rows.get(position)
+        if model is None or row is None:
+            why = (
+                "no model is loaded"
+                if model is None
+                else f"only {len(user.history)} of the {config.min_events} events the model needs"
+            )
+            yield user.user_id, _default_choice(candidates, user.segment, plan.stats, config, why)
+        elif rng.random() < exploration:
+            yield user.user_id, _thompson_choice(candidates, plan.stats, rng, config)
+        else:
+            yield user.user_id, _model_choice(plan, mask, mass[row], score[row])
 
 
 def _rate(message: FollowupMessage, stats: Mapping[str, ResponseStats], config: ChooserConfig) -> float:
@@ -284,37 +321,24 @@ def _thompson_choice(
 
 
 def _model_choice(
-    candidates: list[FollowupMessage],
-    stats: Mapping[str, ResponseStats],
-    model: SequenceModel,
-    proba: NDArray[np.float64],
-    config: ChooserConfig,
+    plan: _Plan, mask: NDArray[np.bool_], mass: NDArray[np.float64], score: NDArray[np.float64]
 ) -> FollowupChoice:
-    index = {token: position for position, token in enumerate(model.classes_.tolist())}
-    scored: list[tuple[float, FollowupMessage, str]] = []
-    for message in candidates:
-        known = [target for target in message.targets if target in index]
-        rate = _rate(message, stats, config)
-        if known:
-            mass = float(sum(proba[index[target]] for target in known))
-            score = config.model_weight * mass + (1.0 - config.model_weight) * rate
-            reason = (
-                f"model: {mass:.2f} probability of {'/'.join(known)} next; "
-                f"{_rate_phrase(message, stats, config)}"
+    """The candidate with the highest score; the first in catalogue order on ties."""
+    unknown = np.flatnonzero(mask & plan.unknown).tolist()
+    for position in unknown:
+        message = plan.messages[position]
+        key = (id(plan.model), message.id)
+        if key not in _UNKNOWN_TARGETS_LOGGED:
+            _UNKNOWN_TARGETS_LOGGED.add(key)
+            logger.info(
+                "message %r: targets %s are unknown to the model; scored by response rate only",
+                message.id,
+                list(message.targets),
             )
-        else:
-            key = (id(model), message.id)
-            if key not in _UNKNOWN_TARGETS_LOGGED:
-                _UNKNOWN_TARGETS_LOGGED.add(key)
-                logger.info(
-                    "message %r: targets %s are unknown to the model; scored by response rate only",
-                    message.id,
-                    list(message.targets),
-                )
-            score = (1.0 - config.model_weight) * rate
-            reason = (
-                f"targets unknown to the model, response rate only; {_rate_phrase(message, stats, config)}"
-            )
-        scored.append((score, message, reason))
-    score, message, reason = max(scored, key=lambda item: item[0])
-    return FollowupChoice(message.id, score, f"{reason}; score {score:.2f}", METHOD_MODEL)
+    best = int(np.argmax(np.where(mask, score, -np.inf)))
+    message, phrase, best_score = plan.messages[best], plan.phrases[best], float(score[best])
+    if plan.known[best]:
+        reason = f"model: {float(mass[best]):.2f} probability of {'/'.join(plan.known[best])} next; {phrase}"
+    else:
+        reason = f"targets unknown to the model, response rate only; {phrase}"
+    return FollowupChoice(message.id, best_score, f"{reason}; score {best_score:.2f}", METHOD_MODEL)

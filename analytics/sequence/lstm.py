@@ -32,14 +32,6 @@ IntArray = NDArray[np.int32]
 FloatArray = NDArray[np.float32]
 
 
-def _pad_length(longest: int, max_len: int) -> int:
-    """Round a batch's length up to a few fixed sizes so compiled predict functions are reused."""
-    for size in (4, 8, 16, 32, 64, 128, 256):
-        if longest <= size:
-            return min(size, max_len)
-    return max_len
-
-
 def bucket_width(length: int, max_len: int) -> int:
     """Pad a training batch to a multiple of 8 steps, so few distinct shapes get compiled."""
     return min(max_len, max(8, -(-length // 8) * 8))
@@ -325,19 +317,25 @@ class NextEventModel(BaseSequenceModel):
 
     def _predict_batch(self, prefixes: list[list[str]]) -> NDArray[np.float64]:
         index = self._token_ids()
-        encoded = [self._encode(prefix[-self.max_len :], index) for prefix in prefixes]
+        encoded = [[index.get(token, OOV_ID) for token in prefix[-self.max_len :]] for prefix in prefixes]
         empty = sum(1 for row in encoded if not row)
         if empty:
             logger.debug("%d empty prefixes ranked by the model's OOV-only prior", empty)
         encoded = [row or [OOV_ID] for row in encoded]
-        lengths = np.array([len(row) for row in encoded], dtype=np.int64)
-        x = np.zeros((len(encoded), _pad_length(int(lengths.max()), self.max_len)), dtype=np.int32)
-        for row, tokens in enumerate(encoded):
-            x[row, : len(tokens)] = tokens
-        output = np.asarray(self.model_.predict_on_batch(x), dtype=np.float64)
-        last = output[np.arange(len(encoded)), lengths - 1, N_RESERVED:]
-        total = last.sum(axis=1, keepdims=True)
-        return np.asarray(last / np.where(total > 0, total, 1.0), dtype=np.float64)
+        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        result = np.empty((len(encoded), len(self.classes_)), dtype=np.float64)
+        # Rows are grouped by length bucket and each group is padded only to its width: histories
+        # are mostly short, and padding all to the longest would run the LSTM over empty steps.
+        widths = np.minimum(self.max_len, np.maximum(8, -(-lengths // 8) * 8))
+        for width in np.unique(widths).tolist():
+            rows = np.flatnonzero(widths == width)
+            x = np.zeros((len(rows), width), dtype=np.int32)
+            for offset, row in enumerate(rows.tolist()):
+                x[offset, : lengths[row]] = encoded[row]
+            output = np.asarray(self.model_.predict_on_batch(x))
+            result[rows] = output[np.arange(len(rows)), lengths[rows] - 1, N_RESERVED:]
+        total = result.sum(axis=1, keepdims=True)
+        return np.asarray(result / np.where(total > 0, total, 1.0), dtype=np.float64)
 
     def save(self, directory: str | Path) -> None:
         """Write `model.keras` and `metadata.json` (vocabulary, parameters, metrics) to `directory`."""

@@ -228,3 +228,34 @@ def test_batch_choice_matches_single_choice_and_streams() -> None:
                 batch_size=0,
             )
         )
+
+
+def test_batch_choice_draws_like_sequential_single_choices() -> None:
+    # The vectorised batch path must consume the RNG and honour cooldowns exactly as one call per user.
+    sequences = [["greet", "pricing", "billing", "pricing"], ["rate_limits", "docs", "rate_limits"]] * 20
+    markov = MarkovModel().fit(sequences)
+    recent = {"pricing_tips": NOW - timedelta(days=3), "unknown_id": NOW}
+    users = [
+        UserContext(
+            user_id=i,
+            history=tuple(sequences[i % 2][: 1 + i % 4]),
+            segment=("dormant", None, "active")[i % 3],
+            last_sent=recent if i % 2 else {},
+        )
+        for i in range(40)
+    ]
+    stats = {"pricing_tips": ResponseStats(50, 10), "rate_limit_guide": ResponseStats(20, 1)}
+    arguments: dict[str, object] = {"stats": stats, "model": markov, "now": NOW, "exploration": 0.5}
+    batch = list(
+        choose_followups(users, MESSAGES, rng=np.random.default_rng(2), batch_size=6, **arguments)  # type: ignore[arg-type]
+    )
+    rng = np.random.default_rng(2)
+    singles = [
+        choose_followup(
+            user.history, MESSAGES, segment=user.segment, last_sent=user.last_sent, rng=rng, **arguments
+        )  # type: ignore[arg-type]
+        for user in users
+    ]
+    assert [choice for _, choice in batch] == singles
+    assert {choice.method for choice in singles if choice} == {"default", "exploration", "model"}
+    assert all(choice.message_id != "pricing_tips" for choice in singles[1::2] if choice)

@@ -169,6 +169,20 @@ def test_lstm_fits_sequences_of_mixed_lengths() -> None:
     assert model.predict_proba([["t1"]]).shape == (1, 8)
 
 
+@pytest.mark.parametrize(("batch_size", "validation"), [(1, False), (3, True), (32, True), (500, False)])
+def test_lstm_fits_any_batch_size_with_bucketed_widths(batch_size: int, validation: bool) -> None:
+    # Regression: bucketed batches have widths 8, 16, ..., max_len, so the input signature Keras
+    # derives for its generator must leave the width open (it once fixed it to max_len and
+    # failed on the first narrower batch with small batch sizes).
+    rng = np.random.default_rng(batch_size)
+    sequences = [s[: int(rng.integers(2, 41))] for s in first_order_sequences(24, 40, seed=7)]
+    held_out = [s[:-1] for s in sequences[:8] if len(s) >= 3] if validation else None
+    model = small_lstm(epochs=2, max_len=30, units=8, embedding_dim=4, patience=5)
+    model.set_params(batch_size=batch_size).fit(sequences, validation_sequences=held_out)
+    assert model.metrics_["epochs_run"] == 2
+    assert model.predict_proba([["t1"], ["t2"] * 35]).shape == (2, 8)
+
+
 def test_lstm_learns_first_order_structure(
     first_order: tuple[list[list[str]], list[list[str]]], first_order_lstm: NextEventModel
 ) -> None:
