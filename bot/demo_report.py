@@ -105,6 +105,19 @@ def _rate(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
+def _describe_counts(counts: dict[str, int]) -> str:
+    """`sent 65, blocked 5, skipped 24 (holdout 24)`: statuses, with skip reasons in brackets."""
+    reasons = {k.removeprefix("skipped:"): v for k, v in counts.items() if k.startswith("skipped:")}
+    order = {"sent": 0, "failed": 1, "blocked": 2, "skipped": 3}
+    parts = []
+    for status in sorted((k for k in counts if ":" not in k), key=lambda k: (order.get(k, 9), k)):
+        part = f"{status} {counts[status]}"
+        if status == "skipped" and reasons:
+            part += " (" + ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items())) + ")"
+        parts.append(part)
+    return ", ".join(parts)
+
+
 def summary_lines(summary: DemoSummary) -> list[str]:
     """The short summary printed at the end of `rapport demo`."""
     lines = [
@@ -127,8 +140,7 @@ def summary_lines(summary: DemoSummary) -> list[str]:
             f"HR@10 {values['hr@10']:.3f}  MRR {values['mrr']:.3f}  (n={int(values['n'])})"
         )
     for name, counts in summary.pushes.get("campaigns", {}).items():
-        described = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-        lines.append(f"{name}: {described}")
+        lines.append(f"{name}: {_describe_counts(counts)}")
     returns = summary.pushes.get("returns")
     if returns:
         lines.append(

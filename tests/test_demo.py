@@ -142,3 +142,12 @@ def test_report_writes_with_nothing_measured(tmp_path: Path) -> None:
     assert "skipped: broadcast: no segment" in lines
     assert json.loads(json_path.read_text(encoding="utf-8"))["pushes"]["returns"]["pushed_rate"] is None
     assert "Rapport demo" in html_path.read_text(encoding="utf-8")
+
+
+def test_campaign_counts_read_as_statuses_with_skip_reasons() -> None:
+    from bot.demo_report import _describe_counts
+
+    counts = {"skipped:holdout": 24, "blocked": 5, "skipped": 30, "sent": 65, "skipped:capped": 6}
+    assert _describe_counts(counts) == "sent 65, blocked 5, skipped 30 (capped 6, holdout 24)"
+    assert _describe_counts({"sent": 101}) == "sent 101"
+    assert _describe_counts({}) == ""
