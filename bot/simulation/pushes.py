@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -82,23 +81,6 @@ def _targets_by_text() -> dict[str, tuple[str, ...]]:
     return found
 
 
-@asynccontextmanager
-async def _scheduler_stopped(scheduler: SchedulerService) -> AsyncIterator[None]:
-    """Plan a campaign while the delivery loop is stopped, then let the scheduler send it.
-
-    The planners create a campaign before its deliveries; a delivery loop running in between
-    can find the campaign due with nothing pending and mark it done, and the deliveries added
-    next never go out. Until planning is atomic, the demo plans with the scheduler stopped.
-    """
-    await scheduler.stop()
-    try:
-        yield
-    finally:
-        await scheduler.start()
-        if not await scheduler.wait_active(30.0):
-            raise RuntimeError("the scheduler did not take its lease back within 30 s")
-
-
 async def _until_sent(engine: Engine, campaign_id: int, *, timeout_s: float = 120.0) -> None:
     """Wait while the scheduler's delivery loop works through a campaign."""
     loop = asyncio.get_running_loop()
@@ -159,8 +141,8 @@ async def run_pushes(
     # The broadcast first: whoever it brings back is active again, so the re-engagement job
     # that follows compares pushed and holdout users the broadcast left equally untouched.
     mark = len(driver.api.sent)
-    async with _scheduler_stopped(scheduler):
-        broadcast_id = await asyncio.to_thread(driver.manager_broadcast, segment, text)
+    # The scheduler keeps running: a campaign is stored with its deliveries in one transaction.
+    broadcast_id = await asyncio.to_thread(driver.manager_broadcast, segment, text)
     await _until_sent(engine, broadcast_id)
     pushes = [r for r in driver.sent_to_users(since=mark) if r.method == "sendMessage"]
     answered = await asyncio.to_thread(
@@ -172,8 +154,7 @@ async def run_pushes(
     since = now - timedelta(days=config.inactivity.default_days)
     eligible = await asyncio.to_thread(_inactive, engine, driver.personas, before=since)
     mark = len(driver.api.sent)
-    async with _scheduler_stopped(scheduler):
-        plan = await run_job(REENGAGEMENT, JobContext(engine, scheduler.settings, scheduler.clock))
+    plan = await run_job(REENGAGEMENT, JobContext(engine, scheduler.settings, scheduler.clock))
     latest = await asyncio.to_thread(list_campaigns, engine, limit=1, kind=REENGAGEMENT)
     if not latest:
         raise RuntimeError(f"the re-engagement job created no campaign: {plan}")
