@@ -180,18 +180,21 @@ def campaign_counts(
             if t is not None
         ]
         returned = sum(1 for hit in first_returns(session, sent, window).values() if hit is not None)
-        held = list(
-            session.execute(
+        held: list[tuple[int, int, datetime]] = [
+            (key, user_id, due)
+            for key, user_id, due in session.execute(
                 select(Delivery.id, Delivery.user_id, Delivery.due_at).where(
                     Delivery.campaign_id == campaign_id,
                     Delivery.status == SKIPPED,
                     Delivery.reason == "holdout",
                 )
-            ).tuples()
-        )
+            )
+        ]
         held_hits = first_returns(session, held, window)
-        # A holdout row counts once its window is over, or as soon as the user has returned.
-        holdout = [key for key, _, ref in held if ref <= now - window or held_hits[key] is not None]
+        # Both groups are counted alike: every row, with the returns seen so far in its window.
+        # (Counting a holdout row only once it returned or its window closed, while every sent
+        # row counts at once, would show holdout users returning at 100% early on.)
+        holdout = [key for key, _, _ in held]
         recent = sum(1 for _, _, t in sent if t > now - timedelta(minutes=1))
     return CampaignCounts(
         campaign_id=campaign_id,

@@ -12,7 +12,7 @@ from scheduler.policy import QuietHours, in_holdout
 from scheduler.reengagement import ReengagementConfig, plan_reengagement
 from scheduler.reports import campaign_report, reengagement_uplift
 from store import append_events, mark_blocked, set_opted_out
-from store.campaign_reports import measure_responses
+from store.campaign_reports import campaign_counts, measure_responses
 from store.db import unit_of_work
 from store.followups import response_stats
 from store.models import Delivery, Event
@@ -115,3 +115,21 @@ async def test_returns_are_measured_and_give_the_uplift(engine: Engine, clock: M
     assert any("uplift" in line for line in report.lines())
     stats = response_stats(engine)
     assert sum(n for n, _ in stats.values()) == len(sent)
+
+
+async def test_open_windows_count_pushed_and_holdout_alike(engine: Engine, clock: ManualClock) -> None:
+    # While the 48 h windows are still open, both groups count every row with the returns seen
+    # so far; counting only holdout users who already returned would show them at 100%.
+    _population(engine)
+    plan = plan_reengagement(engine, CONFIG, now=START, use_active_model=False)
+    await DeliveryEngine(engine, FakeSender(clock), owner="t", clock=clock).drain()
+    rows = _rows(engine, plan.campaign_id)
+    sent = sorted(u for u, d in rows.items() if d.status == "sent")
+    holdout = sorted(u for u, d in rows.items() if d.reason == "holdout")
+    assert len(holdout) >= 2
+    returners = [sent[0], holdout[0]]
+    append_events(
+        engine, [{"user_id": u, "ts": START + timedelta(hours=2), "kind": "message"} for u in returners]
+    )
+    counts = campaign_counts(engine, plan.campaign_id, now=START + timedelta(hours=3))
+    assert (counts.returned, counts.holdout, counts.holdout_returned) == (1, len(holdout), 1)
