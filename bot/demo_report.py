@@ -71,7 +71,8 @@ def _pushes_chart(summary: DemoSummary) -> str | None:
         return None
     figure = Figure(figsize=(8, 3))
     left, right = figure.subplots(1, 2)
-    statuses = sorted({s for c in campaigns.values() for s in c})
+    # `skipped:<reason>` keys break `skipped` down; charting both would count those rows twice.
+    statuses = sorted({s for c in campaigns.values() for s in c if ":" not in s})
     for i, (name, counts) in enumerate(campaigns.items()):
         left.bar(
             [x + i * 0.4 for x in range(len(statuses))], [counts.get(s, 0) for s in statuses], 0.4, label=name
