@@ -53,6 +53,19 @@ def test_append_creates_users_and_widens_their_span(engine: Engine) -> None:
     assert (user.first_seen, user.last_seen) == (T0, T0 + timedelta(minutes=30))
 
 
+def test_events_without_a_user_are_stored_alone(engine: Engine) -> None:
+    # Channel posts and similar updates have no user: the batch must not try to upsert nobody.
+    channel_post = {"user_id": None, "chat_id": -100, "ts": T0, "kind": "channel_post"}
+    assert append_events(engine, [channel_post]) == 1
+    writer = EventWriter(engine, max_delay_s=0.001)
+    writer.start()
+    writer.log(EventRecord(user_id=None, chat_id=-100, ts=T0, kind="channel_post"))
+    writer.close()
+    assert writer.failures == 0
+    assert count_events(engine, kind="channel_post") == 2
+    assert get_user(engine, -100) is None
+
+
 def test_naive_datetimes_are_refused(engine: Engine) -> None:
     with pytest.raises(StatementError, match="naive"):
         upsert_user(engine, UserInfo(id=1), seen_at=datetime(2026, 1, 1))
