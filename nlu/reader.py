@@ -177,28 +177,39 @@ def reads_yaml(content: str, *, path: str = "<string>") -> TrainingData:
     return TrainingData(tuple(examples), tuple(regexes), tuple(lookups), synonyms)
 
 
+# Intent-classification data sets name the label column differently (CLINC150 and Rasa's own
+# exports `intent`, many others `label` or `category`); the first one present is used.
+_CSV_INTENT_COLUMNS = ("intent", "label", "category")
+
+
 def reads_csv(content: str, *, path: str = "<string>") -> TrainingData:
     """Parse ``text,intent`` CSV (header required; CLINC150's ``oos`` label becomes ``out_of_scope``).
+
+    Column names are matched case-insensitively; ``label`` or ``category`` may stand for ``intent``.
 
     Raises:
         TrainingDataError: missing columns or an empty intent, with ``path:line``.
     """
     reader = csv.DictReader(io.StringIO(content))
     columns = reader.fieldnames or []
-    if "text" not in columns or "intent" not in columns:
+    by_name = {(column or "").strip().lower(): column for column in columns}
+    text_column = by_name.get("text")
+    intent_column = next((by_name[name] for name in _CSV_INTENT_COLUMNS if name in by_name), None)
+    if text_column is None or intent_column is None:
         raise TrainingDataError(
-            f"{path}:1: CSV header must name 'text' and 'intent' columns, got {columns!r}"
+            f"{path}:1: CSV header must name a 'text' column and an 'intent' (or 'label') column, "
+            f"got {columns!r}"
         )
     examples: list[Example] = []
     synonyms: dict[str, str] = {}
     for row in reader:
         where = f"{path}:{reader.line_num}"
-        intent = (row.get("intent") or "").strip()
+        intent = (row.get(intent_column) or "").strip()
         if not intent:
-            raise TrainingDataError(f"{where}: empty intent for text {row.get('text')!r}")
+            raise TrainingDataError(f"{where}: empty intent for text {row.get(text_column)!r}")
         if intent == "oos":
             intent = "out_of_scope"
-        example, found = parse_example(row.get("text") or "", intent, where)
+        example, found = parse_example(row.get(text_column) or "", intent, where)
         examples.append(example)
         synonyms.update(found)
     return TrainingData(examples=tuple(examples), synonyms=synonyms)

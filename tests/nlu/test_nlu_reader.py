@@ -62,6 +62,17 @@ def test_csv_maps_oos_to_out_of_scope() -> None:
     assert data.labels == ["greet", "out_of_scope"]
 
 
+@pytest.mark.parametrize("header", ["text,label", "Text,Category", "id,text,intent", "label,text"])
+def test_csv_label_column_may_be_named_label_or_category(header: str) -> None:
+    names = header.split(",")
+    values = {"text": "where is my card", "label": "card_arrival", "category": "card_arrival"}
+    values["intent"] = "card_arrival"
+    row = ",".join(values.get(name.lower(), "7") for name in names)
+    data = reads_csv(f"{header}\n{row}\n")
+    assert data.labels == ["card_arrival"]
+    assert data.examples[0].text == "where is my card"
+
+
 def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text("nlu:\n- intent: greet\n  examples: |\n    - hi\n  - oops: [\n", encoding="utf-8")
