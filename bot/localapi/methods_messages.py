@@ -16,7 +16,7 @@ from bot.localapi.context import MethodContext
 from bot.localapi.errors import bad_request
 from bot.localapi.formatting import finish_text, parse_text, utf16_len
 from bot.localapi.params import Params
-from bot.localapi.state import PollState
+from bot.localapi.state import PollState, SimChat
 
 __all__ = ["MESSAGE_METHODS"]
 
@@ -59,24 +59,32 @@ def _reply_target(ctx: MethodContext, params: Params, chat_id: int) -> dict[str,
     return message
 
 
-def send_message(ctx: MethodContext, params: Params) -> dict[str, Any]:
-    """sendMessage: validate, rate-limit, store and record a text message."""
-    chat = ctx.chat(params)
-    text, entities = _text_and_entities(params)
+def _bot_message(ctx: MethodContext, params: Params, chat: SimChat, **content: Any) -> dict[str, Any]:
+    """A new message from the bot in `chat`: markup and reply target read, limits checked and counted.
+
+    Shared by every send method, so each one checks the chat and counts against the rate
+    limits only after its own parameters were validated.
+    """
     markup = ctx.reply_markup(params)
     reply_to = _reply_target(ctx, params, chat.id)
     ctx.check_can_send(chat)
     ctx.count_message(chat)
-    message = build.message_json(
+    return build.message_json(
         message_id=ctx.state.new_message_id(chat.id),
         chat=chat,
         date=ctx.state.now(),
         sender=ctx.state.bot,
-        text=text,
-        entities=entities,
         reply_markup=markup,
         reply_to=reply_to,
+        **content,
     )
+
+
+def send_message(ctx: MethodContext, params: Params) -> dict[str, Any]:
+    """sendMessage: validate, rate-limit, store and record a text message."""
+    chat = ctx.chat(params)
+    text, entities = _text_and_entities(params)
+    message = _bot_message(ctx, params, chat, text=text, entities=entities)
     ctx.record_sent("sendMessage", message, params)
     return message
 
@@ -224,19 +232,7 @@ def send_poll(ctx: MethodContext, params: Params) -> dict[str, Any]:
     for name in ("open_period", "close_date"):
         if name in params:
             poll[name] = params.get_int(name)
-    markup = ctx.reply_markup(params)
-    reply_to = _reply_target(ctx, params, chat.id)
-    ctx.check_can_send(chat)
-    ctx.count_message(chat)
-    message = build.message_json(
-        message_id=ctx.state.new_message_id(chat.id),
-        chat=chat,
-        date=ctx.state.now(),
-        sender=ctx.state.bot,
-        reply_markup=markup,
-        reply_to=reply_to,
-        extra={"poll": poll},
-    )
+    message = _bot_message(ctx, params, chat, extra={"poll": poll})
     with ctx.state.lock:
         ctx.state.polls[poll["id"]] = PollState(chat.id, message["message_id"], poll)
     ctx.record_sent("sendPoll", message, params)
