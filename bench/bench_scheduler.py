@@ -143,34 +143,43 @@ def tally(engine: Engine, api: LocalBotAPI, users: list[int]) -> dict[str, int]:
     }
 
 
-def broadcast_run(url: str | None, users: int, rate: float, lanes: int) -> dict[str, Any]:
-    """One uninterrupted broadcast at `rate` with the server enforcing `rate`/s overall."""
-    ids = list(range(FIRST_USER, FIRST_USER + users))
+@contextmanager
+def broadcast_setup(
+    url: str | None, ids: list[int], rate: float
+) -> Iterator[tuple[str, Engine, LocalBotAPI, int]]:
+    """A fresh database and server (Telegram's limits at `rate`/s) with a broadcast to `ids` pending."""
     with fresh_database(url) as db_url:
         engine = create_db_engine(db_url)
         api = LocalBotAPI()
-        with api.serve_in_thread():
-            api.enforce_rate_limits(RateLimits(global_per_second=rate, private_per_second=1.0))
-            campaign_id = populate(engine, api, ids)
-            report = finish(
-                spawn(db_url, api, rate, lanes, campaign_id, users / rate * 3 + 120), users / rate * 3 + 180
-            )
-            times = sorted(record.time for record in api.sent)
-            achieved = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
-            result = {
-                "users": users,
-                "allowed_rate": rate,
-                "lanes": lanes,
-                "achieved_rate": round(achieved, 2),
-                "ratio": round(achieved / rate, 3),
-                "http_429": api.rate_limited_count,
-                "worker_seconds": round(report["seconds"], 1),
-                "worker_active": report["active"],
-                "worker_outcomes": report["outcomes"],
-                **tally(engine, api, ids),
-            }
-        engine.dispose()
-    return result
+        try:
+            with api.serve_in_thread():
+                api.enforce_rate_limits(RateLimits(global_per_second=rate, private_per_second=1.0))
+                yield db_url, engine, api, populate(engine, api, ids)
+        finally:
+            engine.dispose()
+
+
+def broadcast_run(url: str | None, users: int, rate: float, lanes: int) -> dict[str, Any]:
+    """One uninterrupted broadcast at `rate` with the server enforcing `rate`/s overall."""
+    ids = list(range(FIRST_USER, FIRST_USER + users))
+    with broadcast_setup(url, ids, rate) as (db_url, engine, api, campaign_id):
+        report = finish(
+            spawn(db_url, api, rate, lanes, campaign_id, users / rate * 3 + 120), users / rate * 3 + 180
+        )
+        times = sorted(record.time for record in api.sent)
+        achieved = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+        return {
+            "users": users,
+            "allowed_rate": rate,
+            "lanes": lanes,
+            "achieved_rate": round(achieved, 2),
+            "ratio": round(achieved / rate, 3),
+            "http_429": api.rate_limited_count,
+            "worker_seconds": round(report["seconds"], 1),
+            "worker_active": report["active"],
+            "worker_outcomes": report["outcomes"],
+            **tally(engine, api, ids),
+        }
 
 
 def restart_runs(url: str | None, runs: int, users: int, rate: float, seed: int) -> dict[str, Any]:
@@ -180,30 +189,24 @@ def restart_runs(url: str | None, runs: int, users: int, rate: float, seed: int)
     per_run = []
     for run in range(runs):
         ids = list(range(FIRST_USER, FIRST_USER + users))
-        with fresh_database(url) as db_url:
-            engine = create_db_engine(db_url)
-            api = LocalBotAPI()
-            with api.serve_in_thread():
-                api.enforce_rate_limits(RateLimits(global_per_second=rate, private_per_second=1.0))
-                campaign_id = populate(engine, api, ids)
-                first = spawn(db_url, api, rate, 1, campaign_id, 120)
-                kill_after = rng.randint(1, users - 10)
-                try:
-                    api.sent.wait_for_blocking(lambda _record: True, timeout=120, since=kill_after - 1)
-                except WaitTimeout:
-                    first.kill()
-                    first.wait(30)
-                    log = Path(WORKER_FILES[first.pid][1]).read_text()[-3000:]
-                    raise RuntimeError(f"the first worker stalled: {log}") from None
-                time.sleep(rng.random() / rate)  # anywhere within the next send interval
-                first.send_signal(signal.SIGKILL)
+        with broadcast_setup(url, ids, rate) as (db_url, engine, api, campaign_id):
+            first = spawn(db_url, api, rate, 1, campaign_id, 120)
+            kill_after = rng.randint(1, users - 10)
+            try:
+                api.sent.wait_for_blocking(lambda _record: True, timeout=120, since=kill_after - 1)
+            except WaitTimeout:
+                first.kill()
                 first.wait(30)
-                discard(first)
-                second = finish(spawn(db_url, api, rate, 1, campaign_id, 120), 240)
-                counts = tally(engine, api, ids)
-                counts["reported_ambiguous"] = len(second["ambiguous"])
-                counts["http_429"] = api.rate_limited_count
-            engine.dispose()
+                log = Path(WORKER_FILES[first.pid][1]).read_text()[-3000:]
+                raise RuntimeError(f"the first worker stalled: {log}") from None
+            time.sleep(rng.random() / rate)  # anywhere within the next send interval
+            first.send_signal(signal.SIGKILL)
+            first.wait(30)
+            discard(first)
+            second = finish(spawn(db_url, api, rate, 1, campaign_id, 120), 240)
+            counts = tally(engine, api, ids)
+            counts["reported_ambiguous"] = len(second["ambiguous"])
+            counts["http_429"] = api.rate_limited_count
         totals.update(counts)
         per_run.append({"run": run, "killed_after": kill_after, **counts})
         print(f"  restart run {run + 1}/{runs}: killed after {kill_after} messages: {counts}", flush=True)
