@@ -143,33 +143,28 @@ class EventSimulator(Simulator):
         """
         with self.state.lock:
             member, group = self._user(user), self._chat(chat)
-            service = build.message_json(
-                message_id=self.state.new_message_id(group.id),
-                chat=group,
-                date=self.state.now(),
-                sender=member,
-                extra={"new_chat_members": [member.to_json()]},
-            )
-            if group.type != "channel":
-                self.state.store_message(service)
-                self.state.push_update("message", service)
+            self._service_message(group, member, {"new_chat_members": [member.to_json()]})
             return self._membership(group, member, member, Member("member"), "chat_member")
 
     def member_leaves(self, user: SimUser | int, chat: SimChat | int) -> dict[str, Any]:
         """A user leaves a group: a ``left_chat_member`` service message and a chat_member update."""
         with self.state.lock:
             member, group = self._user(user), self._chat(chat)
-            service = build.message_json(
-                message_id=self.state.new_message_id(group.id),
-                chat=group,
-                date=self.state.now(),
-                sender=member,
-                extra={"left_chat_member": member.to_json()},
-            )
-            if group.type != "channel":
-                self.state.store_message(service)
-                self.state.push_update("message", service)
+            self._service_message(group, member, {"left_chat_member": member.to_json()})
             return self._membership(group, member, member, Member("left"), "chat_member")
+
+    def _service_message(self, group: SimChat, member: SimUser, extra: dict[str, Any]) -> None:
+        """Store and deliver the service message of a join or leave (channels show none)."""
+        service = build.message_json(
+            message_id=self.state.new_message_id(group.id),
+            chat=group,
+            date=self.state.now(),
+            sender=member,
+            extra=extra,
+        )
+        if group.type != "channel":
+            self.state.store_message(service)
+            self.state.push_update("message", service)
 
     def bot_added(self, chat: SimChat | int, by: SimUser | int, status: str = "member") -> dict[str, Any]:
         """Someone adds (or promotes) the bot in a group or channel: a my_chat_member update."""
