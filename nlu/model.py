@@ -1,4 +1,5 @@
-"""The trained NLU model: featurizer, classifier, fallback policy and entity extractor behind ``parse``."""
+"""The trained NLU model: featurizer, sentence encoder, classifier, fallback policy and entity extractor
+behind ``parse``."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from nlu.classifier import IntentClassifier, softmax
+from nlu.classifier import FloatArray, IntentClassifier, softmax
+from nlu.encoder import SentenceEncoder
 from nlu.entities import EntityExtractor
 from nlu.fallback import FallbackPolicy
-from nlu.featurizer import TextFeaturizer
+from nlu.featurizer import TextFeaturizer, normalize
 from nlu.results import FALLBACK_INTENT, RANKING_LENGTH, Entity, IntentParser, IntentScore, ParseResult
 
 
@@ -21,6 +23,7 @@ class NLUModel(IntentParser):
 
     Build it with :func:`nlu.training.train` or :func:`nlu.storage.load_model`. ``metadata`` holds
     the training-data hash, labels, thresholds and validation metrics that get saved with it.
+    ``encoder`` is required exactly when the classifier scores with sentence embeddings.
     """
 
     def __init__(
@@ -30,12 +33,23 @@ class NLUModel(IntentParser):
         extractor: EntityExtractor,
         policy: FallbackPolicy,
         metadata: dict[str, Any] | None = None,
+        *,
+        encoder: SentenceEncoder | None = None,
     ) -> None:
+        if classifier.uses_embeddings and encoder is None:
+            raise ValueError("this classifier scores with sentence embeddings: pass its encoder")
         self.featurizer = featurizer
         self.classifier = classifier
         self.extractor = extractor
         self.policy = policy
+        self.encoder = encoder if classifier.uses_embeddings else None
         self.metadata: dict[str, Any] = dict(metadata or {})
+
+    def _embed(self, texts: Sequence[str]) -> FloatArray | None:
+        """Sentence embeddings of ``texts`` (normalised as in training), or None for n-gram-only models."""
+        if self.encoder is None:
+            return None
+        return self.encoder.encode([normalize(text) for text in texts])
 
     @property
     def labels(self) -> list[str]:
@@ -78,7 +92,8 @@ class NLUModel(IntentParser):
         if not text.strip():
             return self._empty(text)
         indices, values = self.featurizer.transform_one(text)
-        scores = self.classifier.decision_one(indices, values)
+        embedding = self._embed([text])
+        scores = self.classifier.decision_one(indices, values, None if embedding is None else embedding[0])
         proba = softmax(scores[np.newaxis, :], self.classifier.temperature)
         tops, confidences = self._rankings(proba)
         return self._result(text, tops[0], confidences[0], self.extractor.extract(text))
@@ -90,7 +105,7 @@ class NLUModel(IntentParser):
                 raise TypeError(f"texts must be strings, got {type(text).__name__}")
         if not texts:
             return []
-        proba = self.classifier.predict_proba(self.featurizer.transform(texts))
+        proba = self.classifier.predict_proba(self.featurizer.transform(texts), self._embed(texts))
         tops, confidences = self._rankings(proba)
         return [
             self._result(text, tops[row], confidences[row], self.extractor.extract(text))

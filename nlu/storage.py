@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from nlu.classifier import IntentClassifier
+from nlu.encoder import SentenceEncoder, get_encoder
 from nlu.entities import EntityExtractor
 from nlu.errors import ModelLoadError, ModelVersionError
 from nlu.fallback import FallbackPolicy
@@ -20,12 +21,12 @@ from nlu.model import NLUModel
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: optional sentence-embedding head (dense_coef, dense_intercept) and its encoder
 METADATA_FILE = "metadata.json"
 _VOCABULARY_FILE = "vocabulary.json"
 _ARRAYS_FILE = "arrays.npz"
 _ENTITIES_FILE = "entities.json"
-_MODEL_KIND = "rapport-nlu/tfidf-linear-svm"
+_MODEL_KIND = "rapport-nlu/tfidf-svm+sentence-embedding-head"
 
 
 def _sha256(path: Path) -> str:
@@ -53,7 +54,11 @@ def save_model(model: NLUModel, model_dir: Path) -> Path:
     vocabulary = json.dumps({"terms": featurizer.terms()}, ensure_ascii=False).encode("utf-8")
     _write_atomic(model_dir / _VOCABULARY_FILE, vocabulary)
     temporary = model_dir / (_ARRAYS_FILE + ".tmp.npz")
-    np.savez(temporary, idf=featurizer.idf_, coef=classifier.coef_, intercept=classifier.intercept_)
+    arrays = {"idf": featurizer.idf_, "coef": classifier.coef_, "intercept": classifier.intercept_}
+    if model.encoder is not None and classifier.dense_coef_ is not None:
+        assert classifier.dense_intercept_ is not None
+        arrays.update(dense_coef=classifier.dense_coef_, dense_intercept=classifier.dense_intercept_)
+    np.savez(temporary, allow_pickle=False, **arrays)
     os.replace(temporary, model_dir / _ARRAYS_FILE)
     entities = json.dumps(model.extractor.to_dict(), ensure_ascii=False).encode("utf-8")
     _write_atomic(model_dir / _ENTITIES_FILE, entities)
@@ -73,7 +78,14 @@ def save_model(model: NLUModel, model_dir: Path) -> Path:
             "temperature": classifier.temperature,
             "class_weight": classifier.class_weight,
             "random_state": classifier.random_state,
+            "dense_C": classifier.dense_C,
+            "dense_weight": classifier.dense_weight if model.encoder is not None else 0.0,
         },
+        "encoder": (
+            {"name": model.encoder.name, "fingerprint": model.encoder.fingerprint()}
+            if model.encoder is not None
+            else None
+        ),
         "files": files,
     }
     payload = json.dumps(metadata, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
@@ -119,6 +131,21 @@ def _checked_file(model_dir: Path, name: str, expected: Any) -> Path:
     return path
 
 
+def _encoder_for(model_dir: Path, recorded: Any) -> SentenceEncoder | None:
+    """The sentence encoder the model was trained with, if it used one; refuse any other weights."""
+    if recorded is None:
+        return None
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("name"), str):
+        raise ModelLoadError(f"model in {str(model_dir)!r} is damaged: bad 'encoder' entry {recorded!r}")
+    encoder = get_encoder(recorded["name"])
+    if encoder.fingerprint() != recorded.get("fingerprint"):
+        raise ModelVersionError(
+            f"model in {str(model_dir)!r} was trained with sentence encoder {recorded.get('fingerprint')!r},"
+            f" but this install has {encoder.fingerprint()!r}; retrain with `rapport nlu train`"
+        )
+    return encoder
+
+
 def load_model(model_dir: Path) -> NLUModel:
     """Load a model saved by :func:`save_model`.
 
@@ -133,8 +160,10 @@ def load_model(model_dir: Path) -> NLUModel:
         arrays_path = _checked_file(model_dir, _ARRAYS_FILE, files[_ARRAYS_FILE])
         entities_path = _checked_file(model_dir, _ENTITIES_FILE, files[_ENTITIES_FILE])
         terms = json.loads(vocabulary_path.read_text(encoding="utf-8"))["terms"]
+        encoder = _encoder_for(model_dir, metadata.get("encoder"))
         with np.load(arrays_path, allow_pickle=False) as arrays:
             idf, coef, intercept = arrays["idf"], arrays["coef"], arrays["intercept"]
+            dense = (arrays["dense_coef"], arrays["dense_intercept"]) if encoder is not None else None
         featurizer = TextFeaturizer.from_state(
             metadata["featurizer"], terms, idf, int(metadata["featurizer"]["n_word_features"])
         )
@@ -144,10 +173,14 @@ def load_model(model_dir: Path) -> NLUModel:
             temperature=float(params["temperature"]),
             class_weight=params["class_weight"],
             random_state=int(params["random_state"]),
+            dense_C=float(params["dense_C"]),
+            dense_weight=float(params["dense_weight"]),
         )
         classifier.classes_ = [str(label) for label in metadata["labels"]]
         classifier.coef_ = np.ascontiguousarray(coef, dtype=np.float32)
         classifier.intercept_ = np.asarray(intercept, dtype=np.float32)
+        if dense is not None:
+            classifier.set_dense_head(*dense)
         extractor = EntityExtractor.from_dict(json.loads(entities_path.read_text(encoding="utf-8")))
         thresholds = metadata["thresholds"]
         policy = FallbackPolicy(float(thresholds["threshold"]), float(thresholds["ambiguity_threshold"]))
@@ -156,8 +189,15 @@ def load_model(model_dir: Path) -> NLUModel:
     except (KeyError, TypeError, ValueError, OSError) as exc:
         raise ModelLoadError(f"model in {str(model_dir)!r} is damaged: {exc!r}") from exc
     n_features, n_classes = classifier.coef_.shape
-    if n_features != len(terms) or n_classes != len(classifier.classes_) or len(idf) != len(terms):
+    shapes_ok = n_features == len(terms) and n_classes == len(classifier.classes_) and len(idf) == len(terms)
+    if encoder is not None and dense is not None:
+        shapes_ok = (
+            shapes_ok and dense[0].shape == (encoder.dimension, n_classes) and dense[1].shape == (n_classes,)
+        )
+    if not shapes_ok:
         raise ModelLoadError(
             f"model in {str(model_dir)!r} is damaged: array shapes do not match the vocabulary"
         )
-    return NLUModel(featurizer, classifier, extractor, policy, metadata)
+    if classifier.uses_embeddings != (encoder is not None):
+        raise ModelLoadError(f"model in {str(model_dir)!r} is damaged: encoder and head disagree")
+    return NLUModel(featurizer, classifier, extractor, policy, metadata, encoder=encoder)

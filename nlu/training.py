@@ -1,4 +1,5 @@
-"""Training: carve a validation split, choose C, calibrate, tune the fallback, then refit on everything."""
+"""Training: carve a validation split, choose C and the embedding weight, calibrate, tune the fallback,
+then refit on everything."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ import logging
 import os
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 from scipy import sparse
 
-from nlu.classifier import IntentClassifier, fit_temperature
+from nlu.classifier import FloatArray, IntentClassifier, fit_dense_head, fit_temperature
+from nlu.encoder import USE_MULTILINGUAL_V3, SentenceEncoder, get_encoder
 from nlu.entities import EntityExtractor
 from nlu.errors import TrainingDataError
 from nlu.fallback import (
@@ -22,7 +25,7 @@ from nlu.fallback import (
     FallbackPolicy,
     tune_fallback,
 )
-from nlu.featurizer import TextFeaturizer
+from nlu.featurizer import TextFeaturizer, normalize
 from nlu.model import NLUModel
 from nlu.results import OUT_OF_SCOPE_INTENT
 from nlu.training_data import Example, TrainingData
@@ -38,9 +41,17 @@ class TrainingConfig:
     the fallback tuning may give up, and ``target_out_of_scope_recall`` (when the data has
     ``out_of_scope`` examples) is the recall it aims for at the least in-scope cost; ``None`` catches
     as many out-of-scope messages as the cap allows. See :func:`nlu.fallback.tune_fallback`.
+
+    ``sentence_encoder`` names the pretrained encoder whose embeddings feed the classifier's second
+    head (``None``: n-grams only); ``dense_weight_grid`` is searched on the validation split together
+    with ``c_grid``, and ``default_dense_weight`` is used when the data is too small to split.
     """
 
     c_grid: tuple[float, ...] = (1.0, 2.0)
+    sentence_encoder: str | None = USE_MULTILINGUAL_V3
+    dense_c: float = 10.0
+    dense_weight_grid: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
+    default_dense_weight: float = 0.3
     validation_fraction: float = 0.2
     max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP
     target_out_of_scope_recall: float | None = DEFAULT_TARGET_OUT_OF_SCOPE_RECALL
@@ -80,19 +91,75 @@ def _featurizer(config: TrainingConfig) -> TextFeaturizer:
     )
 
 
-def _fit_grid(config: TrainingConfig, X: sparse.csr_matrix, labels: list[str]) -> list[IntentClassifier]:
-    """One classifier per C, fitted in threads (liblinear releases the GIL), in ``c_grid`` order."""
+def _embedder(
+    encoder: SentenceEncoder | None, texts: Sequence[str]
+) -> Callable[[Sequence[str]], FloatArray | None]:
+    """Encode every distinct text once; the returned function looks rows up by text."""
+    if encoder is None:
+        return lambda _texts: None
+    distinct = list(dict.fromkeys(texts))
+    vectors = encoder.encode([normalize(text) for text in distinct])
+    row = {text: i for i, text in enumerate(distinct)}
+    return lambda wanted: vectors[[row[text] for text in wanted]]
+
+
+def _fit_parallel(
+    config: TrainingConfig,
+    c_values: Sequence[float],
+    X: sparse.csr_matrix,
+    labels: list[str],
+    embeddings: FloatArray | None,
+) -> tuple[list[IntentClassifier], tuple[FloatArray, FloatArray] | None]:
+    """One SVM per C and the embedding head, fitted in threads (liblinear and BLAS release the GIL)."""
 
     def fit(c_value: float) -> IntentClassifier:
         return IntentClassifier(C=c_value, random_state=config.random_state).fit(X, labels)
 
-    workers = max(1, min(len(config.c_grid), os.cpu_count() or 1))
+    workers = max(1, min(len(c_values) + (embeddings is not None), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fit, config.c_grid))
+        head: Future[tuple[FloatArray, FloatArray]] | None = None
+        if embeddings is not None:
+            head = pool.submit(fit_dense_head, embeddings, labels, C=config.dense_c)
+        classifiers = list(pool.map(fit, c_values))
+        return classifiers, head.result() if head is not None else None
 
 
 def _accuracy(predicted: list[str], labels: list[str]) -> float:
     return float(np.mean([p == t for p, t in zip(predicted, labels, strict=True)])) if labels else 0.0
+
+
+def _choose(
+    config: TrainingConfig,
+    candidates: list[IntentClassifier],
+    head: tuple[FloatArray, FloatArray] | None,
+    X_val: sparse.csr_matrix,
+    E_val: FloatArray | None,
+    val_labels: list[str],
+) -> tuple[float, IntentClassifier]:
+    """The (C, embedding weight) pair with the best validation accuracy; ties go to the earlier pair.
+
+    Returns the accuracy and the chosen classifier, its head attached and weighted.
+    """
+    weights = config.dense_weight_grid if head is not None and E_val is not None else (0.0,)
+    dense = None
+    if head is not None and E_val is not None:
+        dense = E_val @ head[0] + head[1]
+    best: tuple[float, IntentClassifier, float] | None = None
+    for candidate in candidates:
+        sparse_scores = candidate.sparse_scores(X_val)
+        classes = np.asarray(candidate.classes_)
+        for weight in weights:
+            scores = sparse_scores if dense is None or weight == 0.0 else sparse_scores + weight * dense
+            accuracy = _accuracy(classes[scores.argmax(axis=1)].tolist(), val_labels)
+            logger.info("C=%s, embedding weight %s: validation accuracy %.4f", candidate.C, weight, accuracy)
+            if best is None or accuracy > best[0]:
+                best = (accuracy, candidate, weight)
+    assert best is not None
+    accuracy, classifier, weight = best
+    if head is not None and weight != 0.0:
+        classifier.set_dense_head(*head)
+        classifier.dense_weight = weight
+    return accuracy, classifier
 
 
 def train(
@@ -105,6 +172,7 @@ def train(
 
     Raises:
         TrainingDataError: fewer than two intents.
+        ModelLoadError: the configured sentence encoder cannot be loaded.
     """
     config = config or TrainingConfig()
     started = time.perf_counter()
@@ -117,33 +185,33 @@ def train(
         )
     else:
         fit_part, val_part = list(data.examples), list(validation.examples)
+    encoder = get_encoder(config.sentence_encoder) if config.sentence_encoder else None
+    embed = _embedder(encoder, [*data.texts, *(e.text for e in val_part)])
     val_texts = [e.text for e in val_part]
     val_labels = [e.intent for e in val_part]
     fit_labels = [e.intent for e in fit_part]
     chosen_c, temperature, policy = config.c_grid[len(config.c_grid) // 2], 1.0, FallbackPolicy()
+    dense_weight = config.default_dense_weight if encoder is not None else 0.0
     metrics: dict[str, float | int | None] = {"n_validation": len(val_part)}
     if val_part and len(set(fit_labels)) >= 2:
         featurizer = _featurizer(config).fit([e.text for e in fit_part])
         X_fit = featurizer.transform([e.text for e in fit_part])
         X_val = featurizer.transform(val_texts)
-        best: tuple[float, IntentClassifier] | None = None
-        for c_value, candidate in zip(config.c_grid, _fit_grid(config, X_fit, fit_labels), strict=True):
-            accuracy = _accuracy(candidate.predict(X_val), val_labels)
-            logger.info("C=%s: validation accuracy %.4f", c_value, accuracy)
-            if best is None or accuracy > best[0]:
-                best = (accuracy, candidate)
-        assert best is not None
-        classifier = best[1]
-        chosen_c = classifier.C
+        E_val = embed(val_texts)
+        candidates, head = _fit_parallel(
+            config, config.c_grid, X_fit, fit_labels, embed([e.text for e in fit_part])
+        )
+        accuracy, classifier = _choose(config, candidates, head, X_val, E_val, val_labels)
+        chosen_c, dense_weight = classifier.C, classifier.dense_weight
         index = {label: i for i, label in enumerate(classifier.classes_)}
         known = [i for i, label in enumerate(val_labels) if label in index]
-        scores = classifier.decision_function(X_val)
+        scores = classifier.decision_function(X_val, E_val)
         if known:
             targets = np.asarray([index[val_labels[i]] for i in known], dtype=np.intp)
             temperature = fit_temperature(scores[known], targets)
         classifier.temperature = temperature
         tuning = tune_fallback(
-            classifier.predict_proba(X_val),
+            classifier.predict_proba(X_val, E_val),
             val_labels,
             classifier.classes_,
             max_accuracy_drop=config.max_accuracy_drop,
@@ -151,17 +219,27 @@ def train(
         )
         policy = tuning.policy
         metrics.update(
-            validation_accuracy=best[0],
+            validation_accuracy=accuracy,
             validation_in_scope_accuracy=tuning.in_scope_accuracy,
             validation_out_of_scope_recall=tuning.out_of_scope_recall,
         )
     else:
         logger.warning(
-            "training data too small for a validation split: using C=%s and default thresholds", chosen_c
+            "training data too small for a validation split: using C=%s, embedding weight %s and "
+            "default thresholds",
+            chosen_c,
+            dense_weight,
         )
     featurizer = _featurizer(config).fit(data.texts)
-    classifier = IntentClassifier(C=chosen_c, temperature=temperature, random_state=config.random_state)
-    classifier.fit(featurizer.transform(data.texts), data.labels)
+    use_head = encoder is not None and dense_weight != 0.0
+    [classifier], head = _fit_parallel(
+        config, [chosen_c], featurizer.transform(data.texts), list(data.labels),
+        embed(data.texts) if use_head else None,
+    )  # fmt: skip
+    classifier.temperature = temperature
+    if head is not None:
+        classifier.set_dense_head(*head)
+        classifier.dense_weight = dense_weight
     extractor = EntityExtractor().fit(data)
     seconds = time.perf_counter() - started
     metadata = {
@@ -171,6 +249,7 @@ def train(
         "has_out_of_scope_intent": OUT_OF_SCOPE_INTENT in intents,
         "tuning": {
             "c_grid": list(config.c_grid),
+            "dense_weight_grid": list(config.dense_weight_grid) if encoder is not None else [],
             "validation": "explicit" if validation is not None else f"split {config.validation_fraction}",
             "max_accuracy_drop": config.max_accuracy_drop,
             "target_out_of_scope_recall": config.target_out_of_scope_recall,
@@ -178,7 +257,10 @@ def train(
         "metrics": {**metrics, "training_seconds": round(seconds, 3)},
     }
     logger.info(
-        "trained NLU model: %d examples, %d intents, C=%s, T=%.3f, threshold=%.3f in %.1fs",
-        len(data.examples), len(intents), chosen_c, temperature, policy.threshold, seconds,
+        "trained NLU model: %d examples, %d intents, C=%s, embedding weight %s, T=%.3f, threshold=%.3f"
+        " in %.1fs",
+        len(data.examples), len(intents), chosen_c, dense_weight, temperature, policy.threshold, seconds,
     )  # fmt: skip
-    return NLUModel(featurizer, classifier, extractor, policy, metadata)
+    return NLUModel(
+        featurizer, classifier, extractor, policy, metadata, encoder=encoder if use_head else None
+    )

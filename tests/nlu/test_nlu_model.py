@@ -56,6 +56,7 @@ def test_fallback_keeps_the_original_ranking(default_model: NLUModel) -> None:
         default_model.classifier,
         default_model.extractor,
         type(default_model.policy)(threshold=1.01),
+        encoder=default_model.encoder,
     )
     plain = default_model.parse("hello")
     result = strict.parse("hello")
