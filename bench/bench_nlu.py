@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nmacro F1 {100 * report.macro_f1:.2f}  C={loaded.classifier.C}  "
         f"embedding weight={loaded.classifier.dense_weight}  "
+        f"SVM alone from confidence {loaded.classifier.skip_confidence}  "
         f"temperature={loaded.classifier.temperature:.3f}"
         f"  threshold={policy.threshold:.3f}  ambiguity={policy.ambiguity_threshold:.3f}"
     )

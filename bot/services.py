@@ -23,7 +23,7 @@ from telegram.ext import ContextTypes
 from bot.callbacks import CallbackCodec
 from bot.flood import FloodGuard, FloodVerdict
 from bot.knowledge import KnowledgeBase
-from nlu import IntentParser, NLUModel, ParseResult
+from nlu import IntentParser, ParseResult
 from scheduler import SchedulerService
 from store import (
     EventWriter,
@@ -41,7 +41,6 @@ logger = logging.getLogger(__name__)
 SERVICES_KEY = "rapport"
 _PARSE_CACHE_SIZE = 2048
 GROUP_REPLIES_PER_MIN = 15
-INLINE_PARSE_CHARS = 512
 
 Hook = Callable[[Any], Awaitable[None]]
 """An async callable given the `Application`, run in post_init or post_shutdown."""
@@ -139,12 +138,8 @@ class BotServices:
         cached = self._parses.get(update_id)
         if cached is not None:
             return cached
-        if isinstance(self.parser, NLUModel) and len(text) <= INLINE_PARSE_CHARS:
-            # A local parse of a short message takes well under a millisecond: a worker-thread
-            # hop would cost more than it saves.
-            raw: ParseResult = self.parser.parse(text)
-        else:
-            raw = await self.parser.aparse(text)
+        # Off the event loop; the local engine batches the updates handled concurrently.
+        raw: ParseResult = await self.parser.aparse(text)
         result = understanding_from(raw)
         self._parses[update_id] = result
         while len(self._parses) > _PARSE_CACHE_SIZE:

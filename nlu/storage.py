@@ -80,6 +80,8 @@ def save_model(model: NLUModel, model_dir: Path) -> Path:
             "random_state": classifier.random_state,
             "dense_C": classifier.dense_C,
             "dense_weight": classifier.dense_weight if model.encoder is not None else 0.0,
+            "sparse_temperature": classifier.sparse_temperature,
+            "skip_confidence": classifier.skip_confidence,
         },
         "encoder": (
             {"name": model.encoder.name, "fingerprint": model.encoder.fingerprint()}
@@ -175,6 +177,8 @@ def load_model(model_dir: Path) -> NLUModel:
             random_state=int(params["random_state"]),
             dense_C=float(params["dense_C"]),
             dense_weight=float(params["dense_weight"]),
+            sparse_temperature=float(params["sparse_temperature"]),
+            skip_confidence=float(params["skip_confidence"]),
         )
         classifier.classes_ = [str(label) for label in metadata["labels"]]
         classifier.coef_ = np.ascontiguousarray(coef, dtype=np.float32)

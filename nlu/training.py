@@ -15,7 +15,14 @@ from datetime import UTC, datetime
 import numpy as np
 from scipy import sparse
 
-from nlu.classifier import FloatArray, IntentClassifier, fit_dense_head, fit_temperature
+from nlu.classifier import (
+    NEVER_SKIP,
+    FloatArray,
+    IntentClassifier,
+    fit_dense_head,
+    fit_temperature,
+    softmax,
+)
 from nlu.encoder import USE_MULTILINGUAL_V3, SentenceEncoder, get_encoder
 from nlu.entities import EntityExtractor
 from nlu.errors import TrainingDataError
@@ -44,7 +51,9 @@ class TrainingConfig:
 
     ``sentence_encoder`` names the pretrained encoder whose embeddings feed the classifier's second
     head (``None``: n-grams only); ``dense_weight_grid`` is searched on the validation split together
-    with ``c_grid``, and ``default_dense_weight`` is used when the data is too small to split.
+    with ``c_grid``, and ``default_dense_weight`` is used when the data is too small to split. The
+    cascade (the SVM answers alone when sure) uses the lowest confidence of ``skip_confidence_grid``
+    that loses at most ``max_cascade_accuracy_drop`` of validation accuracy against both heads.
     """
 
     c_grid: tuple[float, ...] = (1.0, 2.0)
@@ -52,6 +61,8 @@ class TrainingConfig:
     dense_c: float = 10.0
     dense_weight_grid: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
     default_dense_weight: float = 0.3
+    skip_confidence_grid: tuple[float, ...] = (0.8, 0.85, 0.9, 0.95, 0.97, 0.99)
+    max_cascade_accuracy_drop: float = 0.002
     validation_fraction: float = 0.2
     max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP
     target_out_of_scope_recall: float | None = DEFAULT_TARGET_OUT_OF_SCOPE_RECALL
@@ -162,6 +173,32 @@ def _choose(
     return accuracy, classifier
 
 
+def _choose_skip_confidence(
+    config: TrainingConfig,
+    classifier: IntentClassifier,
+    sparse_scores: FloatArray,
+    full_proba: FloatArray,
+    val_labels: list[str],
+) -> tuple[float, float]:
+    """The lowest SVM-alone confidence from which skipping the embedding keeps validation accuracy.
+
+    Returns ``(skip_confidence, share of validation messages that skip)``; ``NEVER_SKIP`` when no
+    grid value keeps accuracy within ``max_cascade_accuracy_drop``.
+    """
+    classes = np.asarray(classifier.classes_)
+    labels = np.asarray(val_labels)
+    sparse_proba = softmax(sparse_scores, classifier.sparse_temperature)
+    sure = sparse_proba.max(axis=1)
+    full_correct = classes[full_proba.argmax(axis=1)] == labels
+    sparse_correct = classes[sparse_proba.argmax(axis=1)] == labels
+    for threshold in sorted(config.skip_confidence_grid):
+        skip = sure >= threshold
+        accuracy = float(np.where(skip, sparse_correct, full_correct).mean())
+        if accuracy >= float(full_correct.mean()) - config.max_cascade_accuracy_drop:
+            return threshold, float(skip.mean())
+    return NEVER_SKIP, 0.0
+
+
 def train(
     data: TrainingData, *, config: TrainingConfig | None = None, validation: TrainingData | None = None
 ) -> NLUModel:
@@ -191,6 +228,7 @@ def train(
     val_labels = [e.intent for e in val_part]
     fit_labels = [e.intent for e in fit_part]
     chosen_c, temperature, policy = config.c_grid[len(config.c_grid) // 2], 1.0, FallbackPolicy()
+    sparse_temperature, skip_confidence = 1.0, NEVER_SKIP
     dense_weight = config.default_dense_weight if encoder is not None else 0.0
     metrics: dict[str, float | int | None] = {"n_validation": len(val_part)}
     if val_part and len(set(fit_labels)) >= 2:
@@ -210,14 +248,23 @@ def train(
             targets = np.asarray([index[val_labels[i]] for i in known], dtype=np.intp)
             temperature = fit_temperature(scores[known], targets)
         classifier.temperature = temperature
+        sparse_val = classifier.sparse_scores(X_val)
+        if classifier.uses_embeddings and known:
+            classifier.sparse_temperature = fit_temperature(sparse_val[known], targets)
+            classifier.skip_confidence, skipped = _choose_skip_confidence(
+                config, classifier, sparse_val, softmax(scores, temperature), val_labels
+            )
+            metrics["validation_share_without_embedding"] = skipped
+        assert E_val is not None or not classifier.uses_embeddings
         tuning = tune_fallback(
-            classifier.predict_proba(X_val, E_val),
+            classifier.cascade_proba(sparse_val, lambda rows: None if E_val is None else E_val[rows]),
             val_labels,
             classifier.classes_,
             max_accuracy_drop=config.max_accuracy_drop,
             target_out_of_scope_recall=config.target_out_of_scope_recall,
         )
         policy = tuning.policy
+        sparse_temperature, skip_confidence = classifier.sparse_temperature, classifier.skip_confidence
         metrics.update(
             validation_accuracy=accuracy,
             validation_in_scope_accuracy=tuning.in_scope_accuracy,
@@ -240,6 +287,7 @@ def train(
     if head is not None:
         classifier.set_dense_head(*head)
         classifier.dense_weight = dense_weight
+        classifier.sparse_temperature, classifier.skip_confidence = sparse_temperature, skip_confidence
     extractor = EntityExtractor().fit(data)
     seconds = time.perf_counter() - started
     metadata = {

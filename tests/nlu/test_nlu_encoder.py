@@ -74,7 +74,9 @@ def test_unknown_encoder_is_a_clear_error() -> None:
 
 def test_the_encoder_understands_words_the_training_data_never_used() -> None:
     data = reads_yaml(PARAPHRASE_YAML)
-    with_encoder = train(data, config=TrainingConfig(default_dense_weight=0.5, dense_weight_grid=(0.5,)))
+    both_heads_always = TrainingConfig(dense_weight_grid=(0.5,), skip_confidence_grid=())
+    with_encoder = train(data, config=both_heads_always)
+    assert with_encoder.classifier.skip_confidence > 1.0
     assert with_encoder.encoder is not None and with_encoder.classifier.uses_embeddings
     ngrams_only = train(data, config=TrainingConfig(sentence_encoder=None))
     unseen = {
