@@ -1,4 +1,4 @@
-"""Rapport's NLU: Rasa-format training data, a fast TF-IDF + linear SVM engine and Rasa's parse API."""
+"""Rapport's NLU: Rasa-format training data, an n-gram SVM + sentence-embedding engine, Rasa's API."""
 
 from __future__ import annotations
 

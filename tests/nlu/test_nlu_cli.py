@@ -35,6 +35,15 @@ def test_train_parse_evaluate(tmp_path: Path, toy_file: Path) -> None:
     assert table.exit_code == 0 and "macro F1" in table.stdout
 
 
+def test_train_without_encoder(tmp_path: Path, toy_file: Path) -> None:
+    out = tmp_path / "plain"
+    trained = runner.invoke(app, ["train", "--data", str(toy_file), "--out", str(out), "--no-encoder"])
+    assert trained.exit_code == 0, trained.output
+    assert json.loads((out / "metadata.json").read_text(encoding="utf-8"))["encoder"] is None
+    parsed = runner.invoke(app, ["parse", "--model", str(out)], input="hello there\n")
+    assert json.loads(parsed.stdout)["intent"]["name"] == "greet"
+
+
 def test_missing_model_is_a_one_line_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["parse", "--model", str(tmp_path / "none")], input="hi\n")
     assert result.exit_code == 1
