@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         help="out-of-scope recall the fallback tuning aims for at the least in-scope cost (0: most recall)",
     )
     parser.add_argument("--latency-samples", type=int, default=3100)
+    parser.add_argument(
+        "--no-encoder", action="store_true", help="n-gram features only (no sentence encoder)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     data_dir: Path = args.data_dir
@@ -54,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     target = args.target_oos_recall if args.target_oos_recall and args.target_oos_recall > 0 else None
-    config = TrainingConfig(max_accuracy_drop=args.max_accuracy_drop, target_out_of_scope_recall=target)
+    config = TrainingConfig(
+        max_accuracy_drop=args.max_accuracy_drop,
+        target_out_of_scope_recall=target,
+        sentence_encoder=None if args.no_encoder else TrainingConfig().sentence_encoder,
+    )
     model = train(train_data, config=config, validation=val_data if args.tune_on_val else None)
     train_s = time.perf_counter() - started
 
@@ -90,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'system':34s} {'in-scope acc':>12s} {'oos recall':>10s}")
     for name, accuracy, recall in PAPER_ROWS:
         print(f"{name:34s} {accuracy:12.1f} {recall:10.1f}")
-    print(f"{'Rapport NLU (val)':34s} {in_scope:12.2f} {oos:10.2f}")
+    name = "Rapport NLU, n-grams only (val)" if args.no_encoder else "Rapport NLU (val)"
+    print(f"{name:34s} {in_scope:12.2f} {oos:10.2f}")
     policy = loaded.policy
     print(
         f"\nmacro F1 {100 * report.macro_f1:.2f}  C={loaded.classifier.C}  "
