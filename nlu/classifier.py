@@ -201,8 +201,23 @@ class IntentClassifier:
         return self._with_head(self.sparse_one(indices, values), embedding)
 
     def predict_proba(self, X: sparse.csr_matrix, embeddings: FloatArray | None = None) -> FloatArray:
-        """Calibrated confidences, one column per class."""
-        return softmax(self.decision_function(X, embeddings), self.temperature)
+        """Calibrated confidences from both heads, one column per class."""
+        return self.combined_proba(self.sparse_scores(X), embeddings)
+
+    def combined_proba(self, sparse_scores: FloatArray, embeddings: FloatArray | None) -> FloatArray:
+        """Calibrated confidences of rows whose SVM scores are known, adding the head where in use."""
+        return softmax(self._with_head(sparse_scores, embeddings), self.temperature)
+
+    def sparse_pass(self, sparse_scores: FloatArray) -> tuple[FloatArray, npt.NDArray[np.intp]]:
+        """The cascade's first step: confidences where the SVM alone answers, and the unsure rows.
+
+        The unsure rows need both heads (:meth:`combined_proba`); a classifier without a head in use
+        has none.
+        """
+        if not self.uses_embeddings:
+            return softmax(sparse_scores, self.temperature), np.empty(0, dtype=np.intp)
+        proba = softmax(sparse_scores, self.sparse_temperature)
+        return proba, np.flatnonzero(proba.max(axis=1) < self.skip_confidence)
 
     def cascade_proba(
         self, sparse_scores: FloatArray, embed: Callable[[npt.NDArray[np.intp]], FloatArray | None]
@@ -212,13 +227,9 @@ class IntentClassifier:
         ``embed(rows)`` returns the embeddings of those rows only; it is not called when every row
         is sure (or the classifier has no head in use).
         """
-        if not self.uses_embeddings:
-            return softmax(sparse_scores, self.temperature)
-        proba = softmax(sparse_scores, self.sparse_temperature)
-        unsure = np.flatnonzero(proba.max(axis=1) < self.skip_confidence)
+        proba, unsure = self.sparse_pass(sparse_scores)
         if len(unsure):
-            combined = self._with_head(sparse_scores[unsure], embed(unsure))
-            proba[unsure] = softmax(combined, self.temperature)
+            proba[unsure] = self.combined_proba(sparse_scores[unsure], embed(unsure))
         return proba
 
     def predict(self, X: sparse.csr_matrix, embeddings: FloatArray | None = None) -> list[str]:

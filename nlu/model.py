@@ -102,21 +102,13 @@ class NLUModel(IntentParser):
             return self._empty(text)
         indices, values = self.featurizer.transform_one(text)
         scores = self.classifier.sparse_one(indices, values)[np.newaxis, :]
-        needed = False
-
-        def embed(_rows: npt.NDArray[np.intp]) -> FloatArray | None:
-            nonlocal needed
-            needed = True
-            return self._embed([text]) if encode else np.zeros((1, self._dimension()), dtype=np.float32)
-
-        proba = self.classifier.cascade_proba(scores, embed)
-        if needed and not encode:
-            return None
+        proba, unsure = self.classifier.sparse_pass(scores)
+        if len(unsure):
+            if not encode:
+                return None
+            proba = self.classifier.combined_proba(scores, self._embed([text]))
         tops, confidences = self._rankings(proba)
         return self._result(text, tops[0], confidences[0], self.extractor.extract(text))
-
-    def _dimension(self) -> int:
-        return self.encoder.dimension if self.encoder is not None else 0
 
     def parse_batch(self, texts: Sequence[str]) -> list[ParseResult]:
         """Parse many messages in order with one matrix product for the whole batch."""

@@ -151,10 +151,12 @@ def _choose(
 
     Returns the accuracy and the chosen classifier, its head attached and weighted.
     """
-    weights = config.dense_weight_grid if head is not None and E_val is not None else (0.0,)
     dense = None
     if head is not None and E_val is not None:
-        dense = E_val @ head[0] + head[1]
+        for candidate in candidates:
+            candidate.set_dense_head(*head)
+        dense = candidates[0].dense_scores(E_val)
+    weights = config.dense_weight_grid if dense is not None else (0.0,)
     best: tuple[float, IntentClassifier, float] | None = None
     for candidate in candidates:
         sparse_scores = candidate.sparse_scores(X_val)
@@ -167,9 +169,7 @@ def _choose(
                 best = (accuracy, candidate, weight)
     assert best is not None
     accuracy, classifier, weight = best
-    if head is not None and weight != 0.0:
-        classifier.set_dense_head(*head)
-        classifier.dense_weight = weight
+    classifier.dense_weight = weight
     return accuracy, classifier
 
 
