@@ -34,7 +34,7 @@ from analytics import (
 )
 from analytics.naming import describe_segments
 from analytics.pipeline import user_baskets
-from analytics.synthetic import DEFAULT_END, TYPES, iter_population, populate
+from demo.synthetic import DEFAULT_END, TYPES, iter_population, populate
 from store import count_events, create_db_engine, upgrade
 
 

@@ -31,8 +31,8 @@ from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from bot.app import build_application
-from bot.localapi import LocalBotAPI
 from bot.runner import running
+from fakeapi import LocalBotAPI
 from nlu import load_or_train_default
 from store import count_events, create_db_engine, load_settings, upgrade
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, select, text
 
-from bot.localapi import LocalBotAPI, RateLimits, WaitTimeout
+from fakeapi import LocalBotAPI, RateLimits, WaitTimeout
 from scheduler.planning import create_broadcast
 from store import append_events, create_db_engine, upgrade
 from store.db import unit_of_work

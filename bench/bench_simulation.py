@@ -4,7 +4,7 @@ Usage: python -m bench.bench_simulation [--users 1000000] [--days 20] [--write-u
        [--backend sqlite|postgresql]
 
 Generation runs over the whole population (nothing is kept in memory); the store write runs
-over the first `--write-users` users (0 skips it), through `bot.simulation.write_history`,
+over the first `--write-users` users (0 skips it), through `demo.simulation.write_history`,
 which is what `rapport demo` uses for its history.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from bot.simulation import iter_actions, make_population, write_history
+from demo.simulation import iter_actions, make_population, write_history
 from store import create_db_engine, upgrade
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -17,7 +17,7 @@ from store.models import Campaign, Delivery, Event, Segment, SegmentMembership, 
 
 
 def test_demo_command_is_registered_with_its_options() -> None:
-    from bot.cli import app
+    from cli import app
 
     result = CliRunner().invoke(app, ["demo", "--help"])
     assert result.exit_code == 0
@@ -27,8 +27,8 @@ def test_demo_command_is_registered_with_its_options() -> None:
 
 @pytest.mark.slow
 def test_small_demo_runs_end_to_end_and_matches_the_database(tmp_path: Path) -> None:
-    from bot.demo import DemoConfig, run_demo
-    from bot.demo_report import summary_lines, write_outputs
+    from demo.report import summary_lines, write_outputs
+    from demo.run import DemoConfig, run_demo
 
     out = tmp_path / "demo"
     config = DemoConfig(
@@ -113,8 +113,8 @@ def _check_deliveries(engine: Engine, data: dict[str, Any]) -> None:
 
 
 def test_report_writes_with_nothing_measured(tmp_path: Path) -> None:
-    from bot.demo import DemoSummary
-    from bot.demo_report import summary_lines, write_outputs
+    from demo.report import summary_lines, write_outputs
+    from demo.run import DemoSummary
 
     returns = {"horizon_days": 3.0, "pushed": 0, "pushed_returned": 0, "pushed_rate": None}
     returns |= {"holdout": 0, "holdout_returned": 0, "holdout_rate": None}
@@ -145,7 +145,7 @@ def test_report_writes_with_nothing_measured(tmp_path: Path) -> None:
 
 
 def test_campaign_counts_read_as_statuses_with_skip_reasons() -> None:
-    from bot.demo_report import _describe_counts
+    from demo.report import _describe_counts
 
     counts = {"skipped:holdout": 24, "blocked": 5, "skipped": 30, "sent": 65, "skipped:capped": 6}
     assert _describe_counts(counts) == "sent 65, blocked 5, skipped 30 (capped 6, holdout 24)"

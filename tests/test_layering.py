@@ -1,4 +1,10 @@
-"""Dependencies point one way: nlu and store depend on nothing here; scheduler never imports telegram."""
+"""Dependencies point one way.
+
+store and nlu depend on nothing here; analytics on store; scheduler on store and analytics and never
+on telegram; bot (the Telegram adapter) on those four but never on the fake Bot API server, the demo
+or the CLI; the fake Bot API server (fakeapi) on nothing of the project; demo on everything but cli;
+cli (the terminal's composition root) on everything. Nothing but cli, tests and benchmarks imports demo.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,9 @@ ALLOWED = {
     "analytics": {"store"},
     "scheduler": {"store", "analytics"},
     "bot": {"store", "nlu", "analytics", "scheduler"},
+    "fakeapi": set(),
+    "demo": {"store", "nlu", "analytics", "scheduler", "bot", "fakeapi"},
+    "cli": {"store", "nlu", "analytics", "scheduler", "bot", "fakeapi", "demo"},
 }
 PROJECT = set(ALLOWED)
 FORBIDDEN_THIRD_PARTY = {
@@ -21,6 +30,7 @@ FORBIDDEN_THIRD_PARTY = {
     "analytics": {"telegram"},
     "store": {"telegram"},
     "nlu": {"telegram"},
+    "fakeapi": {"telegram"},
 }
 
 
@@ -61,3 +71,22 @@ def test_tensorflow_is_not_imported_at_module_level_outside_the_sequence_model()
                 if any(name.split(".")[0] in {"tensorflow", "keras"} for name in names):
                     offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+
+
+def test_only_the_cli_tests_and_benchmarks_import_the_demo() -> None:
+    importers = {
+        str(path.relative_to(ROOT))
+        for package in PROJECT - {"demo", "cli"}
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if "demo" in _imports(path)
+    }
+    assert importers == set()
+
+
+def test_every_top_level_package_is_checked() -> None:
+    packages = {
+        path.parent.name
+        for path in ROOT.glob("*/__init__.py")
+        if path.parent.name not in {"tests", "bench"}
+    }
+    assert packages == PROJECT

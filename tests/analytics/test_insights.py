@@ -21,7 +21,7 @@ from analytics import (
     top_rules,
     unanswered_questions,
 )
-from analytics.synthetic import DEFAULT_END, populate
+from demo.synthetic import DEFAULT_END, populate
 from store import append_events
 
 UNTIL = datetime(2026, 3, 16, tzinfo=UTC)  # a Monday

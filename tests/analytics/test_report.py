@@ -13,9 +13,9 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from analytics import AnalyticsConfig, run_analytics, write_report
-from analytics.synthetic import DEFAULT_END, populate
-from bot.cli.analytics import app as analytics_app
-from bot.cli.common import get_settings
+from cli.analytics import app as analytics_app
+from cli.common import get_settings
+from demo.synthetic import DEFAULT_END, populate
 from store import create_db_engine, upgrade
 
 

@@ -18,7 +18,7 @@ from analytics import (
     read_baskets,
 )
 from analytics.rules import rule_sentence
-from bot.cli.analytics import app
+from cli.analytics import app
 
 GROCERIES = Path(__file__).resolve().parents[1] / "data" / "groceries" / "groceries.csv"
 

@@ -30,7 +30,7 @@ from analytics import (
     user_segment,
 )
 from analytics.naming import PreviousSegment, SegmentProfile, carry_names
-from analytics.synthetic import DEFAULT_END, populate
+from demo.synthetic import DEFAULT_END, populate
 from store import append_events, forget_user
 from store.analytics_results import list_runs
 

@@ -15,9 +15,9 @@ from sqlalchemy import Engine
 
 from bot.app import build_application, services_for
 from bot.knowledge import KnowledgeBase, load_knowledge_base
-from bot.localapi import CallRecord, LocalBotAPI, SentRecord, SimUser
 from bot.runner import running
 from bot.services import BotServices
+from fakeapi import CallRecord, LocalBotAPI, SentRecord, SimUser
 from nlu import IntentParser, load_or_train_default
 from store import Settings, StoredEvent, create_db_engine, load_settings, upgrade, user_events
 

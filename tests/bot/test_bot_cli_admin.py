@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bot.cli import app as cli
+from cli import app as cli
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 from telegram import Bot
 
 from bot.delivery import Pacer, TelegramSender
-from bot.localapi import LocalBotAPI
+from fakeapi import LocalBotAPI
 from scheduler.sender import Button, OutgoingMessage, Sender, SendStatus
 
 

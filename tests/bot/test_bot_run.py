@@ -20,10 +20,10 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from bot.app import build_application
-from bot.cli import app as cli
-from bot.localapi import LocalBotAPI
 from bot.runner import WebhookOptions, running
 from bot.webhook import SECRET_HEADER
+from cli import app as cli
+from fakeapi import LocalBotAPI
 from store import count_events, create_db_engine, user_events
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,7 +79,7 @@ def test_run_serves_and_stops_cleanly_on_sigterm(
             "RAPPORT_NLU_MODEL_DIR": str(nlu_model_dir),  # trained by the nlu_parser fixture
         }
         process = subprocess.Popen(
-            [sys.executable, "-c", "from bot.cli import main; main()", "run"],
+            [sys.executable, "-c", "from cli import main; main()", "run"],
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import Engine
 
 from bot.app import attach_scheduler, build_application
-from bot.localapi import LocalBotAPI
 from bot.runner import running
+from fakeapi import LocalBotAPI
 from scheduler import SchedulerService, campaign_report
 from store import get_user
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from bot.cli.nlu import app
+from cli.nlu import app
 
 runner = CliRunner()
 

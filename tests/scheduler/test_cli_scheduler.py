@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bot.cli import app
-from bot.localapi import LocalBotAPI
+from cli import app
+from fakeapi import LocalBotAPI
 
 runner = CliRunner()
 USERS = (7101, 7102, 7103)

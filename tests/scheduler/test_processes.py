@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from bot.localapi import LocalBotAPI, RateLimits
+from fakeapi import LocalBotAPI, RateLimits
 from scheduler.planning import create_broadcast
 from store import append_events, create_db_engine
 from store.db import unit_of_work

@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from analytics.sequence import MarkovModel, PopularityModel
-from analytics.synthetic import populate
-from bot.cli import app
+from cli import app
+from demo.synthetic import populate
 from scheduler.reengagement import ReengagementConfig, plan_reengagement
 from scheduler.retrain import retrain_followup_model
 from store.model_runs import active_model_run, list_model_runs

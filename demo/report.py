@@ -1,0 +1,213 @@
+"""The demo's outputs: `report.html` with charts, `summary.json`, and the short text summary."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from demo.run import DemoSummary
+
+__all__ = ["summary_lines", "write_outputs"]
+
+logger = logging.getLogger(__name__)
+
+
+def _png(figure: Figure) -> str:
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=90)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _segments_chart(summary: DemoSummary) -> str | None:
+    if not summary.segments:
+        return None
+    types = list(summary.hidden_types)
+    figure = Figure(figsize=(8, 3.5))
+    axis = figure.subplots()
+    names = [s["name"] for s in summary.segments]
+    bottom = [0] * len(names)
+    for hidden in types:
+        values = [s["hidden_types"].get(hidden, 0) for s in summary.segments]
+        axis.bar(names, values, bottom=bottom, label=hidden)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    axis.set_title(f"Segments found vs hidden types (ARI {summary.adjusted_rand_index:.2f})")
+    axis.set_ylabel("users")
+    axis.legend(fontsize=7)
+    axis.tick_params(axis="x", labelrotation=20, labelsize=7)
+    return _png(figure)
+
+
+def _models_chart(summary: DemoSummary) -> str | None:
+    if not summary.models:
+        return None
+    metrics = ("hr@1", "hr@5", "hr@10", "mrr")
+    figure = Figure(figsize=(8, 3))
+    axis = figure.subplots()
+    width = 0.8 / len(summary.models)
+    for i, (name, values) in enumerate(summary.models.items()):
+        axis.bar(
+            [m + i * width for m in range(len(metrics))], [values[k] for k in metrics], width, label=name
+        )
+    axis.set_xticks([m + 0.4 - width / 2 for m in range(len(metrics))], [k.upper() for k in metrics])
+    axis.set_ylim(0, 1)
+    axis.set_title("Next event on held-out days")
+    axis.legend()
+    return _png(figure)
+
+
+def _pushes_chart(summary: DemoSummary) -> str | None:
+    campaigns = summary.pushes.get("campaigns", {})
+    returns = summary.pushes.get("returns")
+    if not campaigns and not returns:
+        return None
+    figure = Figure(figsize=(8, 3))
+    left, right = figure.subplots(1, 2)
+    # `skipped:<reason>` keys break `skipped` down; charting both would count those rows twice.
+    statuses = sorted({s for c in campaigns.values() for s in c if ":" not in s})
+    for i, (name, counts) in enumerate(campaigns.items()):
+        left.bar(
+            [x + i * 0.4 for x in range(len(statuses))], [counts.get(s, 0) for s in statuses], 0.4, label=name
+        )
+    left.set_xticks([x + 0.2 for x in range(len(statuses))], statuses, fontsize=8)
+    left.set_title("Deliveries by status")
+    if campaigns:
+        left.legend(fontsize=7)
+    if returns:
+        rates = [returns["pushed_rate"] or 0.0, returns["holdout_rate"] or 0.0]  # None: nobody measured
+        right.bar(["pushed", "holdout"], rates, color=["C2", "C7"])
+        right.set_ylim(0, 1)
+        right.set_title(f"Return within {returns['horizon_days']:g} days")
+    return _png(figure)
+
+
+def _kinds_chart(summary: DemoSummary) -> str | None:
+    if not summary.events_by_kind:
+        return None
+    figure = Figure(figsize=(8, 2.8))
+    axis = figure.subplots()
+    kinds = sorted(summary.events_by_kind, key=lambda k: -summary.events_by_kind[k])
+    axis.bar(kinds, [summary.events_by_kind[k] for k in kinds])
+    axis.set_yscale("log")
+    axis.set_title("Events in the log by kind")
+    axis.tick_params(axis="x", labelrotation=20, labelsize=8)
+    return _png(figure)
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _describe_counts(counts: dict[str, int]) -> str:
+    """`sent 65, blocked 5, skipped 24 (holdout 24)`: statuses, with skip reasons in brackets."""
+    reasons = {k.removeprefix("skipped:"): v for k, v in counts.items() if k.startswith("skipped:")}
+    order = {"sent": 0, "failed": 1, "blocked": 2, "skipped": 3}
+    parts = []
+    for status in sorted((k for k in counts if ":" not in k), key=lambda k: (order.get(k, 9), k)):
+        part = f"{status} {counts[status]}"
+        if status == "skipped" and reasons:
+            part += " (" + ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items())) + ")"
+        parts.append(part)
+    return ", ".join(parts)
+
+
+def summary_lines(summary: DemoSummary) -> list[str]:
+    """The short summary printed at the end of `rapport demo`."""
+    lines = [
+        f"users {summary.users} over {summary.days} days (seed {summary.seed}); "
+        f"events {summary.events_total} ({summary.events_history} bulk history, "
+        f"{summary.events_live} live through the bot)",
+        f"segments {len(summary.segments)}, adjusted Rand index vs hidden types "
+        f"{summary.adjusted_rand_index:.3f}",
+    ]
+    for segment in summary.segments:
+        lines.append(
+            f"  - {segment['name']}: {segment['size']} users, mostly {segment['dominant_type']}"
+            f" ({segment['purity']:.0%})"
+        )
+    lines.append("top rules:" if summary.rules else "top rules: none found")
+    lines += [f"  - {rule}" for rule in summary.rules[:3]]
+    for name, values in summary.models.items():
+        lines.append(
+            f"{name:>10}: HR@1 {values['hr@1']:.3f}  HR@5 {values['hr@5']:.3f}  "
+            f"HR@10 {values['hr@10']:.3f}  MRR {values['mrr']:.3f}  (n={int(values['n'])})"
+        )
+    for name, counts in summary.pushes.get("campaigns", {}).items():
+        lines.append(f"{name}: {_describe_counts(counts)}")
+    returns = summary.pushes.get("returns")
+    if returns:
+        lines.append(
+            f"return within {returns['horizon_days']:g} days: pushed "
+            f"{_rate(returns['pushed_rate'])} ({returns['pushed_returned']}/{returns['pushed']}) vs holdout "
+            f"{_rate(returns['holdout_rate'])} ({returns['holdout_returned']}/{returns['holdout']})"
+        )
+    lines += [f"skipped: {step}" for step in summary.skipped_steps]
+    lines.append(f"wall time {summary.wall_s:.0f} s")
+    return lines
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "<p>None.</p>"
+    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row.values()) + "</tr>" for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _html(summary: DemoSummary, analytics_report: str | None) -> str:
+    charts = [
+        c
+        for c in (
+            _segments_chart(summary),
+            _models_chart(summary),
+            _pushes_chart(summary),
+            _kinds_chart(summary),
+        )
+        if c
+    ]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>Rapport demo</title>",
+        "<style>body{font-family:sans-serif;max-width:60em;margin:auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;font-size:90%}</style></head><body>",
+        "<h1>Rapport demo</h1>",
+        "<pre>" + html.escape("\n".join(summary_lines(summary))) + "</pre>",
+        *[f"<img src='{chart}' alt='chart'>" for chart in charts],
+        "<h2>Segments</h2>",
+        _table([{**s, "hidden_types": json.dumps(s["hidden_types"])} for s in summary.segments]),
+        "<h2>Next-event models</h2>",
+        _table([{"model": name, **values} for name, values in summary.models.items()]),
+        "<h2>How this run was made</h2>",
+        "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in summary.method) + "</ul>",
+        "<h2>Timings (s)</h2>",
+        _table([summary.timings_s]),
+    ]
+    if analytics_report:
+        parts.append(
+            f"<p>Full analytics report: <a href='{html.escape(analytics_report)}'>"
+            f"{html.escape(analytics_report)}</a></p>"
+        )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_outputs(
+    summary: DemoSummary, out: Path, *, analytics_report: str | None = None
+) -> tuple[Path, Path]:
+    """Write `report.html` and `summary.json` under `out`; returns their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / "summary.json"
+    json_path.write_text(json.dumps(asdict(summary), indent=2, ensure_ascii=False), encoding="utf-8")
+    html_path = out / "report.html"
+    html_path.write_text(_html(summary, analytics_report), encoding="utf-8")
+    logger.info("demo report written to %s", html_path)
+    return html_path, json_path
