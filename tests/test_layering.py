@@ -85,8 +85,6 @@ def test_only_the_cli_tests_and_benchmarks_import_the_demo() -> None:
 
 def test_every_top_level_package_is_checked() -> None:
     packages = {
-        path.parent.name
-        for path in ROOT.glob("*/__init__.py")
-        if path.parent.name not in {"tests", "bench"}
+        path.parent.name for path in ROOT.glob("*/__init__.py") if path.parent.name not in {"tests", "bench"}
     }
     assert packages == PROJECT
