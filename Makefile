@@ -11,7 +11,9 @@ $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock -r requirements-dev.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e . --config-settings editable_mode=compat
+	# compat mode: a plain path entry that mypy and subprocesses see; PYTHONWARNINGS silences
+	# setuptools' 14-line notice that the mode is transitional, which is not the user's business.
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet --no-deps -e . --config-settings editable_mode=compat
 	touch $(STAMP)
 
 install: $(STAMP)
