@@ -161,7 +161,7 @@ async def test_flooding_user_is_throttled_and_logged(
 ) -> None:
     alice = bot.user(2011, "Alice")
     limit = bot.settings.flood_max_messages
-    caplog.set_level(logging.WARNING, logger="bot.observer")
+    caplog.set_level(logging.WARNING, logger="bot.throttle")
     for i in range(50):
         bot.api.user_says(alice, f"hello {i}")
     events = await bot.events(2011)

@@ -14,7 +14,7 @@ from bot.handlers.community import parse_poll
 from bot.i18n import MESSAGES, language_of, t
 from bot.knowledge import load_knowledge_base, parse_knowledge_base
 from bot.replies import answer_for
-from bot.services import Understanding
+from bot.understanding import Understanding
 
 SHARED_INTENTS = {
     "greet", "goodbye", "thanks", "getting_started", "pricing", "api_keys", "rate_limits", "models",
