@@ -17,7 +17,8 @@ from telegram.ext import ApplicationBuilder
 from telegram.request import HTTPXRequest
 
 from bot.callbacks import CallbackCodec
-from bot.context import CONTEXT_TYPES, RapportApp, services_for
+from bot.context import CONTEXT_TYPES, RapportApp
+from bot.context import services_for as services_for  # re-exported: hooks, the demo and tests use it
 from bot.delivery import TelegramSender
 from bot.errors import BotStartupError
 from bot.knowledge import KnowledgeBase, load_knowledge_base
