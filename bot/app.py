@@ -13,15 +13,17 @@ import httpx
 from sqlalchemy import Engine
 from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
 from telegram.error import TelegramError
-from telegram.ext import Application, ApplicationBuilder
+from telegram.ext import ApplicationBuilder
 from telegram.request import HTTPXRequest
 
 from bot.callbacks import CallbackCodec
+from bot.context import CONTEXT_TYPES, RapportApp
+from bot.context import services_for as services_for  # re-exported: hooks, the demo and tests use it
 from bot.delivery import TelegramSender
 from bot.errors import BotStartupError
 from bot.knowledge import KnowledgeBase, load_knowledge_base
 from bot.routing import register_handlers
-from bot.services import SERVICES_KEY, BotServices
+from bot.services import BotServices
 from nlu import IntentParser, RemoteRasaParser, load_or_train_default
 from scheduler import SchedulerService
 from store import EventWriter, Settings, create_db_engine, replay_spool
@@ -92,7 +94,7 @@ def callback_secret(settings: Settings) -> str:
     return hashlib.sha256(f"{settings.telegram_bot_token}".encode()).hexdigest()
 
 
-async def _set_commands(application: Application, services: BotServices) -> None:  # type: ignore[type-arg]
+async def _set_commands(application: RapportApp, services: BotServices) -> None:
     bot = application.bot
     try:
         for lang, commands in USER_COMMANDS.items():
@@ -111,8 +113,8 @@ async def _set_commands(application: Application, services: BotServices) -> None
             logger.info("no manager command menu for %d: %s", admin_id, exc)
 
 
-async def _post_init(application: Application) -> None:  # type: ignore[type-arg]
-    services: BotServices = application.bot_data[SERVICES_KEY]
+async def _post_init(application: RapportApp) -> None:
+    services = services_for(application)
     services.writer.start()
     spool = services.settings.data_dir / "spool"
     replayed = await asyncio.to_thread(replay_spool, services.engine, spool)
@@ -129,8 +131,8 @@ async def _post_init(application: Application) -> None:  # type: ignore[type-arg
     logger.info("bot @%s ready", application.bot.username)
 
 
-async def _post_shutdown(application: Application) -> None:  # type: ignore[type-arg]
-    services: BotServices = application.bot_data[SERVICES_KEY]
+async def _post_shutdown(application: RapportApp) -> None:
+    services = services_for(application)
     for hook in reversed(services.shutdown_hooks):
         try:
             await hook(application)
@@ -148,7 +150,7 @@ def build_application(
     parser: IntentParser | None = None,
     knowledge: KnowledgeBase | None = None,
     concurrent_updates: int = CONCURRENT_UPDATES,
-) -> Application:  # type: ignore[type-arg]
+) -> RapportApp:
     """Build the bot: handlers, the observer, the event writer, NLU and knowledge base.
 
     Nothing talks to Telegram here; `post_init` starts the event writer, replays spooled
@@ -187,17 +189,18 @@ def build_application(
         .base_file_url(settings.telegram_api_file_url)
         .request(_request(pool_size=max(8, 2 * concurrent_updates)))
         .get_updates_request(_request(pool_size=1))
+        .context_types(CONTEXT_TYPES)
         .concurrent_updates(concurrent_updates)
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
         .build()
     )
-    application.bot_data[SERVICES_KEY] = services
+    application.bot_data.services = services
     register_handlers(application)
     return application
 
 
-def attach_scheduler(application: Application, settings: Settings) -> SchedulerService:  # type: ignore[type-arg]
+def attach_scheduler(application: RapportApp, settings: Settings) -> SchedulerService:
     """Run the scheduler in this process: deliveries through the bot, broadcasts from /broadcast.
 
     The service starts in post_init and stops (giving up its lease) in post_shutdown, before
@@ -211,23 +214,14 @@ def attach_scheduler(application: Application, settings: Settings) -> SchedulerS
         group_rate_per_min=settings.group_rate_per_min,
     )
     service = SchedulerService(services.engine, settings, sender)
-    services.scheduler = service
     services.broadcasts = service
 
-    async def start(_: Application) -> None:  # type: ignore[type-arg]
+    async def start(_: RapportApp) -> None:
         await service.start()
 
-    async def stop(_: Application) -> None:  # type: ignore[type-arg]
+    async def stop(_: RapportApp) -> None:
         await service.stop()
 
     services.startup_hooks.append(start)
     services.shutdown_hooks.append(stop)
     return service
-
-
-def services_for(application: Application) -> BotServices:  # type: ignore[type-arg]
-    """The services of an application built by `build_application`."""
-    services = application.bot_data.get(SERVICES_KEY)
-    if not isinstance(services, BotServices):
-        raise RuntimeError("the application was not built by bot.app.build_application")
-    return services

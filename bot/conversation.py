@@ -1,53 +1,136 @@
-"""Small per-user conversation state kept in PTB's `user_data` (e.g. a feedback comment due)."""
+"""The conversation a user is in, kept as typed `user_data`, and what their next text message is.
+
+PTB keeps one `UserData` per user (named in `bot.context.CONTEXT_TYPES`). It holds the two things a
+private chat can be in the middle of: a feedback comment due after a rating, and a manager's
+broadcast draft. `decide` reads that state once per text message and says what the message is
+(`Turn`); the observer logs the message by that decision and the router answers it by the same one,
+so the log and the reply cannot disagree.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
 
-AWAITING_FEEDBACK = "awaiting_feedback_comment"
 FEEDBACK_COMMENT_WINDOW_S = 600.0
+TIME_FORMAT = "%Y-%m-%d %H:%M"
 
 
-def await_comment(user_data: dict[Any, Any] | None, rating: int) -> None:
-    """Expect the user's next message to be a comment on their rating."""
-    if user_data is not None:
-        user_data[AWAITING_FEEDBACK] = (rating, time.monotonic())
+@dataclass(frozen=True)
+class CommentDue:
+    """The user rated and may now write a comment; `since` is `time.monotonic()` of the rating."""
+
+    rating: int
+    since: float
 
 
-def pending_rating(user_data: dict[Any, Any] | None) -> int | None:
-    """The rating a comment would belong to, if one is due and not too old.
+@dataclass
+class BroadcastDraft:
+    """A manager's broadcast being composed: segments offered, then the one chosen, then the text.
 
-    A user who rated and then walked away should get their next question answered, not
-    swallowed as a comment, so the expectation lapses after a few minutes.
+    Attributes:
+        segments: The segment names offered on the buttons, by button index (empty once chosen).
+        segment: The chosen segment (`scheduler.planning.ALL` for everyone), None until chosen.
+        text: The message text, None until written.
+        recipients: How many users the preview counted for `segment`.
     """
-    if not user_data or AWAITING_FEEDBACK not in user_data:
+
+    segments: tuple[str, ...] = ()
+    segment: str | None = None
+    text: str | None = None
+    recipients: int = 0
+
+
+@dataclass
+class UserData:
+    """Everything the bot remembers about one user between their updates (PTB's `user_data`)."""
+
+    comment_due: CommentDue | None = None
+    broadcast: BroadcastDraft | None = None
+
+    def await_comment(self, rating: int) -> None:
+        """Expect the user's next message to be a comment on their rating."""
+        self.comment_due = CommentDue(rating=rating, since=time.monotonic())
+
+    def pending_rating(self) -> int | None:
+        """The rating a comment would belong to, if one is due and not too old.
+
+        A user who rated and then walked away should get their next question answered, not
+        swallowed as a comment, so the expectation lapses after a few minutes.
+        """
+        due = self.comment_due
+        if due is None:
+            return None
+        if time.monotonic() - due.since > FEEDBACK_COMMENT_WINDOW_S:
+            self.comment_due = None
+            return None
+        return due.rating
+
+    def clear_comment(self) -> bool:
+        """No comment is expected any more; True when one was (and had not lapsed)."""
+        was_due = self.pending_rating() is not None
+        self.comment_due = None
+        return was_due
+
+
+class Step(StrEnum):
+    """What one text message (not a command) is, given the conversation."""
+
+    QUESTION = "question"
+    """Private text, or group text addressed to the bot: the NLU reads it and the bot answers."""
+    CHATTER = "chatter"
+    """Group text not addressed to the bot: logged, neither understood nor answered."""
+    FEEDBACK_COMMENT = "feedback_comment"
+    """The comment on the rating the user just gave."""
+    BROADCAST_TEXT = "broadcast_text"
+    """A manager's broadcast text, after choosing the segment."""
+    BROADCAST_TIME = "broadcast_time"
+    """A send time typed by a manager whose broadcast is previewed."""
+
+
+@dataclass(frozen=True)
+class Turn:
+    """The decision about one text message: its step and what the step needs."""
+
+    step: Step
+    rating: int | None = None
+    """The rating a FEEDBACK_COMMENT belongs to."""
+    send_at: datetime | None = None
+    """When a BROADCAST_TIME asks the broadcast to go out."""
+
+
+def parse_send_time(text: str, now: datetime) -> datetime | None:
+    """`2026-12-01 10:00` (UTC) in the future, else None."""
+    try:
+        at = datetime.strptime(text.strip(), TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
         return None
-    rating, since = user_data[AWAITING_FEEDBACK]
-    if time.monotonic() - since > FEEDBACK_COMMENT_WINDOW_S:
-        user_data.pop(AWAITING_FEEDBACK, None)
-        return None
-    return int(rating)
+    return at if at > now else None
 
 
-def clear_comment(user_data: dict[Any, Any] | None) -> None:
-    """No comment is expected any more."""
-    if user_data is not None:
-        user_data.pop(AWAITING_FEEDBACK, None)
+def decide(
+    user_data: UserData | None, text: str, *, private: bool, addressed: bool, is_admin: bool, now: datetime
+) -> Turn:
+    """What a text message is: a comment due comes first, then a manager's draft, else a question.
 
-
-BROADCAST = "broadcast_draft"
-
-
-def broadcast_draft(user_data: dict[Any, Any] | None) -> dict[str, Any] | None:
-    """The manager's broadcast being composed, if any (segment chosen, maybe text and time)."""
-    if not user_data:
-        return None
-    draft = user_data.get(BROADCAST)
-    return draft if isinstance(draft, dict) else None
-
-
-def awaiting_broadcast_text(user_data: dict[Any, Any] | None) -> bool:
-    """Whether the manager's next message is the text of a broadcast."""
-    draft = broadcast_draft(user_data)
-    return draft is not None and "segment" in draft and "text" not in draft
+    A manager's draft takes a message only where it expects one: the text once a segment is
+    chosen, then a send time; anything else the manager writes meanwhile is a question.
+    """
+    if not private:
+        return Turn(Step.QUESTION if addressed else Step.CHATTER)
+    if user_data is None:
+        return Turn(Step.QUESTION)
+    rating = user_data.pending_rating()
+    if rating is not None:
+        return Turn(Step.FEEDBACK_COMMENT, rating=rating)
+    draft = user_data.broadcast
+    if draft is None or not is_admin or draft.segment is None:
+        return Turn(Step.QUESTION)
+    if draft.text is None:
+        return Turn(Step.BROADCAST_TEXT)
+    at = parse_send_time(text, now)
+    if at is not None:
+        return Turn(Step.BROADCAST_TIME, send_at=at)
+    return Turn(Step.QUESTION)

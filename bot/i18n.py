@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 
 logger = logging.getLogger(__name__)
@@ -65,8 +66,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "privacy": {
         "en": (
             "What I store: your Telegram id, username, first name and language; one record per "
-            "interaction (time, kind, detected topic and its confidence); your feedback ratings and "
-            "comments. Message text is stored only if the operator enabled it ({text_policy}).\n\n"
+            "interaction (time, kind, detected topic and its confidence); your feedback ratings. "
+            "Message text, feedback comments included, is stored only if the operator enabled it "
+            "({text_policy}).\n\n"
             "Why: to answer better, to see which questions go unanswered, and to send you a few "
             "relevant tips. Nothing is sold or shared.\n\n"
             "Your controls: /stop – no more tips or announcements; /forget – delete everything "
@@ -74,7 +76,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         ),
         "zh": (
             "我保存：你的 Telegram id、用户名、名字和语言；每次互动的一条记录（时间、类型、识别出的"
-            "话题及置信度）；你的评分和反馈意见。只有运营方开启时才保存消息原文（{text_policy}）。\n\n"
+            "话题及置信度）；你的评分。只有运营方开启时才保存消息原文（包括反馈意见；{text_policy}）。\n\n"
             "目的：改进回答、发现无法回答的问题，并偶尔发送相关提示。数据不会出售或共享。\n\n"
             "你可以：/stop 停止提示和公告；/forget 立即永久删除关于你的全部数据。"
         ),
@@ -140,7 +142,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Sorry, something went wrong on my side. Please try again in a moment.",
         "zh": "抱歉，我这边出了点问题，请稍后再试。",
     },
-    "group_welcome": {
+    "group_welcome": {  # sent as HTML: fill it in with t_html
         "en": "Welcome to {chat}, {name}! Mention me or reply to my message if you have a question.",
         "zh": "欢迎加入 {chat}，{name}！有问题可以提及我或回复我的消息。",
     },
@@ -180,3 +182,21 @@ def t(key: str, lang: str, **values: object) -> str:
     variants = MESSAGES[key]
     template = variants.get(lang) or variants[DEFAULT_LANGUAGE]
     return template.format(**values) if values else template
+
+
+class Html(str):
+    """Text that is already Telegram HTML (e.g. `User.mention_html()`): `t_html` inserts it as it is."""
+
+    __slots__ = ()
+
+
+def t_html(key: str, lang: str, **values: object) -> str:
+    """`t` for a message sent with `parse_mode="HTML"`: every value is escaped unless it is `Html`.
+
+    Group titles, names and usernames are chosen by users; `R&D <Dev> Team` sent unescaped is
+    markup Telegram refuses (or worse, markup it obeys). The templates themselves are plain text.
+    """
+    escaped = {
+        name: value if isinstance(value, Html) else html.escape(str(value)) for name, value in values.items()
+    }
+    return t(key, lang, **escaped)

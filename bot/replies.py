@@ -10,7 +10,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from bot.callbacks import CallbackCodec
 from bot.i18n import language_of, t
 from bot.knowledge import KnowledgeBase, Topic
-from bot.services import Understanding
+from bot.understanding import Understanding
 
 MAX_MESSAGE_CHARS = 4096
 

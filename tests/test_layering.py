@@ -83,6 +83,48 @@ def test_only_the_cli_tests_and_benchmarks_import_the_demo() -> None:
     assert importers == set()
 
 
+def _modules(path: Path, root: Path = ROOT) -> set[str]:
+    """Every module (or module attribute) `path` imports, by full dotted name, relative imports resolved."""
+    package = ".".join(path.relative_to(root).with_suffix("").parts[:-1])
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, *([node.module] if node.module else [])])
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+@pytest.mark.parametrize(
+    ("folder", "forbidden"), [("bot/handlers", "bot.admin"), ("bot/admin", "bot.handlers")]
+)
+def test_the_users_handlers_and_the_managers_commands_do_not_import_each_other(
+    folder: str, forbidden: str
+) -> None:
+    """What both need (button verification, the context, replies) lives one level lower in bot/."""
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for name in sorted(_modules(path))
+        if name == forbidden or name.startswith(f"{forbidden}.")
+    ]
+    assert offenders == []
+
+
+def test_imports_are_resolved_relative_to_the_importing_module(tmp_path: Path) -> None:
+    # The check above sees through relative imports, so `from ..admin import x` can't slip by.
+    probe = tmp_path / "bot" / "handlers" / "probe.py"
+    probe.parent.mkdir(parents=True)
+    probe.write_text("from ..admin import broadcast\nfrom . import answers\nimport bot.admin.access\n")
+    found = _modules(probe, root=tmp_path)
+    assert {"bot.admin", "bot.admin.broadcast", "bot.handlers.answers", "bot.admin.access"} <= found
+
+
 def test_every_top_level_package_is_checked() -> None:
     packages = {
         path.parent.name for path in ROOT.glob("*/__init__.py") if path.parent.name not in {"tests", "bench"}

@@ -6,16 +6,15 @@ import logging
 
 from telegram import Update
 from telegram.constants import ChatType
-from telegram.ext import ContextTypes
 
+from bot.context import Context, services_of
 from bot.i18n import t
 from bot.replies import lang_of
-from bot.services import services_of
 
 logger = logging.getLogger(__name__)
 
 
-async def admin_in_private(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+async def admin_in_private(update: Update, context: Context) -> bool:
     """True for a manager in private chat; otherwise a polite refusal, logged as an attempt.
 
     The observer has already logged the command with `admin: false`; the warning here

@@ -1,7 +1,8 @@
 """/broadcast: pick a segment, write the text, see a preview with recipients and duration, confirm.
 
-The manager's draft lives in `user_data` between the steps; every button is signed and
-bound to the manager, so nobody else can confirm a send.
+The manager's draft lives in their typed `user_data` (`bot.conversation.BroadcastDraft`)
+between the steps; `bot.conversation.decide` says which step a typed message is. Every button
+is signed and bound to the manager, so nobody else can confirm a send.
 """
 
 from __future__ import annotations
@@ -9,26 +10,37 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import ContextTypes
 
 from analytics import current_segments
 from bot.admin.access import admin_in_private
 from bot.admin.formatting import format_duration
-from bot.conversation import BROADCAST, broadcast_draft, clear_comment, pending_rating
-from bot.handlers.buttons import verified_button
+from bot.buttons import verified_button
+from bot.context import Context, services_of, turn_of
+from bot.conversation import TIME_FORMAT, BroadcastDraft, parse_send_time
 from bot.i18n import t
 from bot.replies import MAX_MESSAGE_CHARS
-from bot.services import BotServices, services_of
+from bot.services import BotServices
 from scheduler import segment_recipients
 from scheduler.planning import ALL as ALL_USERS
+
+__all__ = [
+    "TIME_FORMAT",
+    "broadcast",
+    "cancel",
+    "offer_broadcast_time",
+    "on_confirm_button",
+    "on_segment_button",
+    "parse_send_time",
+    "send_time",
+    "take_broadcast_text",
+]
 
 logger = logging.getLogger(__name__)
 
 WHEN_CHOICES = {"now": "Send now", "1h": "In 1 hour", "tmr": "Tomorrow 10:00 UTC"}
-TIME_FORMAT = "%Y-%m-%d %H:%M"
+NEEDS_SCHEDULER = "Broadcasts need the scheduler, which is not running in this process."
 
 
 def send_time(choice: str, now: datetime) -> datetime | None:
@@ -44,33 +56,24 @@ def send_time(choice: str, now: datetime) -> datetime | None:
     return None
 
 
-def parse_send_time(text: str, now: datetime) -> datetime | None:
-    """`2026-12-01 10:00` (UTC) in the future, else None."""
-    try:
-        at = datetime.strptime(text.strip(), TIME_FORMAT).replace(tzinfo=UTC)
-    except ValueError:
-        return None
-    return at if at > now else None
-
-
 async def _recipients(services: BotServices, segment: str) -> int:
     found = await asyncio.to_thread(segment_recipients, services.engine, segment, now=datetime.now(UTC))
     return len(found)
 
 
-async def broadcast(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def broadcast(update: Update, context: Context) -> None:
     """Start a broadcast: choose the segment."""
     message, user = update.effective_message, update.effective_user
     if message is None or user is None or not await admin_in_private(update, context):
         return
     services = services_of(context)
     if services.broadcasts is None:
-        await message.reply_text("Broadcasts need the scheduler, which is not running in this process.")
+        await message.reply_text(NEEDS_SCHEDULER)
         return
     segments = await asyncio.to_thread(current_segments, services.engine)
-    names = [ALL_USERS, *(segment.name for segment in segments)]
+    names = (ALL_USERS, *(segment.name for segment in segments))
     if context.user_data is not None:
-        context.user_data[BROADCAST] = {"segments": names}
+        context.user_data.broadcast = BroadcastDraft(segments=names)
     everyone = await _recipients(services, ALL_USERS)
     labels = [f"Everyone ({everyone})", *(f"{s.name} ({s.size})" for s in segments)]
     keyboard = InlineKeyboardMarkup(
@@ -86,30 +89,30 @@ async def broadcast(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await message.reply_text("Who should receive the broadcast?", reply_markup=keyboard)
 
 
-async def on_segment_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_segment_button(update: Update, context: Context) -> None:
     """Remember the chosen segment and ask for the text."""
     data = await verified_button(update, context, "bseg")
     query = update.callback_query
-    draft = broadcast_draft(context.user_data)
     if data is None or query is None:
         return
-    names = draft.get("segments", []) if draft else []
-    if draft is None or not data.arg.isdigit() or int(data.arg) >= len(names):
+    user_data = context.user_data
+    draft = user_data.broadcast if user_data is not None else None
+    names = draft.segments if draft is not None else ()
+    if user_data is None or not data.arg.isdigit() or int(data.arg) >= len(names):
         await query.answer(t("button_expired", "en"))
         return
     segment = names[int(data.arg)]
-    draft.clear()
-    draft["segment"] = segment
+    user_data.broadcast = BroadcastDraft(segment=segment)  # the segment buttons are spent
     await query.answer()
     shown = "everyone" if segment == ALL_USERS else f"segment “{segment}”"
     await query.edit_message_text(f"Broadcast to {shown}. Now send me the message text (/cancel to stop).")
 
 
-async def take_broadcast_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def take_broadcast_text(update: Update, context: Context) -> None:
     """Store the text and show the preview with recipients, duration and the send options."""
     message, user = update.effective_message, update.effective_user
-    draft = broadcast_draft(context.user_data)
-    if message is None or user is None or draft is None or not message.text:
+    draft = context.user_data.broadcast if context.user_data is not None else None
+    if message is None or user is None or draft is None or draft.segment is None or not message.text:
         return
     if len(message.text) > MAX_MESSAGE_CHARS:
         await message.reply_text(
@@ -117,10 +120,9 @@ async def take_broadcast_text(update: Update, context: ContextTypes.DEFAULT_TYPE
         )
         return
     services = services_of(context)
-    draft["text"] = message.text
-    recipients = await _recipients(services, draft["segment"])
-    draft["recipients"] = recipients
-    duration = format_duration(recipients / services.settings.send_rate_per_s)
+    draft.text = message.text
+    draft.recipients = await _recipients(services, draft.segment)
+    duration = format_duration(draft.recipients / services.settings.send_rate_per_s)
     codec = services.codec
     keyboard = [
         [InlineKeyboardButton(label, callback_data=codec.encode("bgo", key, user_id=user.id))]
@@ -131,46 +133,43 @@ async def take_broadcast_text(update: Update, context: ContextTypes.DEFAULT_TYPE
     )
     await message.reply_text(message.text)  # the preview: exactly what users will see
     await message.reply_text(
-        f"↑ Preview. Recipients: {recipients}; sending takes about {duration} at "
+        f"↑ Preview. Recipients: {draft.recipients}; sending takes about {duration} at "
         f"{services.settings.send_rate_per_s:.0f} messages/s. When should it go out? "
         f"(Or reply with a time like {(datetime.now(UTC) + timedelta(days=1)):{TIME_FORMAT}} UTC.)",
         reply_markup=InlineKeyboardMarkup(keyboard),
     )
 
 
-async def take_broadcast_time(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, draft: dict[str, Any]
-) -> bool:
-    """A typed send time for a previewed draft: offer a button for it; False if not a time."""
+async def offer_broadcast_time(update: Update, context: Context) -> None:
+    """A send time typed for a previewed draft: offer a button that schedules it then."""
     message, user = update.effective_message, update.effective_user
-    if message is None or user is None or not message.text:
-        return False
-    at = parse_send_time(message.text, datetime.now(UTC))
-    if at is None:
-        return False
+    turn = turn_of(update, context)
+    draft = context.user_data.broadcast if context.user_data is not None else None
+    if message is None or user is None or draft is None or turn is None or turn.send_at is None:
+        return
+    at = turn.send_at
     codec = services_of(context).codec
     button = InlineKeyboardButton(
         f"Schedule for {at:{TIME_FORMAT}} UTC",
         callback_data=codec.encode("bgo", str(int(at.timestamp())), user_id=user.id),
     )
     cancel = InlineKeyboardButton("Cancel", callback_data=codec.encode("bgo", "no", user_id=user.id))
-    await message.reply_text(f"Send to {draft['recipients']} recipients at {at:{TIME_FORMAT}} UTC?",
+    await message.reply_text(f"Send to {draft.recipients} recipients at {at:{TIME_FORMAT}} UTC?",
                              reply_markup=InlineKeyboardMarkup([[button], [cancel]]))  # fmt: skip
-    return True
 
 
-async def on_confirm_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_confirm_button(update: Update, context: Context) -> None:
     """Schedule the previewed broadcast now or at the chosen time, or drop it."""
     data = await verified_button(update, context, "bgo")
     query = update.callback_query
     if data is None or query is None:
         return
-    draft = broadcast_draft(context.user_data)
-    if draft is None or "text" not in draft:
+    user_data = context.user_data
+    draft = user_data.broadcast if user_data is not None else None
+    if user_data is None or draft is None or draft.segment is None or draft.text is None:
         await query.answer(t("button_expired", "en"))
         return
-    if context.user_data is not None:
-        context.user_data.pop(BROADCAST, None)
+    user_data.broadcast = None
     await query.answer()
     if data.arg == "no":
         await query.edit_message_text("Broadcast cancelled; nothing was sent.")
@@ -179,26 +178,29 @@ async def on_confirm_button(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     at = send_time(data.arg, now) or now
     services = services_of(context)
     if services.broadcasts is None:
-        await query.edit_message_text("Broadcasts need the scheduler, which is not running in this process.")
+        await query.edit_message_text(NEEDS_SCHEDULER)
         return
-    segment = None if draft["segment"] == ALL_USERS else draft["segment"]
+    segment = None if draft.segment == ALL_USERS else draft.segment
     campaign_id = await services.broadcasts.schedule(
-        segment=segment, text=draft["text"], at=at, created_by=query.from_user.id
+        segment=segment, text=draft.text, at=at, created_by=query.from_user.id
     )
     when = "now" if at <= now else f"at {at:{TIME_FORMAT}} UTC"
     logger.info("manager %d scheduled broadcast #%d %s", query.from_user.id, campaign_id, when)
     await query.edit_message_text(
-        f"Broadcast #{campaign_id} scheduled {when} for {draft['recipients']} recipients. "
+        f"Broadcast #{campaign_id} scheduled {when} for {draft.recipients} recipients. "
         "/campaigns shows progress."
     )
 
 
-async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def cancel(update: Update, context: Context) -> None:
     """Drop whatever is being composed: a broadcast draft or a feedback comment."""
     message = update.effective_message
     if message is None:
         return
-    had_draft = context.user_data is not None and context.user_data.pop(BROADCAST, None) is not None
-    had_comment = pending_rating(context.user_data) is not None
-    clear_comment(context.user_data)
+    user_data = context.user_data
+    had_draft = had_comment = False
+    if user_data is not None:
+        had_draft = user_data.broadcast is not None
+        user_data.broadcast = None
+        had_comment = user_data.clear_comment()
     await message.reply_text("Cancelled." if had_draft or had_comment else "Nothing to cancel.")

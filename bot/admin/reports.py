@@ -7,12 +7,11 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from telegram import Update
-from telegram.ext import ContextTypes
 
 from analytics import activity_stats, current_segments, top_rules
 from bot.admin.access import admin_in_private
 from bot.admin.formatting import format_campaigns, format_insights, format_segments, format_stats
-from bot.services import services_of
+from bot.context import Context, services_of
 from scheduler import recent_reports
 
 logger = logging.getLogger(__name__)
@@ -30,7 +29,7 @@ def parse_days(args: list[str], default: int = 7) -> int | None:
     return int(raw)
 
 
-async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def stats(update: Update, context: Context) -> None:
     """Activity over a period: DAU/WAU/MAU, new users, questions, top intents, fallback rate."""
     message = update.effective_message
     if message is None or not await admin_in_private(update, context):
@@ -46,7 +45,7 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await message.reply_text(format_stats(report))
 
 
-async def segments(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def segments(update: Update, context: Context) -> None:
     """Current segments with sizes and one-line descriptions."""
     message = update.effective_message
     if message is None or not await admin_in_private(update, context):
@@ -55,7 +54,7 @@ async def segments(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await message.reply_text(format_segments(found))
 
 
-async def insights(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def insights(update: Update, context: Context) -> None:
     """The strongest behaviour rules in plain words."""
     message = update.effective_message
     if message is None or not await admin_in_private(update, context):
@@ -64,7 +63,7 @@ async def insights(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await message.reply_text(format_insights(rules))
 
 
-async def campaigns(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def campaigns(update: Update, context: Context) -> None:
     """Status and delivery report of recent sends."""
     message = update.effective_message
     if message is None or not await admin_in_private(update, context):

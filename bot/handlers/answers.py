@@ -5,43 +5,24 @@ from __future__ import annotations
 import logging
 
 from telegram import Update
-from telegram.ext import ContextTypes
+from telegram.constants import ChatType
 
-from bot.addressing import without_mention
-from bot.admin.broadcast import take_broadcast_text, take_broadcast_time
-from bot.conversation import broadcast_draft, pending_rating
-from bot.handlers.buttons import verified_button
-from bot.handlers.feedback import take_feedback_comment
+from bot.buttons import verified_button
+from bot.context import Context, services_of, understanding_of
 from bot.i18n import t
 from bot.replies import answer_for, lang_of, topic_reply
-from bot.services import services_of
 
 logger = logging.getLogger(__name__)
 
 
-async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_text(update: Update, context: Context) -> None:
     """Answer a question in private chat, or in a group when the bot is addressed."""
     message = update.effective_message
-    if message is None or message.text is None:
+    understood = await understanding_of(update, context)
+    if message is None or understood is None:
         return
-    if message.chat.type == "private":
-        if pending_rating(context.user_data) is not None:
-            await take_feedback_comment(update, context)
-            return
-        draft = broadcast_draft(context.user_data)
-        sender_id = message.from_user.id if message.from_user else None
-        if draft is not None and services_of(context).is_admin(sender_id):
-            if "text" not in draft:
-                await take_broadcast_text(update, context)
-                return
-            if await take_broadcast_time(update, context, draft):
-                return
     services = services_of(context)
-    understood = services.cached_understanding(update.update_id)
-    if understood is None:  # the observer did not run the NLU (e.g. a handler test)
-        text = without_mention(message.text, message.get_bot().username)
-        understood = await services.understand(update.update_id, text or message.text)
-    if message.chat.type != "private" and not services.allow_group_reply(message.chat.id):
+    if message.chat.type != ChatType.PRIVATE and not services.allow_group_reply(message.chat.id):
         logger.warning("not answering in group %d: its reply budget is spent", message.chat.id)
         return
     reply = answer_for(understood, lang_of(update), services.knowledge, services.codec)
@@ -50,7 +31,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await message.reply_text(reply.text, reply_markup=reply.markup)
 
 
-async def on_topic_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_topic_button(update: Update, context: Context) -> None:
     """Answer the topic of a suggested or follow-up button."""
     data = await verified_button(update, context, "topic")
     query = update.callback_query
@@ -69,7 +50,7 @@ async def on_topic_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     await context.bot.send_message(message.chat.id, reply.text, reply_markup=reply.markup)
 
 
-async def on_non_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_non_text(update: Update, context: Context) -> None:
     """Tell a private-chat user that stickers, photos and the like can't be read."""
     message = update.effective_message
     if message is None:
@@ -77,17 +58,17 @@ async def on_non_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     await message.reply_text(t("non_text", lang_of(update)))
 
 
-async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def unknown_command(update: Update, context: Context) -> None:
     """Point to /help for commands the bot does not know."""
     message = update.effective_message
     if message is None:
         return
-    if message.chat.type != "private" and not services_of(context).allow_group_reply(message.chat.id):
+    if message.chat.type != ChatType.PRIVATE and not services_of(context).allow_group_reply(message.chat.id):
         return
     await message.reply_text(t("unknown_command", lang_of(update)))
 
 
-async def use_private_chat(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def use_private_chat(update: Update, context: Context) -> None:
     """Point a personal command used in a group to the private chat."""
     message = update.effective_message
     if message is None or not services_of(context).allow_group_reply(message.chat.id):

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 
 from telegram import ChatMember, Update
-from telegram.constants import ChatType
-from telegram.ext import ContextTypes
+from telegram.constants import ChatType, ParseMode
 
-from bot.i18n import language_of, t
+from bot.context import Context, services_of
+from bot.i18n import Html, language_of, t, t_html
 from bot.replies import lang_of
-from bot.services import services_of
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +18,7 @@ _OUTSIDE = frozenset({ChatMember.LEFT, ChatMember.BANNED})
 MAX_POLL_OPTIONS = 10
 
 
-async def welcome(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def welcome(update: Update, context: Context) -> None:
     """Greet a person who just joined a group (once, within the group's reply budget)."""
     change = update.chat_member
     if change is None or change.chat.type == ChatType.CHANNEL:
@@ -30,8 +29,8 @@ async def welcome(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if member.is_bot or not services_of(context).allow_group_reply(change.chat.id):
         return
     lang = language_of(member.language_code)
-    text = t("group_welcome", lang, chat=change.chat.title or "", name=member.mention_html())
-    await context.bot.send_message(change.chat.id, text, parse_mode="HTML")
+    text = t_html("group_welcome", lang, chat=change.chat.title or "", name=Html(member.mention_html()))
+    await context.bot.send_message(change.chat.id, text, parse_mode=ParseMode.HTML)
 
 
 def parse_poll(args: list[str]) -> tuple[str, list[str]] | None:
@@ -43,7 +42,7 @@ def parse_poll(args: list[str]) -> tuple[str, list[str]] | None:
     return question[:300], [option[:100] for option in options]
 
 
-async def poll(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def poll(update: Update, context: Context) -> None:
     """Start a non-anonymous poll in the group: `/poll Question? | Yes | No`."""
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:

@@ -6,15 +6,15 @@ import logging
 
 from telegram import Update
 from telegram.error import Forbidden, RetryAfter, TelegramError
-from telegram.ext import ContextTypes
 
+from bot.context import Context
 from bot.i18n import t
 from bot.replies import lang_of
 
 logger = logging.getLogger(__name__)
 
 
-async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_error(update: object, context: Context) -> None:
     """Log the error before anything else, then apologise once where that makes sense."""
     error = context.error
     update_id = update.update_id if isinstance(update, Update) else None

@@ -5,20 +5,18 @@ from __future__ import annotations
 import logging
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import ContextTypes
 
-from bot.conversation import await_comment, clear_comment
-from bot.handlers.buttons import verified_button
+from bot.buttons import verified_button
+from bot.context import Context, services_of
 from bot.i18n import t
 from bot.replies import lang_of
-from bot.services import services_of
 
 logger = logging.getLogger(__name__)
 
 RATINGS = ("1", "2", "3", "4", "5")
 
 
-async def feedback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def feedback(update: Update, context: Context) -> None:
     """Offer the five rating buttons."""
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
@@ -35,7 +33,7 @@ async def feedback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await message.reply_text(t("feedback_ask", lang_of(update)), reply_markup=keyboard)
 
 
-async def on_rating_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_rating_button(update: Update, context: Context) -> None:
     """Thank for the rating and invite a comment."""
     data = await verified_button(update, context, "rate")
     query = update.callback_query
@@ -45,22 +43,25 @@ async def on_rating_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         await query.answer(t("button_expired", lang_of(update)))
         return
     rating = int(data.arg)  # the observer logged it as a feedback event
-    await_comment(context.user_data, rating)
+    if context.user_data is not None:
+        context.user_data.await_comment(rating)
     await query.answer()
     await query.edit_message_text(t("feedback_thanks_rating", lang_of(update), rating=rating))
 
 
-async def take_feedback_comment(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def take_feedback_comment(update: Update, context: Context) -> None:
     """Thank the user for the comment the observer logged as a feedback event."""
     message = update.effective_message
-    clear_comment(context.user_data)
+    if context.user_data is not None:
+        context.user_data.clear_comment()
     if message is not None:
         await message.reply_text(t("feedback_thanks", lang_of(update)))
 
 
-async def skip(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def skip(update: Update, context: Context) -> None:
     """End the feedback without a comment."""
     message = update.effective_message
-    clear_comment(context.user_data)
+    if context.user_data is not None:
+        context.user_data.clear_comment()
     if message is not None:
         await message.reply_text(t("feedback_skipped", lang_of(update)))

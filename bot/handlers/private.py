@@ -5,28 +5,27 @@ from __future__ import annotations
 import logging
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import ContextTypes
 
-from bot.handlers.buttons import verified_button
+from bot.buttons import verified_button
+from bot.context import Context, services_of
 from bot.i18n import t
 from bot.replies import lang_of
-from bot.services import services_of
 
 logger = logging.getLogger(__name__)
 
 
-async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def start(update: Update, context: Context) -> None:
     """Welcome the user, create them, and resume pushes if they had opted out."""
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
         return
     lang = lang_of(update)
-    was_opted_out = await services_of(context).start_user(user)
+    was_opted_out = await services_of(context).users.start(user)
     key = "welcome_back" if was_opted_out else "welcome"
     await message.reply_text(t(key, lang, name=user.first_name))
 
 
-async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def help_command(update: Update, context: Context) -> None:
     """List what the bot can do (and the manager commands to managers)."""
     message, user = update.effective_message, update.effective_user
     if message is None:
@@ -41,7 +40,7 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     await message.reply_text(text)
 
 
-async def privacy(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def privacy(update: Update, context: Context) -> None:
     """Explain what is stored, why, and how to remove it."""
     message = update.effective_message
     if message is None:
@@ -51,16 +50,16 @@ async def privacy(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await message.reply_text(t("privacy", lang, text_policy=policy))
 
 
-async def stop(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def stop(update: Update, context: Context) -> None:
     """Opt the user out of pushes and broadcasts until the next /start."""
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
         return
-    await services_of(context).stop_user(user)
+    await services_of(context).users.stop(user)
     await message.reply_text(t("stopped", lang_of(update)))
 
 
-async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def forget(update: Update, context: Context) -> None:
     """Ask for confirmation before deleting everything stored about the user."""
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
@@ -82,7 +81,7 @@ async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await message.reply_text(t("forget_confirm", lang), reply_markup=keyboard)
 
 
-async def on_forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_forget_button(update: Update, context: Context) -> None:
     """Delete the user's data on "yes", keep it on "no"."""
     data = await verified_button(update, context, "forget")
     query = update.callback_query
@@ -93,7 +92,6 @@ async def on_forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     if data.arg != "yes":
         await query.edit_message_text(t("forget_cancelled", lang))
         return
-    await services_of(context).forget(query.from_user.id)
-    if context.user_data is not None:
-        context.user_data.clear()
+    await services_of(context).users.forget(query.from_user.id)
+    context.application.drop_user_data(query.from_user.id)  # drafts and comments due go too
     await query.edit_message_text(t("forgotten", lang))

@@ -16,14 +16,14 @@ if TYPE_CHECKING:
     from conftest import BotHarness
 
 
-def seed_analytics(engine: Engine) -> None:
+def seed_analytics(engine: Engine, *, segment_name: str = "Power users") -> None:
     """One current analytics run with two segments and a rule."""
     now = datetime.now(UTC)
     with Session(engine) as session, session.begin():
         run = AnalyticsRun(status="done", is_current=True, created_at=now, n_users=3)
         session.add(run)
         session.flush()
-        power = Segment(run_id=run.id, label=0, name="Power users", description="Daily API questions", size=2)
+        power = Segment(run_id=run.id, label=0, name=segment_name, description="Daily API questions", size=2)
         new = Segment(run_id=run.id, label=1, name="Newcomers", description="Joined this week", size=1)
         session.add_all([power, new])
         session.flush()
@@ -44,7 +44,7 @@ def seed_analytics(engine: Engine) -> None:
             )
         )
         campaign = Campaign(
-            kind="broadcast", name="Launch", segment="Power users", status="done", scheduled_at=now
+            kind="broadcast", name="Launch", segment=segment_name, status="done", scheduled_at=now
         )
         session.add(campaign)
         session.flush()
@@ -96,6 +96,35 @@ async def test_segments_insights_campaigns(bot: BotHarness, admin_id: int) -> No
     assert campaigns.text is not None
     assert "“Launch” → Power users: done" in campaigns.text
     assert "targeted 2, sent 1, failed 0, blocked 1, skipped 0, pending 0" in campaigns.text
+
+
+async def test_segment_names_that_look_like_markup_reach_the_manager_verbatim(
+    bot: BotHarness, admin_id: int
+) -> None:
+    seed_analytics(bot.engine, segment_name="R&D <Dev> & <b>co</b>")
+    manager = bot.user(admin_id, "Manager")
+    segments = await bot.command(manager, "segments")
+    assert segments.text is not None and "• R&D <Dev> & <b>co</b> – 2 users" in segments.text
+    campaigns = await bot.command(manager, "campaigns")
+    assert campaigns.text is not None and "“Launch” → R&D <Dev> & <b>co</b>: done" in campaigns.text
+    bot.services.broadcasts = _UnusedBroadcasts()
+    pick = await bot.command(manager, "broadcast")
+    assert pick.reply_markup is not None
+    [_, (button,), _] = pick.reply_markup["inline_keyboard"]
+    assert button["text"] == "R&D <Dev> & <b>co</b> (2)"
+    since = bot.mark()
+    await bot.press(manager, pick, button["callback_data"])
+    chosen = await bot.reply_to(admin_id, since)
+    assert chosen.text is not None and chosen.text.startswith("Broadcast to segment “R&D <Dev> & <b>co</b>”.")
+    for reply in (segments, campaigns, pick, chosen):
+        assert "parse_mode" not in reply.params and not reply.message.get("entities")
+
+
+class _UnusedBroadcasts:
+    """A scheduler stand-in for a draft that is never confirmed."""
+
+    async def schedule(self, *, segment: str | None, text: str, at: datetime, created_by: int) -> int:
+        raise AssertionError("nothing is confirmed in this test")
 
 
 async def test_reports_before_any_analytics_run(bot: BotHarness, admin_id: int) -> None:

@@ -10,6 +10,7 @@ import pytest
 from bot.app import callback_secret
 from bot.callbacks import CallbackCodec
 from bot.i18n import t
+from bot.understanding import Understanding
 
 if TYPE_CHECKING:
     from conftest import BotHarness
@@ -33,6 +34,26 @@ async def test_question_is_answered_from_the_knowledge_base_and_logged(bot: BotH
     assert event.confidence is not None and event.confidence >= bot.services.knowledge.min_confidence
     assert event.text is None  # store_text is off by default
     assert event.chat_id == 2001
+
+
+async def test_the_nlu_reads_each_question_once_for_the_log_and_the_answer(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    understander = bot.services.understander
+    parsed: list[str] = []
+    understand = understander.understand
+
+    async def counting(text: str) -> Understanding:
+        parsed.append(text)
+        return await understand(text)
+
+    monkeypatch.setattr(understander, "understand", counting)
+    alice = bot.user(2014, "Alice")
+    for question in ("How much does the Pro plan cost per month?", "how do I create an API key?"):
+        await bot.say(alice, question)
+    events = await bot.events(2014)
+    assert parsed == ["How much does the Pro plan cost per month?", "how do I create an API key?"]
+    assert [e.intent for e in events] == ["pricing", "api_keys"]
 
 
 async def test_chinese_question_gets_a_chinese_answer(bot: BotHarness) -> None:
@@ -161,7 +182,7 @@ async def test_flooding_user_is_throttled_and_logged(
 ) -> None:
     alice = bot.user(2011, "Alice")
     limit = bot.settings.flood_max_messages
-    caplog.set_level(logging.WARNING, logger="bot.observer")
+    caplog.set_level(logging.WARNING, logger="bot.throttle")
     for i in range(50):
         bot.api.user_says(alice, f"hello {i}")
     events = await bot.events(2011)

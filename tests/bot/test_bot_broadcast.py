@@ -107,6 +107,36 @@ async def test_broadcast_buttons_cannot_be_pressed_by_others(bot: BotHarness, ad
     assert recorder.calls == []
 
 
+async def test_a_managers_question_while_a_preview_waits_is_answered_and_logged_as_one(
+    bot: BotHarness, admin_id: int
+) -> None:
+    recorder = RecordingBroadcasts()
+    bot.services.broadcasts = recorder
+    preview = await _compose(bot, admin_id, "Office hours on Thursday")
+    manager = bot.user(admin_id, "Manager")
+    answer = await bot.say(manager, "how do I create an API key?")
+    assert answer.text == bot.services.knowledge.topics["api_keys"].answer["en"]
+    question = (await bot.events(admin_id))[-1]
+    assert (question.kind, question.intent) == ("message", "api_keys")
+    assert question.attributes is not None and "broadcast_draft" not in question.attributes
+    since = bot.mark()
+    await bot.press(manager, preview, _buttons(preview)[0][1])  # the draft is still there
+    await bot.reply_to(admin_id, since)
+    assert [call["text"] for call in recorder.calls] == ["Office hours on Thursday"]
+
+
+async def test_a_managers_text_before_choosing_a_segment_is_a_question(
+    bot: BotHarness, admin_id: int
+) -> None:
+    bot.services.broadcasts = RecordingBroadcasts()
+    manager = bot.user(admin_id, "Manager")
+    await bot.command(manager, "broadcast")
+    answer = await bot.say(manager, "how do I create an API key?")
+    assert answer.text == bot.services.knowledge.topics["api_keys"].answer["en"]
+    question = (await bot.events(admin_id))[-1]
+    assert (question.kind, question.intent) == ("message", "api_keys")
+
+
 async def test_broadcast_without_a_scheduler_says_so(bot: BotHarness, admin_id: int) -> None:
     reply = await bot.command(bot.user(admin_id, "Manager"), "broadcast")
     assert reply.text == "Broadcasts need the scheduler, which is not running in this process."

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import TYPE_CHECKING
 
+import pytest
+
 from bot.i18n import t
-from store import get_user
+from store import StoredEvent, get_user, user_events
 
 if TYPE_CHECKING:
     from conftest import BotHarness
@@ -17,26 +21,52 @@ def _group(bot: BotHarness) -> None:
     bot.api.add_chat(GROUP, "supergroup", title="Rapport Community", bot_status="administrator")
 
 
-async def test_feedback_rating_and_comment_are_stored_as_events(bot: BotHarness) -> None:
-    alice = bot.user(3001, "Alice")
+COMMENT = "Answers are great but I want more about fine-tuning"
+
+
+async def _rate_and_comment(bot: BotHarness, user_id: int) -> list[StoredEvent]:
+    """Rate 4 by button, write a comment, then ask a question; the user's feedback events."""
+    alice = bot.user(user_id, "Alice")
     ask = await bot.command(alice, "feedback")
     assert ask.reply_markup is not None
     buttons = ask.reply_markup["inline_keyboard"][0]
     assert [b["text"] for b in buttons] == ["1 ★", "2 ★", "3 ★", "4 ★", "5 ★"]
     since = bot.mark()
     await bot.press(alice, ask, buttons[3]["callback_data"])
-    thanked = await bot.reply_to(3001, since)
+    thanked = await bot.reply_to(user_id, since)
     assert thanked.text == t("feedback_thanks_rating", "en", rating=4)
-    reply = await bot.say(alice, "Answers are great but I want more about fine-tuning")
+    reply = await bot.say(alice, COMMENT)
     assert reply.text == t("feedback_thanks", "en")
-    events = await bot.events(3001)
-    feedback = [e for e in events if e.kind == "feedback"]
-    assert [e.attributes and e.attributes["rating"] for e in feedback] == [4, 4]
-    assert feedback[1].attributes is not None
-    assert feedback[1].attributes["comment"] == "Answers are great but I want more about fine-tuning"
     # the next message is a question again
     answer = await bot.say(alice, "how do I create an API key?")
     assert answer.text == bot.services.knowledge.topics["api_keys"].answer["en"]
+    events = await bot.events(user_id)
+    feedback = [e for e in events if e.kind == "feedback"]
+    assert [e.attributes and e.attributes["rating"] for e in feedback] == [4, 4]
+    return feedback
+
+
+async def test_feedback_rating_is_stored_but_not_the_comment_while_text_storage_is_off(
+    bot: BotHarness,
+) -> None:
+    assert not bot.settings.store_text
+    feedback = await _rate_and_comment(bot, 3001)
+    comment = feedback[1]
+    assert comment.attributes is not None
+    assert "comment" not in comment.attributes
+    assert comment.attributes["commented"] is True
+    assert comment.attributes["length"] == len(COMMENT)
+    assert comment.text is None
+    rows = await asyncio.to_thread(user_events, bot.engine, 3001)
+    assert not any(COMMENT in json.dumps(row.attributes) or row.text == COMMENT for row in rows)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"store_text": True}])
+async def test_feedback_comment_is_stored_when_text_storage_is_on(bot: BotHarness) -> None:
+    feedback = await _rate_and_comment(bot, 3014)
+    assert feedback[1].attributes is not None
+    assert feedback[1].attributes["comment"] == COMMENT
+    assert feedback[1].text == COMMENT
 
 
 async def test_feedback_skip(bot: BotHarness) -> None:
@@ -61,6 +91,19 @@ async def test_new_member_is_welcomed_and_join_logged(bot: BotHarness) -> None:
     assert welcome.text is not None and welcome.text.startswith("欢迎加入 Rapport Community")
     kinds = [e.kind for e in await bot.events(3003)]
     assert "join" in kinds
+
+
+async def test_group_title_and_member_name_are_escaped_in_the_html_welcome(bot: BotHarness) -> None:
+    # The local server parses HTML like Telegram: an unescaped `<Dev>` is refused outright.
+    bot.api.add_chat(GROUP, "supergroup", title="R&D <Dev> Team", bot_status="administrator")
+    mallory = bot.user(3015, "<b>x</b>", language="en")
+    since = bot.mark()
+    bot.api.member_joins(mallory, GROUP)
+    welcome = await bot.reply_to(GROUP, since)
+    assert welcome.text == t("group_welcome", "en", chat="R&D <Dev> Team", name="<b>x</b>")
+    [mention] = welcome.message["entities"]
+    assert mention["type"] == "text_mention" and mention["user"]["id"] == 3015
+    assert welcome.text[mention["offset"] : mention["offset"] + mention["length"]] == "<b>x</b>"
 
 
 async def test_group_chatter_is_logged_but_not_answered(bot: BotHarness) -> None:

@@ -25,6 +25,14 @@ async def test_start_welcomes_creates_user_and_logs_command(bot: BotHarness) -> 
     assert [(e.kind, e.attributes and e.attributes["command"]) for e in events] == [("command", "start")]
 
 
+async def test_a_name_that_looks_like_markup_is_greeted_verbatim(bot: BotHarness) -> None:
+    mallory = bot.user(1012, "<b>x</b> & co")
+    reply = await bot.command(mallory, "start")
+    assert reply.text is not None and reply.text.startswith("Hi <b>x</b> & co!")
+    assert "parse_mode" not in reply.params  # plain text: Telegram shows the name as written
+    assert not reply.message.get("entities")
+
+
 async def test_start_in_chinese(bot: BotHarness) -> None:
     li = bot.user(1002, "李", language="zh-hans")
     reply = await bot.command(li, "start")

@@ -11,10 +11,11 @@ from bot.callbacks import MAX_CALLBACK_BYTES, CallbackCodec
 from bot.errors import KnowledgeBaseError
 from bot.flood import FloodGuard, FloodVerdict
 from bot.handlers.community import parse_poll
-from bot.i18n import MESSAGES, language_of, t
+from bot.i18n import MESSAGES, Html, language_of, t, t_html
 from bot.knowledge import load_knowledge_base, parse_knowledge_base
 from bot.replies import answer_for
-from bot.services import Understanding
+from bot.understanding import Understanding
+from fakeapi.formatting import parse_text
 
 SHARED_INTENTS = {
     "greet", "goodbye", "thanks", "getting_started", "pricing", "api_keys", "rate_limits", "models",
@@ -149,6 +150,15 @@ def test_every_message_has_english_and_chinese() -> None:
     assert t("welcome", "fr", name="Zoé").startswith("Hi Zoé!")
     with pytest.raises(KeyError):
         t("no-such-message", "en")
+
+
+@pytest.mark.parametrize("title", ["R&D <Dev> Team", "<b>bold</b>", "a &amp; b", "<", "&"])
+def test_t_html_escapes_every_value_but_html_ones(title: str) -> None:
+    mention = Html('<a href="tg://user?id=7">Zoé</a>')
+    text = t_html("group_welcome", "en", chat=title, name=mention)
+    plain, entities = parse_text(text, "HTML")  # what Telegram would show; it raises on bad markup
+    assert plain == t("group_welcome", "en", chat=title, name="Zoé")
+    assert [e["type"] for e in entities] == ["text_mention"]
 
 
 @pytest.mark.parametrize(

@@ -1,23 +1,23 @@
-"""Callback-query plumbing shared by the button handlers: verification and stale buttons."""
+"""Button presses: the verification every button handler starts with, and the answer to stale ones.
+
+It sits below `bot/handlers/` and `bot/admin/`, which both have buttons and never import each other.
+"""
 
 from __future__ import annotations
 
 import logging
 
 from telegram import Update
-from telegram.ext import ContextTypes
 
 from bot.callbacks import CallbackData
+from bot.context import Context, services_of
 from bot.i18n import t
 from bot.replies import lang_of
-from bot.services import services_of
 
 logger = logging.getLogger(__name__)
 
 
-async def verified_button(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, action: str
-) -> CallbackData | None:
+async def verified_button(update: Update, context: Context, action: str) -> CallbackData | None:
     """The verified data of this button press, or None after telling the user it expired."""
     query = update.callback_query
     if query is None:
@@ -30,7 +30,7 @@ async def verified_button(
     return data
 
 
-async def on_stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_stale_button(update: Update, context: Context) -> None:
     """Answer any button no other handler accepted: forged, stale or from an old version."""
     query = update.callback_query
     if query is None:

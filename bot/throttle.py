@@ -1,0 +1,47 @@
+"""Flood control ahead of everything else: a flooding user's messages stop in group -2.
+
+Each addressed message counts against the sender's sliding window (`bot.flood.FloodGuard`).
+Over the limit, the message is logged as throttled and goes no further: not understood, not
+answered, not logged a second time by the observer. The first throttled message of a burst
+gets one warning in private chat; the rest are dropped quietly.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+from telegram.constants import ChatType
+from telegram.ext import ApplicationHandlerStop
+
+from bot.context import Context, services_of
+from bot.describe import throttled_event
+from bot.flood import FloodVerdict
+from bot.i18n import language_of, t
+
+logger = logging.getLogger(__name__)
+
+
+async def throttle(update: Update, context: Context) -> None:
+    """Let the message through, or log it as throttled and stop all further handlers.
+
+    Registered for new messages addressed to the bot (every private message, mentions and
+    replies in groups); messages without a sender (channel posts) are not counted.
+
+    Raises:
+        ApplicationHandlerStop: the sender is over the flood limit.
+    """
+    message = update.message
+    user = message.from_user if message is not None else None
+    if message is None or user is None or message.chat.type == ChatType.CHANNEL:
+        return
+    services = services_of(context)
+    verdict = services.flood.check(user.id)
+    if verdict is FloodVerdict.OK:
+        return
+    services.writer.log(throttled_event(message))
+    if verdict is FloodVerdict.WARN:
+        logger.warning("user %d is flooding (over %d messages)", user.id, services.flood.max_messages)
+        if message.chat.type == ChatType.PRIVATE:
+            await message.reply_text(t("flood", language_of(user.language_code)))
+    raise ApplicationHandlerStop
