@@ -33,10 +33,10 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
 
 # requirements.lock: what an operator's install needs; requirements-dev.lock: the test and lint
-# tools on top, pinned to the same versions (`-c requirements.lock`).
+# tools and the optional Spark engine on top, pinned to the same versions (`-c requirements.lock`).
 lock:
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url -o requirements.lock pyproject.toml
-	$(BIN)/pip-compile --quiet --extra dev --strip-extras --no-emit-index-url -c requirements.lock -o requirements-dev.lock pyproject.toml
+	$(BIN)/pip-compile --quiet --extra dev --extra spark --strip-extras --no-emit-index-url -c requirements.lock -o requirements-dev.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) var demo-output .pytest_cache .mypy_cache .ruff_cache

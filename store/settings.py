@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -152,6 +152,21 @@ class Settings(BaseSettings):
     )
     send_max_retries: int = Field(default=5, description="Retries of a send after 5xx or network errors.")
 
+    # --- Analytics engine -------------------------------------------------------------
+    analytics_engine: Literal["local", "spark"] = Field(
+        default="local",
+        description="Where rule mining runs: `local` (mlxtend) or `spark` (MLlib FPGrowth; needs "
+        "the `spark` extra and Java 17+).",
+    )
+    spark_master: str = Field(
+        default="local[2]", description="Spark master URL: `local[N]` or `spark://host:7077`."
+    )
+    spark_conf: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="Extra Spark configuration as `key=value` pairs, comma-separated "
+        "(e.g. `spark.executor.memory=4g`).",
+    )
+
     @field_validator("admin_ids", "nlu_data", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
@@ -175,6 +190,18 @@ class Settings(BaseSettings):
                 return json.loads(text)
             pairs = [part.rpartition("=") for part in text.split(",") if part.strip()]
             return {name.strip(): days.strip() for name, _, days in pairs}
+        return value
+
+    @field_validator("spark_conf", mode="before")
+    @classmethod
+    def _spark_conf(cls, value: object) -> object:
+        """Accept `key=value,...` (split at the first `=`: values may hold one) or a JSON object."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("{"):
+                return json.loads(text)
+            pairs = [part.partition("=") for part in text.split(",") if part.strip()]
+            return {key.strip(): item.strip() for key, _, item in pairs}
         return value
 
     @property
