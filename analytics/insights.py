@@ -127,7 +127,6 @@ def activity_stats(engine: Engine, since: datetime, until: datetime | None = Non
     if since >= until:
         raise ValueError(f"since={since.isoformat()} must be before until={until.isoformat()}")
     counts = period_counts(engine, since=since, until=until)
-    messages = counts["messages"]
     return ActivityStats(
         since=since,
         until=until,
@@ -135,11 +134,11 @@ def activity_stats(engine: Engine, since: datetime, until: datetime | None = Non
         wau=distinct_users_between(engine, since=until - timedelta(days=7), until=until),
         mau=distinct_users_between(engine, since=until - timedelta(days=30), until=until),
         active_users=distinct_users_between(engine, since=since, until=until),
-        new_users=counts["new_users"],
-        messages=messages,
-        unanswered=counts["unanswered"],
-        fallback_rate=counts["unanswered"] / messages if messages else 0.0,
-        top_intents=tuple(counts["top_intents"]),
+        new_users=counts.new_users,
+        messages=counts.messages,
+        unanswered=counts.unanswered,
+        fallback_rate=counts.unanswered / counts.messages if counts.messages else 0.0,
+        top_intents=counts.top_intents,
     )
 
 

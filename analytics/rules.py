@@ -56,7 +56,7 @@ class AssociationRule:
     sentence: str
 
     def as_dict(self) -> dict[str, Any]:
-        """The rule as JSON-ready values (also the rules table's row)."""
+        """The rule as JSON-ready values, for `rapport analytics rules --json`."""
         return {
             "antecedents": list(self.antecedents),
             "consequents": list(self.consequents),

@@ -29,14 +29,17 @@ from sqlalchemy import (
 )
 
 from store.models import Delivery, Event, SegmentMembership, User
+from store.vocabulary import MESSAGE_KINDS, DeliveryStatus, EventKind
 
 logger = logging.getLogger(__name__)
 
 EPOCH_JULIAN_DAY = 2440587.5
+# The only intents the store interprets: what is not a question, and what the NLU gives when it
+# cannot place a message (nlu.FALLBACK_INTENT, nlu.OUT_OF_SCOPE_INTENT). Every other intent name
+# comes from the NLU model; tests/store/test_analytics_queries.py checks these against its data.
 SMALL_TALK_INTENTS = ("greet", "goodbye", "thanks")
 FALLBACK_INTENTS = ("nlu_fallback", "out_of_scope")
 NON_QUESTION_INTENTS = (*SMALL_TALK_INTENTS, *FALLBACK_INTENTS, "human_handoff")
-MESSAGE_KINDS = ("message", "fallback")
 DAYPARTS = (("night", 0, 6), ("morning", 6, 12), ("afternoon", 12, 18), ("evening", 18, 24))
 
 
@@ -137,16 +140,18 @@ def user_feature_table(
             distinct(case((e.c.ts >= (recent_start or window_start), _day_number(dialect, e.c.ts))))
         ).label("recent_active_days"),
         _count_if(is_message).label("messages"),
-        _count_if(and_(kind == "message", e.c.intent.not_in(NON_QUESTION_INTENTS))).label("questions"),
-        _count_if(kind == "fallback").label("unanswered"),
-        func.avg(case((kind == "feedback", rating))).label("mean_rating"),
-        _count_if(kind == "feedback").label("feedbacks"),
-        _count_if(kind == "reaction").label("reactions"),
-        _count_if(kind == "poll_answer").label("poll_answers"),
-        _count_if(and_(kind == "message", reply == true())).label("replies"),
+        _count_if(and_(kind == EventKind.MESSAGE, e.c.intent.not_in(NON_QUESTION_INTENTS))).label(
+            "questions"
+        ),
+        _count_if(kind == EventKind.FALLBACK).label("unanswered"),
+        func.avg(case((kind == EventKind.FEEDBACK, rating))).label("mean_rating"),
+        _count_if(kind == EventKind.FEEDBACK).label("feedbacks"),
+        _count_if(kind == EventKind.REACTION).label("reactions"),
+        _count_if(kind == EventKind.POLL_ANSWER).label("poll_answers"),
+        _count_if(and_(kind == EventKind.MESSAGE, reply == true())).label("replies"),
         _count_if(and_(is_message, e.c.chat_id < 0)).label("group_messages"),
-        _count_if(kind == "push_received").label("pushes"),
-        _count_if(kind == "push_response").label("push_responses"),
+        _count_if(kind == EventKind.PUSH_RECEIVED).label("pushes"),
+        _count_if(kind == EventKind.PUSH_RESPONSE).label("push_responses"),
     ]
     for index, intent in enumerate(intents):
         columns.append(_count_if(and_(is_message, e.c.intent == intent)).label(f"intent_{index}"))
@@ -171,7 +176,7 @@ def sent_deliveries(engine: Engine, *, as_of: datetime) -> dict[int, int]:
     d = Delivery.__table__
     query = (
         select(d.c.user_id, func.count())
-        .where(d.c.status == "sent", d.c.sent_at < as_of)
+        .where(d.c.status == DeliveryStatus.SENT, d.c.sent_at < as_of)
         .group_by(d.c.user_id)
     )
     with engine.connect() as connection:
@@ -204,31 +209,43 @@ def distinct_users_between(engine: Engine, *, since: datetime, until: datetime) 
         return int(connection.execute(query).scalar() or 0)
 
 
-def period_counts(engine: Engine, *, since: datetime, until: datetime, top: int = 5) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PeriodCounts:
+    """New users, messages, unanswered messages and the top intents of one period."""
+
+    messages: int
+    unanswered: int
+    new_users: int
+    top_intents: tuple[tuple[str, int], ...]
+
+
+def period_counts(engine: Engine, *, since: datetime, until: datetime, top: int = 5) -> PeriodCounts:
     """New users, messages, unanswered messages and top intents in [since, until)."""
     e = Event.__table__
     u = User.__table__
     window = and_(e.c.ts >= since, e.c.ts < until)
     with engine.connect() as connection:
         messages, unanswered = connection.execute(
-            select(_count_if(e.c.kind.in_(MESSAGE_KINDS)), _count_if(e.c.kind == "fallback")).where(window)
+            select(_count_if(e.c.kind.in_(MESSAGE_KINDS)), _count_if(e.c.kind == EventKind.FALLBACK)).where(
+                window
+            )
         ).one()
         new_users = connection.execute(
             select(func.count()).where(u.c.first_seen >= since, u.c.first_seen < until)
         ).scalar()
         intents = connection.execute(
             select(e.c.intent, func.count())
-            .where(window, e.c.kind == "message", e.c.intent.is_not(None))
+            .where(window, e.c.kind == EventKind.MESSAGE, e.c.intent.is_not(None))
             .group_by(e.c.intent)
             .order_by(func.count().desc(), e.c.intent)
             .limit(top)
         ).all()
-    return {
-        "messages": int(messages or 0),
-        "unanswered": int(unanswered or 0),
-        "new_users": int(new_users or 0),
-        "top_intents": [(str(i), int(n)) for i, n in intents],
-    }
+    return PeriodCounts(
+        messages=int(messages or 0),
+        unanswered=int(unanswered or 0),
+        new_users=int(new_users or 0),
+        top_intents=tuple((str(i), int(n)) for i, n in intents),
+    )
 
 
 def retention_cohorts(engine: Engine, *, until: datetime) -> Table:
@@ -279,7 +296,7 @@ def unanswered_texts(engine: Engine, *, since: datetime, until: datetime, limit:
     """Unanswered message texts grouped case-insensitively, most frequent first."""
     e = Event.__table__
     normalised = func.lower(func.trim(e.c.text)).label("text")
-    unanswered = or_(e.c.kind == "fallback", e.c.intent.in_(FALLBACK_INTENTS))
+    unanswered = or_(e.c.kind == EventKind.FALLBACK, e.c.intent.in_(FALLBACK_INTENTS))
     query = (
         select(normalised, func.count().label("n"), func.count(distinct(e.c.user_id)))
         .where(unanswered, e.c.text.is_not(None), e.c.ts >= since, e.c.ts < until)
@@ -299,7 +316,7 @@ def intents_by_segment(engine: Engine, *, run_id: int, as_of: datetime, limit: i
     query = (
         select(m.c.segment_id, e.c.intent, func.count().label("n"))
         .join_from(e, m, and_(m.c.user_id == e.c.user_id, m.c.run_id == run_id))
-        .where(e.c.kind == "message", e.c.intent.is_not(None), e.c.ts < as_of)
+        .where(e.c.kind == EventKind.MESSAGE, e.c.intent.is_not(None), e.c.ts < as_of)
         .group_by(m.c.segment_id, e.c.intent)
         .order_by(m.c.segment_id, func.count().desc(), e.c.intent)
     )

@@ -8,7 +8,11 @@ import pytest
 
 from analytics.catalogue import DEFAULT_CATALOGUE, FollowupMessage, load_catalogue, loads_catalogue
 from analytics.errors import AnalyticsError, CatalogueError
-from analytics.sequence import KNOWN_TOKENS
+from analytics.sequence import TokenVocabulary
+from nlu import FALLBACK_INTENT, default_data_paths, load_training_data
+
+# The bundled NLU data's labels: the intents a default install can log.
+NLU_VOCABULARY = TokenVocabulary.of([*load_training_data(default_data_paths()).intents, FALLBACK_INTENT])
 
 VALID = """
 version: 1
@@ -36,7 +40,7 @@ def test_default_catalogue_is_valid_and_complete() -> None:
     assert len(ids) >= 10
     assert {"pricing_tips", "new_model_announcement", "api_key_setup", "we_miss_you"} <= ids
     for message in catalogue.messages:
-        assert set(message.targets) <= KNOWN_TOKENS
+        assert set(message.targets) <= NLU_VOCABULARY.tokens
         assert message.text_en and message.text_zh
     assert catalogue.default_for(None) is not None
     assert catalogue.default_for("Dormant askers") == catalogue.get("we_miss_you")
@@ -91,7 +95,7 @@ def test_parse_and_defaults() -> None:
 def test_validation_errors_name_file_and_message(replace: str, by: str, message: str) -> None:
     assert replace in VALID
     with pytest.raises(CatalogueError, match=message) as info:
-        loads_catalogue(VALID.replace(replace, by), source="bad.yml")
+        loads_catalogue(VALID.replace(replace, by), source="bad.yml", vocabulary=NLU_VOCABULARY)
     assert str(info.value).startswith("bad.yml: ")
     assert isinstance(info.value, AnalyticsError)
     assert isinstance(info.value, ValueError)
