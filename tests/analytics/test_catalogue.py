@@ -6,8 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from analytics.catalogue import DEFAULT_CATALOGUE, FollowupMessage, load_catalogue, loads_catalogue
-from analytics.errors import AnalyticsError, CatalogueError
+from analytics.catalogue import (
+    DEFAULT_CATALOGUE,
+    FollowupMessage,
+    check_targets,
+    load_catalogue,
+    loads_catalogue,
+)
+from analytics.errors import AnalyticsError, CatalogueError, UnknownTargetError
 from analytics.sequence import TokenVocabulary
 from nlu import FALLBACK_INTENT, default_data_paths, load_training_data
 
@@ -114,3 +120,26 @@ def test_file_errors(tmp_path: Path) -> None:
         load_catalogue(empty)
     with pytest.raises(CatalogueError, match="'messages' list"):
         loads_catalogue("- just a list")
+
+
+def test_targets_are_checked_against_the_nlu_labels_and_event_kinds() -> None:
+    # The shipped catalogue against the bundled NLU data: every target is an intent or a kind.
+    load_catalogue(vocabulary=NLU_VOCABULARY)
+    catalogue = loads_catalogue(VALID, source="mine.yml")  # parsing alone does not know the intents
+    check_targets(catalogue, NLU_VOCABULARY)
+    renamed = TokenVocabulary.of(NLU_VOCABULARY.intents - {"billing"})  # a model without `billing`
+    with pytest.raises(
+        UnknownTargetError, match=r"mine.yml: message 'pricing_tips': unknown target tokens \['billing'\]"
+    ) as info:
+        check_targets(catalogue, renamed)
+    assert "pricing" in str(info.value)  # the known intents are listed
+    assert isinstance(info.value, CatalogueError)
+    # Event kinds are targets whatever the model: a catalogue of kinds passes with no intents.
+    kinds_only = loads_catalogue(
+        VALID.replace("[pricing, billing]", "[push_response, join]").replace("[greet]", "[reaction]")
+    )
+    check_targets(kinds_only, TokenVocabulary.of([]))
+    with pytest.raises(
+        UnknownTargetError, match=r"'pricing_tips': unknown target tokens \['pricing', 'billing'\]"
+    ):
+        check_targets(catalogue, TokenVocabulary.of([]))
