@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, Table, and_, delete, func, insert, select, update
@@ -16,6 +17,16 @@ from store.models import AnalyticsRun, Rule, Segment, SegmentMembership, User, u
 logger = logging.getLogger(__name__)
 
 MEMBERSHIP_CHUNK = 50_000
+
+
+class RunStatus(StrEnum):
+    """Where an analytics run is (`analytics_runs.status`); only a `done` run can become current."""
+
+    RUNNING = "running"
+    DONE = "done"
+    EMPTY = "empty"
+    """Closed without segments: there were no events to analyse."""
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -165,7 +176,7 @@ def start_run(engine: Engine, *, algorithm: str, params: dict[str, Any]) -> int:
     with engine.begin() as connection:
         result = connection.execute(
             insert(AnalyticsRun).values(
-                created_at=utcnow(), status="running", algorithm=algorithm, params=params
+                created_at=utcnow(), status=RunStatus.RUNNING, algorithm=algorithm, params=params
             )
         )
         run_id = result.inserted_primary_key
@@ -275,7 +286,7 @@ def complete_run(
             update(AnalyticsRun)
             .where(AnalyticsRun.id == run_id)
             .values(
-                status="done",
+                status=RunStatus.DONE,
                 message=message,
                 metrics=metrics,
                 n_users=len(user_ids) - dropped,
@@ -310,7 +321,7 @@ def previous_done_run(engine: Engine, before_run: int) -> RunInfo | None:
     with Session(engine) as session:
         row = session.scalars(
             select(AnalyticsRun)
-            .where(AnalyticsRun.status == "done", AnalyticsRun.id < before_run)
+            .where(AnalyticsRun.status == RunStatus.DONE, AnalyticsRun.id < before_run)
             .order_by(AnalyticsRun.id.desc())
             .limit(1)
         ).first()
