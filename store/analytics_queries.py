@@ -1,7 +1,8 @@
 """Aggregation SQL for analytics: per-user features, baskets and insight series.
 
 Everything here groups in the database and returns compact tables, so that the
-analytics package never loads the raw event log into Python.
+analytics package never loads the raw event log into Python. Each function runs in the caller's
+session, so one report or feature computation reads one snapshot (`store.db.read_snapshot`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Engine,
     Float,
     Integer,
     and_,
@@ -27,6 +27,7 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.orm import Session
 
 from store.models import Delivery, Event, SegmentMembership, User
 from store.vocabulary import MESSAGE_KINDS, DeliveryStatus, EventKind
@@ -86,7 +87,7 @@ def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.sum(case((condition, 1), else_=0))
 
 
-def message_intents(engine: Engine, *, until: datetime | None = None) -> list[tuple[str, int]]:
+def message_intents(session: Session, *, until: datetime | None = None) -> list[tuple[str, int]]:
     """Every intent of a message before `until` with its count, most used first."""
     e = Event.__table__
     query = (
@@ -97,12 +98,11 @@ def message_intents(engine: Engine, *, until: datetime | None = None) -> list[tu
     )
     if until is not None:
         query = query.where(e.c.ts < until)
-    with engine.connect() as connection:
-        return [(str(intent), int(n)) for intent, n in connection.execute(query)]
+    return [(str(intent), int(n)) for intent, n in session.execute(query)]
 
 
 def user_feature_table(
-    engine: Engine,
+    session: Session,
     *,
     as_of: datetime,
     window_start: datetime,
@@ -120,7 +120,7 @@ def user_feature_table(
     the division rules (empty denominators) live in one place. Day-based columns are
     fractional days since the epoch.
     """
-    dialect = engine.dialect.name
+    dialect = session.get_bind().dialect.name
     e = Event.__table__
     kind = e.c.kind
     is_message = kind.in_(MESSAGE_KINDS)
@@ -163,15 +163,14 @@ def user_feature_table(
         .group_by(e.c.user_id)
         .order_by(e.c.user_id)
     )
-    with engine.connect() as connection:
-        result = connection.execute(query)
-        names = tuple(result.keys())
-        rows = [tuple(row) for row in result]
+    result = session.execute(query)
+    names = tuple(result.keys())
+    rows = [tuple(row) for row in result]
     logger.info("aggregated features of %d users in SQL", len(rows))
     return Table(columns=names, rows=rows)
 
 
-def sent_deliveries(engine: Engine, *, as_of: datetime) -> dict[int, int]:
+def sent_deliveries(session: Session, *, as_of: datetime) -> dict[int, int]:
     """Pushes actually sent per user: the push-rate denominator when no push events were logged."""
     d = Delivery.__table__
     query = (
@@ -179,13 +178,12 @@ def sent_deliveries(engine: Engine, *, as_of: datetime) -> dict[int, int]:
         .where(d.c.status == DeliveryStatus.SENT, d.c.sent_at < as_of)
         .group_by(d.c.user_id)
     )
-    with engine.connect() as connection:
-        return {int(user): int(n) for user, n in connection.execute(query)}
+    return {int(user): int(n) for user, n in session.execute(query)}
 
 
-def active_users_by(engine: Engine, *, period_days: int, since: datetime, until: datetime) -> Table:
+def active_users_by(session: Session, *, period_days: int, since: datetime, until: datetime) -> Table:
     """Distinct active users per bucket of `period_days` days (1: DAU, 7: WAU, 28/30: MAU)."""
-    dialect = engine.dialect.name
+    dialect = session.get_bind().dialect.name
     e = Event.__table__
     bucket = (_day_number(dialect, e.c.ts) // period_days).label("bucket")
     query = (
@@ -194,19 +192,17 @@ def active_users_by(engine: Engine, *, period_days: int, since: datetime, until:
         .group_by(bucket)
         .order_by(bucket)
     )
-    with engine.connect() as connection:
-        rows = [(int(b) * period_days, int(n)) for b, n in connection.execute(query)]
+    rows = [(int(b) * period_days, int(n)) for b, n in session.execute(query)]
     return Table(columns=("day", "users"), rows=rows)
 
 
-def distinct_users_between(engine: Engine, *, since: datetime, until: datetime) -> int:
+def distinct_users_between(session: Session, *, since: datetime, until: datetime) -> int:
     """How many users had any event in [since, until)."""
     e = Event.__table__
     query = select(func.count(distinct(e.c.user_id))).where(
         e.c.user_id.is_not(None), e.c.ts >= since, e.c.ts < until
     )
-    with engine.connect() as connection:
-        return int(connection.execute(query).scalar() or 0)
+    return int(session.execute(query).scalar() or 0)
 
 
 @dataclass(frozen=True)
@@ -219,27 +215,26 @@ class PeriodCounts:
     top_intents: tuple[tuple[str, int], ...]
 
 
-def period_counts(engine: Engine, *, since: datetime, until: datetime, top: int = 5) -> PeriodCounts:
+def period_counts(session: Session, *, since: datetime, until: datetime, top: int = 5) -> PeriodCounts:
     """New users, messages, unanswered messages and top intents in [since, until)."""
     e = Event.__table__
     u = User.__table__
     window = and_(e.c.ts >= since, e.c.ts < until)
-    with engine.connect() as connection:
-        messages, unanswered = connection.execute(
-            select(_count_if(e.c.kind.in_(MESSAGE_KINDS)), _count_if(e.c.kind == EventKind.FALLBACK)).where(
-                window
-            )
-        ).one()
-        new_users = connection.execute(
-            select(func.count()).where(u.c.first_seen >= since, u.c.first_seen < until)
-        ).scalar()
-        intents = connection.execute(
-            select(e.c.intent, func.count())
-            .where(window, e.c.kind == EventKind.MESSAGE, e.c.intent.is_not(None))
-            .group_by(e.c.intent)
-            .order_by(func.count().desc(), e.c.intent)
-            .limit(top)
-        ).all()
+    messages, unanswered = session.execute(
+        select(_count_if(e.c.kind.in_(MESSAGE_KINDS)), _count_if(e.c.kind == EventKind.FALLBACK)).where(
+            window
+        )
+    ).one()
+    new_users = session.execute(
+        select(func.count()).where(u.c.first_seen >= since, u.c.first_seen < until)
+    ).scalar()
+    intents = session.execute(
+        select(e.c.intent, func.count())
+        .where(window, e.c.kind == EventKind.MESSAGE, e.c.intent.is_not(None))
+        .group_by(e.c.intent)
+        .order_by(func.count().desc(), e.c.intent)
+        .limit(top)
+    ).all()
     return PeriodCounts(
         messages=int(messages or 0),
         unanswered=int(unanswered or 0),
@@ -248,9 +243,9 @@ def period_counts(engine: Engine, *, since: datetime, until: datetime, top: int 
     )
 
 
-def retention_cohorts(engine: Engine, *, until: datetime) -> Table:
+def retention_cohorts(session: Session, *, until: datetime) -> Table:
     """Users per (first-activity week, weeks since) pair: the weekly retention triangle."""
-    dialect = engine.dialect.name
+    dialect = session.get_bind().dialect.name
     e = Event.__table__
     week = _day_number(dialect, e.c.ts) // 7
     active = (
@@ -271,14 +266,13 @@ def retention_cohorts(engine: Engine, *, until: datetime) -> Table:
         .group_by(first.c.cohort, offset)
         .order_by(first.c.cohort, offset)
     )
-    with engine.connect() as connection:
-        rows = [(int(c), int(o), int(n)) for c, o, n in connection.execute(query)]
+    rows = [(int(c), int(o), int(n)) for c, o, n in session.execute(query)]
     return Table(columns=("cohort_week", "week_offset", "users"), rows=rows)
 
 
-def activity_heatmap(engine: Engine, *, since: datetime, until: datetime) -> Table:
+def activity_heatmap(session: Session, *, since: datetime, until: datetime) -> Table:
     """Events per (weekday, hour), UTC, weekday 0 = Sunday."""
-    dialect = engine.dialect.name
+    dialect = session.get_bind().dialect.name
     e = Event.__table__
     weekday = _weekday(dialect, e.c.ts).label("weekday")
     hour = _hour(dialect, e.c.ts).label("hour")
@@ -287,12 +281,11 @@ def activity_heatmap(engine: Engine, *, since: datetime, until: datetime) -> Tab
         .where(e.c.user_id.is_not(None), e.c.ts >= since, e.c.ts < until)
         .group_by(weekday, hour)
     )
-    with engine.connect() as connection:
-        rows = [(int(w), int(h), int(n)) for w, h, n in connection.execute(query)]
+    rows = [(int(w), int(h), int(n)) for w, h, n in session.execute(query)]
     return Table(columns=("weekday", "hour", "events"), rows=rows)
 
 
-def unanswered_texts(engine: Engine, *, since: datetime, until: datetime, limit: int = 20) -> Table:
+def unanswered_texts(session: Session, *, since: datetime, until: datetime, limit: int = 20) -> Table:
     """Unanswered message texts grouped case-insensitively, most frequent first."""
     e = Event.__table__
     normalised = func.lower(func.trim(e.c.text)).label("text")
@@ -304,12 +297,11 @@ def unanswered_texts(engine: Engine, *, since: datetime, until: datetime, limit:
         .order_by(func.count().desc(), normalised)
         .limit(limit)
     )
-    with engine.connect() as connection:
-        rows = [(str(t), int(n), int(u)) for t, n, u in connection.execute(query)]
+    rows = [(str(t), int(n), int(u)) for t, n, u in session.execute(query)]
     return Table(columns=("text", "count", "users"), rows=rows)
 
 
-def intents_by_segment(engine: Engine, *, run_id: int, as_of: datetime, limit: int = 5) -> Table:
+def intents_by_segment(session: Session, *, run_id: int, as_of: datetime, limit: int = 5) -> Table:
     """Message counts per (segment, intent) of one run, the top `limit` per segment."""
     e = Event.__table__
     m = SegmentMembership.__table__
@@ -322,9 +314,8 @@ def intents_by_segment(engine: Engine, *, run_id: int, as_of: datetime, limit: i
     )
     kept: list[tuple[Any, ...]] = []
     per_segment: dict[int, int] = {}
-    with engine.connect() as connection:
-        for segment_id, intent, n in connection.execute(query):
-            if per_segment.get(segment_id, 0) < limit:
-                per_segment[segment_id] = per_segment.get(segment_id, 0) + 1
-                kept.append((int(segment_id), str(intent), int(n)))
+    for segment_id, intent, n in session.execute(query):
+        if per_segment.get(segment_id, 0) < limit:
+            per_segment[segment_id] = per_segment.get(segment_id, 0) + 1
+            kept.append((int(segment_id), str(intent), int(n)))
     return Table(columns=("segment_id", "intent", "messages"), rows=kept)

@@ -14,7 +14,7 @@ from store.analytics_queries import (
     PeriodCounts,
     period_counts,
 )
-from store.db import unit_of_work
+from store.db import read_snapshot, unit_of_work
 from store.models import Event, User
 from store.vocabulary import EventKind
 
@@ -40,7 +40,8 @@ def test_period_counts(engine: Engine) -> None:
             (EventKind.REACTION, None),
         ):
             session.add(Event(user_id=1, ts=NOW - timedelta(minutes=5), kind=kind, intent=intent))
-    counts = period_counts(engine, since=NOW - timedelta(days=1), until=NOW)
+    with read_snapshot(engine) as session:
+        counts = period_counts(session, since=NOW - timedelta(days=1), until=NOW)
     assert counts == PeriodCounts(
         messages=4, unanswered=1, new_users=1, top_intents=(("pricing", 2), ("billing", 1))
     )
