@@ -32,8 +32,6 @@ from scheduler.policy import InactivityRule, QuietHours, in_holdout
 from store import Settings
 from store.analytics_results import current_segment_names
 from store.audience import (
-    NewCampaign,
-    add_campaign,
     capped_users,
     inactive_recipients,
     inactive_users,
@@ -43,6 +41,7 @@ from store.campaigns import NewDelivery
 from store.db import read_snapshot, unit_of_work
 from store.followups import FollowupRow, last_sends, recent_events, response_stats, sync_followups
 from store.model_runs import ModelRunInfo, active_model_run
+from store.plans import NewCampaign, add_campaign
 from store.vocabulary import CampaignKind, DeliveryStatus
 
 logger = logging.getLogger(__name__)

@@ -8,20 +8,17 @@ number of statements a planning run issues does not grow with the number of user
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.orm import Session
 
 from store.campaign_reports import Recipient
-from store.campaigns import NewDelivery, _insert_deliveries
 from store.models import Campaign, Delivery, User
-from store.vocabulary import CampaignKind, CampaignStatus, DeliveryStatus
+from store.vocabulary import CampaignKind, DeliveryStatus
 
-__all__ = ["NewCampaign", "add_campaign", "capped_users", "inactive_recipients", "inactive_users", "uncapped"]
+__all__ = ["capped_users", "inactive_recipients", "inactive_users", "uncapped"]
 
 
 def _inactive(inactive_since: datetime) -> tuple[ColumnElement[bool], ...]:
@@ -78,41 +75,3 @@ def capped_users(
 def uncapped(users: Select[int], *, since: datetime, kinds: Collection[CampaignKind]) -> Select[int]:
     """`users` without those inside the cap: the ones whose history and cooldowns matter."""
     return users.where(User.id.not_in(_pushed(None, since=since, kinds=kinds)))
-
-
-@dataclass(frozen=True)
-class NewCampaign:
-    """A campaign to store (status `scheduled`) with its deliveries."""
-
-    kind: CampaignKind
-    name: str
-    segment: str
-    text: str | None
-    scheduled_at: datetime
-    created_by: int | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
-
-
-def add_campaign(
-    session: Session, campaign: NewCampaign, deliveries: Sequence[NewDelivery], *, now: datetime
-) -> int:
-    """Store `campaign` with its deliveries in the caller's transaction; its id.
-
-    The caller's unit of work makes it atomic with whatever else it writes, so a delivery loop
-    never sees the campaign without its deliveries.
-    """
-    row = Campaign(
-        kind=campaign.kind,
-        name=campaign.name,
-        segment=campaign.segment,
-        text=campaign.text,
-        status=CampaignStatus.SCHEDULED,
-        scheduled_at=campaign.scheduled_at,
-        created_by=campaign.created_by,
-        created_at=now,
-        attributes=campaign.attributes,
-    )
-    session.add(row)
-    session.flush()
-    _insert_deliveries(session.connection(), row.id, deliveries, now=now)
-    return row.id
