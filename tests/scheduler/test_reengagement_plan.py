@@ -16,6 +16,8 @@ from analytics.catalogue import FollowupMessage
 from analytics.errors import CatalogueError, UnknownTargetError
 from analytics.sequence import PopularityModel
 from nlu import FALLBACK_INTENT, default_data_paths, load_training_data
+from scheduler.clock import ManualClock
+from scheduler.jobs import JobContext, run_job
 from scheduler.policy import InactivityRule, QuietHours, holdout_bucket
 from scheduler.reengagement import (
     Candidate,
@@ -26,6 +28,7 @@ from scheduler.reengagement import (
     plan_reengagement,
     read_planning_snapshot,
 )
+from store import load_settings
 from store.analytics_results import NewSegment, complete_run, start_run
 from store.campaigns import NewDelivery
 from store.db import unit_of_work
@@ -298,3 +301,22 @@ def test_snapshot_reads_segments_histories_and_cooldowns(engine: Engine) -> None
     assert by_id[2].last_sent == {}
     assert snapshot.capped == frozenset()
     assert snapshot.stats["pricing_tips"].sent == 3
+
+
+async def test_the_job_checks_the_catalogue_against_the_labels_it_is_given(
+    sqlite_engine: Engine, tmp_path: Any
+) -> None:
+    add_users(sqlite_engine, [1], seen_at=START - timedelta(days=10))
+    catalogue = tmp_path / "followups.yml"
+    catalogue.write_text(
+        "messages:\n  - id: hello\n    text: {en: Hi., zh: 你好。}\n"
+        "    targets: [greet]\n    default: true\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(data_dir=tmp_path / "var", followup_catalogue=catalogue)
+    clock = ManualClock(START)
+    summary = await run_job("reengagement", JobContext(sqlite_engine, settings, clock, intents=NLU_LABELS))
+    assert "1 to push" in summary
+    without_greet = NLU_LABELS - {"greet"}  # a model trained without the intent
+    with pytest.raises(UnknownTargetError, match=r"'hello': unknown target tokens \['greet'\]"):
+        await run_job("reengagement", JobContext(sqlite_engine, settings, clock, intents=without_greet))
