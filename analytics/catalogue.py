@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from analytics.errors import CatalogueError
-from analytics.sequence.tokens import KNOWN_TOKENS
+from analytics.errors import CatalogueError, UnknownTargetError
+from analytics.sequence.tokens import TokenVocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -76,26 +76,55 @@ class Catalogue:
         return None
 
 
-def load_catalogue(path: str | Path | None = None) -> Catalogue:
+def load_catalogue(path: str | Path | None = None, *, vocabulary: TokenVocabulary | None = None) -> Catalogue:
     """Read and validate a catalogue file; the packaged default when `path` is None.
+
+    Args:
+        vocabulary: the event kinds and the active NLU model's intents; when given, every target
+            must be one of them (`check_targets`).
 
     Raises:
         CatalogueError: naming the file (and message id) when it is missing or invalid.
+        UnknownTargetError: naming the message and the target no event kind or intent matches.
     """
     source = Path(path) if path is not None else DEFAULT_CATALOGUE
     try:
         text = source.read_text(encoding="utf-8")
     except OSError as exc:
         raise CatalogueError(f"{source}: cannot read the catalogue: {exc}") from exc
-    return loads_catalogue(text, source=str(source))
+    return loads_catalogue(text, source=str(source), vocabulary=vocabulary)
 
 
-def loads_catalogue(text: str, *, source: str = "<string>") -> Catalogue:
+def check_targets(catalogue: Catalogue, vocabulary: TokenVocabulary) -> None:
+    """Check that every message's targets are event kinds or intents the NLU model can give.
+
+    A target nothing can produce would never match a user's next event: the message would be
+    scored on its response rate alone, silently, however well the model predicts.
+
+    Raises:
+        UnknownTargetError: naming the file, the first message with unknown targets, the
+            targets, and the intents that are known.
+    """
+    for message in catalogue.messages:
+        bad = vocabulary.unknown(message.targets)
+        if bad:
+            raise UnknownTargetError(
+                f"{catalogue.source}: message {message.id!r}: unknown target tokens {bad}; use event "
+                f"kinds or the NLU model's intents ({', '.join(sorted(vocabulary.intents)) or 'none'})"
+            )
+
+
+def loads_catalogue(
+    text: str, *, source: str = "<string>", vocabulary: TokenVocabulary | None = None
+) -> Catalogue:
     """Parse and validate catalogue YAML text; `source` names it in error messages.
+
+    Args:
+        vocabulary: when given, the targets are checked against it (`check_targets`).
 
     Raises:
         CatalogueError: on YAML syntax errors, unknown keys, missing texts, unknown target
-            tokens, duplicate ids, or two defaults for one segment.
+            tokens (with a vocabulary), duplicate ids, or two defaults for one segment.
     """
     try:
         document = yaml.safe_load(text)
@@ -126,7 +155,10 @@ def loads_catalogue(text: str, *, source: str = "<string>") -> Catalogue:
     if not messages:
         raise CatalogueError(f"{source}: the catalogue has no messages")
     logger.debug("loaded %d follow-up messages from %s", len(messages), source)
-    return Catalogue(messages=tuple(messages), source=source)
+    catalogue = Catalogue(messages=tuple(messages), source=source)
+    if vocabulary is not None:
+        check_targets(catalogue, vocabulary)
+    return catalogue
 
 
 def _parse_message(entry: Any, *, source: str, position: int) -> FollowupMessage:
@@ -151,9 +183,6 @@ def _parse_message(entry: Any, *, source: str, position: int) -> FollowupMessage
     targets = _string_list(entry.get("targets"), where=where, key="targets")
     if not targets:
         raise CatalogueError(f"{where}: 'targets' must list at least one event token")
-    bad = [target for target in targets if target not in KNOWN_TOKENS]
-    if bad:
-        raise CatalogueError(f"{where}: unknown target tokens {bad}; use event kinds or intents")
     segments = _string_list(entry.get("segments", []), where=where, key="segments")
     cooldown = entry.get("cooldown_days", 14)
     if isinstance(cooldown, bool) or not isinstance(cooldown, int) or cooldown < 0:

@@ -3,6 +3,7 @@
 AnalyticsError(Exception)
 ├── ModelFormatError(ValueError)   a saved model is of another format version or inconsistent
 └── CatalogueError(ValueError)     a follow-up catalogue file is invalid (names the file and message id)
+    └── UnknownTargetError          a message targets a token no event kind or NLU intent matches
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ class ModelFormatError(AnalyticsError, ValueError):
 
 class CatalogueError(AnalyticsError, ValueError):
     """A follow-up catalogue is invalid; the message names the file and the message id."""
+
+
+class UnknownTargetError(CatalogueError):
+    """A catalogue message targets a token that is neither an event kind nor an intent of the NLU model."""
 
 
 # --- Segmentation, rules and reports (features/segmentation/rules helper) ---

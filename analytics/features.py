@@ -31,6 +31,7 @@ from store.analytics_queries import (
     to_epoch_days,
     user_feature_table,
 )
+from store.db import read_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -187,16 +188,18 @@ def compute_features(
         trend_days: The recent part of the activity trend (at most half the window).
     """
     as_of = as_of or datetime.now(UTC)
-    every = [intent for intent, _n in message_intents(engine, until=as_of)]
-    intents = tuple([i for i in every if i not in NON_QUESTION_INTENTS][:n_intents])
     recent_days = min(float(trend_days), window_days / 2.0)
-    table = user_feature_table(
-        engine,
-        as_of=as_of,
-        window_start=as_of - timedelta(days=window_days),
-        recent_start=as_of - timedelta(days=recent_days),
-        intents=every,
-    )
+    with read_snapshot(engine) as session:  # the intent list, the aggregates and the pushes agree
+        every = [intent for intent, _n in message_intents(session, until=as_of)]
+        table = user_feature_table(
+            session,
+            as_of=as_of,
+            window_start=as_of - timedelta(days=window_days),
+            recent_start=as_of - timedelta(days=recent_days),
+            intents=every,
+        )
+        sent = sent_deliveries(session, as_of=as_of)
+    intents = tuple([i for i in every if i not in NON_QUESTION_INTENTS][:n_intents])
     raw = pd.DataFrame.from_records(table.rows, columns=list(table.columns))
     if raw.empty:
         return UserFeatures(
@@ -225,7 +228,7 @@ def compute_features(
     f["community_actions"] = f["replies"] + f["reactions"] + f["poll_answers"]
     f["community_share"] = _safe_ratio(f["community_actions"], f["events"])
     f["group_share"] = _safe_ratio(raw["group_messages"].fillna(0), f["messages"])
-    delivered = pd.Series(sent_deliveries(engine, as_of=as_of), dtype="float64")
+    delivered = pd.Series(sent, dtype="float64")
     pushes = np.maximum(raw["pushes"].fillna(0).astype(float), delivered.reindex(raw.index).fillna(0.0))
     f["pushes"] = pushes.astype(int)
     f["push_response_rate"] = _safe_ratio(raw["push_responses"].fillna(0), pushes).clip(upper=1.0)

@@ -1,8 +1,9 @@
 """The follow-up chooser: which catalogue message to send a user next, and why.
 
-Pure: no database, no clock, no global randomness. The scheduler passes in the user's recent
-tokens, the catalogue, send history, response statistics, a model and an RNG, and gets back a
-`FollowupChoice` whose `reason` a manager can read.
+Pure: no database, no clock, no global randomness and no module state. The scheduler passes in
+the user's recent tokens, the catalogue, send history, response statistics, a model and an RNG,
+and gets back a `FollowupChoice` whose `reason` a manager can read. What has been logged already
+lives in an `UnknownTargetLog` the caller owns.
 """
 
 from __future__ import annotations
@@ -25,7 +26,28 @@ METHOD_EXPLORATION = "exploration"
 METHOD_DEFAULT = "default"
 METHOD_RESPONSE_RATE = "response_rate"
 
-_UNKNOWN_TARGETS_LOGGED: set[tuple[int, str]] = set()
+
+@dataclass
+class UnknownTargetLog:
+    """The messages already reported as having targets the model does not know.
+
+    One per model and caller: a planning run (or a loop calling `choose_followup` per user) passes
+    the same log to every call, so each message is reported once rather than once per user. Each
+    `choose_followups` call without one starts its own.
+    """
+
+    reported: set[str] = field(default_factory=set)
+
+    def report(self, message: FollowupMessage) -> None:
+        """Log (once) that `message`'s targets are unknown to the model."""
+        if message.id in self.reported:
+            return
+        self.reported.add(message.id)
+        logger.info(
+            "message %r: targets %s are unknown to the model; scored by response rate only",
+            message.id,
+            list(message.targets),
+        )
 
 
 @dataclass(frozen=True)
@@ -101,6 +123,7 @@ def choose_followup(
     rng: np.random.Generator,
     exploration: float = 0.1,
     config: ChooserConfig = ChooserConfig(),
+    unknown_targets: UnknownTargetLog | None = None,
 ) -> FollowupChoice | None:
     """Choose the follow-up message for one user; None (logged) when no message is eligible.
 
@@ -109,11 +132,12 @@ def choose_followup(
     segment's default message. Otherwise, with probability `exploration` the message is drawn by
     Thompson sampling on response rates (so new messages get a chance); else each message scores
     `model_weight * P(next token in its targets) + (1 - model_weight) * posterior response rate`;
-    a message whose targets the model does not know gets only the response-rate term.
+    a message whose targets the model does not know gets only the response-rate term (and is
+    reported once to `unknown_targets`, a fresh log when None).
     """
     _check_exploration(exploration)
     user = UserContext(user_id=0, history=tuple(history), segment=segment, last_sent=last_sent)
-    plan = _Plan(messages, stats, model, config)
+    plan = _Plan(messages, stats, model, config, unknown_targets or UnknownTargetLog())
     return next(_choose_batch([user], plan, now, rng, exploration))[1]
 
 
@@ -128,6 +152,7 @@ def choose_followups(
     exploration: float = 0.1,
     config: ChooserConfig = ChooserConfig(),
     batch_size: int = 1024,
+    unknown_targets: UnknownTargetLog | None = None,
 ) -> Iterator[tuple[int, FollowupChoice | None]]:
     """Choose for many users, streaming: the model predicts one batch of histories at a time.
 
@@ -139,7 +164,7 @@ def choose_followups(
     _check_exploration(exploration)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    plan = _Plan(messages, stats, model, config)
+    plan = _Plan(messages, stats, model, config, unknown_targets or UnknownTargetLog())
     batch: list[UserContext] = []
     for user in users:
         batch.append(user)
@@ -164,8 +189,10 @@ class _Plan:
         stats: Mapping[str, ResponseStats],
         model: SequenceModel | None,
         config: ChooserConfig,
+        unknown_targets: UnknownTargetLog,
     ) -> None:
         self.messages = list(messages)
+        self.unknown_targets = unknown_targets
         self.stats = stats
         self.model = model
         self.config = config
@@ -324,17 +351,8 @@ def _model_choice(
     plan: _Plan, mask: NDArray[np.bool_], mass: NDArray[np.float64], score: NDArray[np.float64]
 ) -> FollowupChoice:
     """The candidate with the highest score; the first in catalogue order on ties."""
-    unknown = np.flatnonzero(mask & plan.unknown).tolist()
-    for position in unknown:
-        message = plan.messages[position]
-        key = (id(plan.model), message.id)
-        if key not in _UNKNOWN_TARGETS_LOGGED:
-            _UNKNOWN_TARGETS_LOGGED.add(key)
-            logger.info(
-                "message %r: targets %s are unknown to the model; scored by response rate only",
-                message.id,
-                list(message.targets),
-            )
+    for position in np.flatnonzero(mask & plan.unknown).tolist():
+        plan.unknown_targets.report(plan.messages[position])
     best = int(np.argmax(np.where(mask, score, -np.inf)))
     message, phrase, best_score = plan.messages[best], plan.phrases[best], float(score[best])
     if plan.known[best]:

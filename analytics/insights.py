@@ -33,6 +33,7 @@ from store.analytics_results import (
     segment_of_user,
     segment_overlap,
 )
+from store.db import read_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -126,20 +127,25 @@ def activity_stats(engine: Engine, since: datetime, until: datetime | None = Non
     until = until or datetime.now(UTC)
     if since >= until:
         raise ValueError(f"since={since.isoformat()} must be before until={until.isoformat()}")
-    counts = period_counts(engine, since=since, until=until)
-    messages = counts["messages"]
+    with read_snapshot(engine) as session:  # one snapshot: DAU <= WAU <= MAU even under writes
+        counts = period_counts(session, since=since, until=until)
+        dau, wau, mau = (
+            distinct_users_between(session, since=until - timedelta(days=days), until=until)
+            for days in (1, 7, 30)
+        )
+        active_users = distinct_users_between(session, since=since, until=until)
     return ActivityStats(
         since=since,
         until=until,
-        dau=distinct_users_between(engine, since=until - timedelta(days=1), until=until),
-        wau=distinct_users_between(engine, since=until - timedelta(days=7), until=until),
-        mau=distinct_users_between(engine, since=until - timedelta(days=30), until=until),
-        active_users=distinct_users_between(engine, since=since, until=until),
-        new_users=counts["new_users"],
-        messages=messages,
-        unanswered=counts["unanswered"],
-        fallback_rate=counts["unanswered"] / messages if messages else 0.0,
-        top_intents=tuple(counts["top_intents"]),
+        dau=dau,
+        wau=wau,
+        mau=mau,
+        active_users=active_users,
+        new_users=counts.new_users,
+        messages=counts.messages,
+        unanswered=counts.unanswered,
+        fallback_rate=counts.unanswered / counts.messages if counts.messages else 0.0,
+        top_intents=counts.top_intents,
     )
 
 
@@ -150,8 +156,12 @@ def _day(number: int) -> pd.Timestamp:
 def active_users_series(engine: Engine, since: datetime, until: datetime) -> dict[str, pd.DataFrame]:
     """DAU per day, WAU per 7-day bucket and MAU per 30-day bucket over time."""
     series: dict[str, pd.DataFrame] = {}
-    for name, days in (("dau", 1), ("wau", 7), ("mau", 30)):
-        table = active_users_by(engine, period_days=days, since=since, until=until)
+    with read_snapshot(engine) as session:
+        tables = {
+            name: active_users_by(session, period_days=days, since=since, until=until)
+            for name, days in (("dau", 1), ("wau", 7), ("mau", 30))
+        }
+    for name, table in tables.items():
         series[name] = pd.DataFrame(
             {"start": [_day(d) for d, _n in table.rows], "users": [n for _d, n in table.rows]}
         )
@@ -160,7 +170,8 @@ def active_users_series(engine: Engine, since: datetime, until: datetime) -> dic
 
 def retention(engine: Engine, until: datetime) -> pd.DataFrame:
     """Weekly retention cohorts: share of each first-week cohort active N weeks later."""
-    table = retention_cohorts(engine, until=until)
+    with read_snapshot(engine) as session:
+        table = retention_cohorts(session, until=until)
     if not table.rows:
         return pd.DataFrame()
     frame = pd.DataFrame(table.rows, columns=list(table.columns))
@@ -176,7 +187,8 @@ def retention(engine: Engine, until: datetime) -> pd.DataFrame:
 
 def activity_by_hour(engine: Engine, since: datetime, until: datetime) -> pd.DataFrame:
     """Events per weekday (rows, Sun…Sat) and UTC hour (columns 0-23)."""
-    table = activity_heatmap(engine, since=since, until=until)
+    with read_snapshot(engine) as session:
+        table = activity_heatmap(session, since=since, until=until)
     grid = pd.DataFrame(0, index=list(WEEKDAYS), columns=list(range(24)))
     for weekday, hour, n in table.rows:
         grid.iloc[weekday, hour] = n
@@ -185,7 +197,8 @@ def activity_by_hour(engine: Engine, since: datetime, until: datetime) -> pd.Dat
 
 def unanswered_questions(engine: Engine, since: datetime, until: datetime, limit: int = 20) -> pd.DataFrame:
     """The unanswered texts, grouped, most frequent first (empty when text storage is off)."""
-    table = unanswered_texts(engine, since=since, until=until, limit=limit)
+    with read_snapshot(engine) as session:
+        table = unanswered_texts(session, since=since, until=until, limit=limit)
     return pd.DataFrame(table.rows, columns=list(table.columns))
 
 
@@ -196,7 +209,8 @@ def top_intents_per_segment(engine: Engine, *, limit: int = 5) -> pd.DataFrame:
         return pd.DataFrame(columns=["segment", "intent", "messages"])
     as_of = datetime.fromisoformat(run.params["as_of"]) if "as_of" in run.params else datetime.now(UTC)
     names = {s.id: s.name for s in run_segments(engine, run.id)}
-    table = intents_by_segment(engine, run_id=run.id, as_of=as_of, limit=limit)
+    with read_snapshot(engine) as session:
+        table = intents_by_segment(session, run_id=run.id, as_of=as_of, limit=limit)
     return pd.DataFrame(
         [(names.get(s, str(s)), i, n) for s, i, n in table.rows], columns=["segment", "intent", "messages"]
     )

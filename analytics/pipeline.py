@@ -196,7 +196,7 @@ def run_analytics(
             segments=segments,
             user_ids=user_ids.tolist(),
             labels=labels.tolist(),
-            rules=[rule.as_dict() for rule in rules],
+            rules=rules,
         )
         timings["store_s"] = time.perf_counter() - started
     except Exception as exc:

@@ -7,6 +7,7 @@ import html
 import io
 import json
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy import Engine
 
 from analytics.features import cluster_matrix, compute_features
 from analytics.insights import (
+    ActivityStats,
     active_users_series,
     activity_by_hour,
     activity_stats,
@@ -31,7 +33,7 @@ from analytics.insights import (
     unanswered_questions,
 )
 from analytics.naming import PROFILE_COLUMNS
-from store.analytics_results import run_memberships
+from store.analytics_results import RunInfo, run_memberships
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +116,19 @@ def _table_html(frame: pd.DataFrame, title: str) -> str:
     )
 
 
-def build_report(engine: Engine) -> dict[str, Any]:
-    """Collect every number of the report (also what report.json holds) and its charts."""
+@dataclass(frozen=True)
+class ReportContent:
+    """Every number of the report (also what report.json holds) and its charts, as PNG data URIs."""
+
+    run: RunInfo | None
+    as_of: datetime
+    stats: ActivityStats
+    tables: dict[str, pd.DataFrame]
+    charts: list[tuple[str, str]]
+
+
+def build_report(engine: Engine) -> ReportContent:
+    """Collect every number of the report and its charts."""
     run = current_run(engine)
     as_of = (
         datetime.fromisoformat(run.params["as_of"]) if run and "as_of" in run.params else datetime.now(UTC)
@@ -185,7 +198,7 @@ def build_report(engine: Engine) -> dict[str, Any]:
         charts.append(
             ("Activity by weekday and hour (UTC)", _heatmap(tables["activity"], "Events", annotate=False))
         )
-    return {"run": run, "as_of": as_of, "stats": stats, "tables": tables, "charts": charts}
+    return ReportContent(run=run, as_of=as_of, stats=stats, tables=tables, charts=charts)
 
 
 def write_report(engine: Engine, out_dir: str | Path) -> Path:
@@ -193,12 +206,12 @@ def write_report(engine: Engine, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     content = build_report(engine)
-    run, stats, tables = content["run"], content["stats"], content["tables"]
+    run, stats, tables = content.run, content.stats, content.tables
     for name, frame in tables.items():
         frame.to_csv(out / f"{name}.csv", index=name in ("retention", "activity"))
     summary = {
         "generated_at": datetime.now(UTC).isoformat(),
-        "as_of": content["as_of"].isoformat(),
+        "as_of": content.as_of.isoformat(),
         "run": None
         if run is None
         else {
@@ -219,7 +232,7 @@ def write_report(engine: Engine, out_dir: str | Path) -> Path:
         },
     }
     (out / "report.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
-    (out / "report.html").write_text(_html(summary, tables, content["charts"]), encoding="utf-8")
+    (out / "report.html").write_text(_html(summary, tables, content.charts), encoding="utf-8")
     logger.info("analytics report written to %s", out)
     return out
 

@@ -13,6 +13,7 @@ import pandas as pd
 from mlxtend.frequent_patterns import apriori, association_rules, fpgrowth
 
 from analytics.errors import BasketFileError, RuleMiningError
+from store.vocabulary import EventKind
 
 logger = logging.getLogger(__name__)
 
@@ -28,13 +29,13 @@ _PHRASES = {
     "feedback": "gave {} feedback",
     "segment": "are in “{}”",
 }
-_ACTIONS = {
-    "reaction": "reacted to messages",
-    "poll_answer": "answered polls",
-    "reply": "replied in groups",
-    "command": "used commands",
-    "feedback": "rated the bot",
-    "fallback": "hit an unanswered question",
+_ACTIONS: dict[str, str] = {
+    EventKind.REACTION: "reacted to messages",
+    EventKind.POLL_ANSWER: "answered polls",
+    "reply": "replied in groups",  # a message answering another: an attribute, not a kind
+    EventKind.COMMAND: "used commands",
+    EventKind.FEEDBACK: "rated the bot",
+    EventKind.FALLBACK: "hit an unanswered question",
 }
 _FLAGS = {
     "returned_after_push": "came back after a push",
@@ -56,7 +57,7 @@ class AssociationRule:
     sentence: str
 
     def as_dict(self) -> dict[str, Any]:
-        """The rule as JSON-ready values (also the rules table's row)."""
+        """The rule as JSON-ready values, for `rapport analytics rules --json`."""
         return {
             "antecedents": list(self.antecedents),
             "consequents": list(self.consequents),

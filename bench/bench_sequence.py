@@ -29,13 +29,13 @@ from analytics.followup import UserContext, choose_followup, choose_followups
 from analytics.metrics import evaluate_next_event, evaluate_sampled, leave_one_out_split
 from analytics.sequence import (
     EVENT_KINDS,
-    INTENTS,
     MarkovModel,
     NextEventModel,
     PopularityModel,
 )
+from nlu import FALLBACK_INTENT, default_data_paths, load_training_data
 
-TOKENS = sorted(EVENT_KINDS + INTENTS)
+TOKENS = sorted({*EVENT_KINDS, *load_training_data(default_data_paths()).intents, FALLBACK_INTENT})
 
 
 def generate(users: int, *, mean_length: int = 20, personas: int = 6, seed: int = 0) -> list[list[str]]:

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from scheduler.clock import Clock
 from scheduler.errors import UnknownJobError
-from scheduler.reengagement import ReengagementConfig, plan_reengagement
+from scheduler.reengagement import REENGAGEMENT, ReengagementConfig, plan_reengagement
 from scheduler.retrain import retrain_followup_model
 from store import Settings
 from store.campaign_reports import measure_responses
@@ -30,11 +30,16 @@ MISFIRE_GRACE_S = 20 * 3600
 
 @dataclass(frozen=True)
 class JobContext:
-    """What a job needs: the database, the settings and the clock."""
+    """What a job needs: the database, the settings and the clock.
+
+    `intents` are the labels the active NLU model can give; the composition root (which may load
+    the NLU, unlike the scheduler) passes them so the re-engagement job checks its catalogue.
+    """
 
     engine: Engine
     settings: Settings
     clock: Clock
+    intents: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ class JobSpec:
 
 async def reengagement_job(ctx: JobContext) -> str:
     """Plan today's re-engagement pushes (the delivery engine sends them)."""
-    config = ReengagementConfig.from_settings(ctx.settings)
+    config = ReengagementConfig.from_settings(ctx.settings, intents=ctx.intents)
     plan = await asyncio.to_thread(plan_reengagement, ctx.engine, config, now=ctx.clock.now())
     return plan.summary()
 
@@ -75,7 +80,7 @@ JOBS: dict[str, JobSpec] = {
     spec.name: spec
     for spec in (
         JobSpec(
-            "reengagement",
+            REENGAGEMENT,
             "Push inactive users the follow-up the model picks (holdout, cap, quiet hours apply).",
             "daily:reengage_time",
             reengagement_job,

@@ -16,13 +16,14 @@ from analytics import AnalyticsError, segment_members
 from scheduler.errors import BroadcastError
 from store.campaign_reports import Recipient, reachable_recipients
 from store.campaigns import NewDelivery, create_campaign
+from store.vocabulary import CampaignKind
 
 logger = logging.getLogger(__name__)
 
 ALL = "all"
 INACTIVE_PREFIX = "inactive:"
 MAX_TEXT_CHARS = 4096  # Telegram's limit for one text message
-BROADCAST = "broadcast"
+BROADCAST = CampaignKind.BROADCAST
 
 
 def parse_inactive(segment: str) -> int | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from store.db import check_connection, create_db_engine, safe_url, unit_of_work
+from store.db import check_connection, create_db_engine, read_snapshot, safe_url, unit_of_work
 from store.errors import BadRow, DatabaseUnavailableError, ImportFileError, StoreError
 from store.events import (
     StoredEvent,
@@ -52,6 +52,7 @@ __all__ = [
     "iter_user_sequences",
     "load_settings",
     "mark_blocked",
+    "read_snapshot",
     "replay_spool",
     "safe_url",
     "set_opted_out",

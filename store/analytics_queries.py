@@ -1,7 +1,8 @@
 """Aggregation SQL for analytics: per-user features, baskets and insight series.
 
 Everything here groups in the database and returns compact tables, so that the
-analytics package never loads the raw event log into Python.
+analytics package never loads the raw event log into Python. Each function runs in the caller's
+session, so one report or feature computation reads one snapshot (`store.db.read_snapshot`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Engine,
     Float,
     Integer,
     and_,
@@ -27,16 +27,20 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.orm import Session
 
 from store.models import Delivery, Event, SegmentMembership, User
+from store.vocabulary import MESSAGE_KINDS, DeliveryStatus, EventKind
 
 logger = logging.getLogger(__name__)
 
 EPOCH_JULIAN_DAY = 2440587.5
+# The only intents the store interprets: what is not a question, and what the NLU gives when it
+# cannot place a message (nlu.FALLBACK_INTENT, nlu.OUT_OF_SCOPE_INTENT). Every other intent name
+# comes from the NLU model; tests/store/test_analytics_queries.py checks these against its data.
 SMALL_TALK_INTENTS = ("greet", "goodbye", "thanks")
 FALLBACK_INTENTS = ("nlu_fallback", "out_of_scope")
 NON_QUESTION_INTENTS = (*SMALL_TALK_INTENTS, *FALLBACK_INTENTS, "human_handoff")
-MESSAGE_KINDS = ("message", "fallback")
 DAYPARTS = (("night", 0, 6), ("morning", 6, 12), ("afternoon", 12, 18), ("evening", 18, 24))
 
 
@@ -83,7 +87,7 @@ def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.sum(case((condition, 1), else_=0))
 
 
-def message_intents(engine: Engine, *, until: datetime | None = None) -> list[tuple[str, int]]:
+def message_intents(session: Session, *, until: datetime | None = None) -> list[tuple[str, int]]:
     """Every intent of a message before `until` with its count, most used first."""
     e = Event.__table__
     query = (
@@ -94,12 +98,11 @@ def message_intents(engine: Engine, *, until: datetime | None = None) -> list[tu
     )
     if until is not None:
         query = query.where(e.c.ts < until)
-    with engine.connect() as connection:
-        return [(str(intent), int(n)) for intent, n in connection.execute(query)]
+    return [(str(intent), int(n)) for intent, n in session.execute(query)]
 
 
 def user_feature_table(
-    engine: Engine,
+    session: Session,
     *,
     as_of: datetime,
     window_start: datetime,
@@ -117,7 +120,7 @@ def user_feature_table(
     the division rules (empty denominators) live in one place. Day-based columns are
     fractional days since the epoch.
     """
-    dialect = engine.dialect.name
+    dialect = session.get_bind().dialect.name
     e = Event.__table__
     kind = e.c.kind
     is_message = kind.in_(MESSAGE_KINDS)
@@ -137,16 +140,18 @@ def user_feature_table(
             distinct(case((e.c.ts >= (recent_start or window_start), _day_number(dialect, e.c.ts))))
         ).label("recent_active_days"),
         _count_if(is_message).label("messages"),
-        _count_if(and_(kind == "message", e.c.intent.not_in(NON_QUESTION_INTENTS))).label("questions"),
-        _count_if(kind == "fallback").label("unanswered"),
-        func.avg(case((kind == "feedback", rating))).label("mean_rating"),
-        _count_if(kind == "feedback").label("feedbacks"),
-        _count_if(kind == "reaction").label("reactions"),
-        _count_if(kind == "poll_answer").label("poll_answers"),
-        _count_if(and_(kind == "message", reply == true())).label("replies"),
+        _count_if(and_(kind == EventKind.MESSAGE, e.c.intent.not_in(NON_QUESTION_INTENTS))).label(
+            "questions"
+        ),
+        _count_if(kind == EventKind.FALLBACK).label("unanswered"),
+        func.avg(case((kind == EventKind.FEEDBACK, rating))).label("mean_rating"),
+        _count_if(kind == EventKind.FEEDBACK).label("feedbacks"),
+        _count_if(kind == EventKind.REACTION).label("reactions"),
+        _count_if(kind == EventKind.POLL_ANSWER).label("poll_answers"),
+        _count_if(and_(kind == EventKind.MESSAGE, reply == true())).label("replies"),
         _count_if(and_(is_message, e.c.chat_id < 0)).label("group_messages"),
-        _count_if(kind == "push_received").label("pushes"),
-        _count_if(kind == "push_response").label("push_responses"),
+        _count_if(kind == EventKind.PUSH_RECEIVED).label("pushes"),
+        _count_if(kind == EventKind.PUSH_RESPONSE).label("push_responses"),
     ]
     for index, intent in enumerate(intents):
         columns.append(_count_if(and_(is_message, e.c.intent == intent)).label(f"intent_{index}"))
@@ -158,29 +163,27 @@ def user_feature_table(
         .group_by(e.c.user_id)
         .order_by(e.c.user_id)
     )
-    with engine.connect() as connection:
-        result = connection.execute(query)
-        names = tuple(result.keys())
-        rows = [tuple(row) for row in result]
+    result = session.execute(query)
+    names = tuple(result.keys())
+    rows = [tuple(row) for row in result]
     logger.info("aggregated features of %d users in SQL", len(rows))
     return Table(columns=names, rows=rows)
 
 
-def sent_deliveries(engine: Engine, *, as_of: datetime) -> dict[int, int]:
+def sent_deliveries(session: Session, *, as_of: datetime) -> dict[int, int]:
     """Pushes actually sent per user: the push-rate denominator when no push events were logged."""
     d = Delivery.__table__
     query = (
         select(d.c.user_id, func.count())
-        .where(d.c.status == "sent", d.c.sent_at < as_of)
+        .where(d.c.status == DeliveryStatus.SENT, d.c.sent_at < as_of)
         .group_by(d.c.user_id)
     )
-    with engine.connect() as connection:
-        return {int(user): int(n) for user, n in connection.execute(query)}
+    return {int(user): int(n) for user, n in session.execute(query)}
 
 
-def active_users_by(engine: Engine, *, period_days: int, since: datetime, until: datetime) -> Table:
+def active_users_by(session: Session, *, period_days: int, since: datetime, until: datetime) -> Table:
     """Distinct active users per bucket of `period_days` days (1: DAU, 7: WAU, 28/30: MAU)."""
-    dialect = engine.dialect.name
+    dialect = session.get_bind().dialect.name
     e = Event.__table__
     bucket = (_day_number(dialect, e.c.ts) // period_days).label("bucket")
     query = (
@@ -189,51 +192,60 @@ def active_users_by(engine: Engine, *, period_days: int, since: datetime, until:
         .group_by(bucket)
         .order_by(bucket)
     )
-    with engine.connect() as connection:
-        rows = [(int(b) * period_days, int(n)) for b, n in connection.execute(query)]
+    rows = [(int(b) * period_days, int(n)) for b, n in session.execute(query)]
     return Table(columns=("day", "users"), rows=rows)
 
 
-def distinct_users_between(engine: Engine, *, since: datetime, until: datetime) -> int:
+def distinct_users_between(session: Session, *, since: datetime, until: datetime) -> int:
     """How many users had any event in [since, until)."""
     e = Event.__table__
     query = select(func.count(distinct(e.c.user_id))).where(
         e.c.user_id.is_not(None), e.c.ts >= since, e.c.ts < until
     )
-    with engine.connect() as connection:
-        return int(connection.execute(query).scalar() or 0)
+    return int(session.execute(query).scalar() or 0)
 
 
-def period_counts(engine: Engine, *, since: datetime, until: datetime, top: int = 5) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PeriodCounts:
+    """New users, messages, unanswered messages and the top intents of one period."""
+
+    messages: int
+    unanswered: int
+    new_users: int
+    top_intents: tuple[tuple[str, int], ...]
+
+
+def period_counts(session: Session, *, since: datetime, until: datetime, top: int = 5) -> PeriodCounts:
     """New users, messages, unanswered messages and top intents in [since, until)."""
     e = Event.__table__
     u = User.__table__
     window = and_(e.c.ts >= since, e.c.ts < until)
-    with engine.connect() as connection:
-        messages, unanswered = connection.execute(
-            select(_count_if(e.c.kind.in_(MESSAGE_KINDS)), _count_if(e.c.kind == "fallback")).where(window)
-        ).one()
-        new_users = connection.execute(
-            select(func.count()).where(u.c.first_seen >= since, u.c.first_seen < until)
-        ).scalar()
-        intents = connection.execute(
-            select(e.c.intent, func.count())
-            .where(window, e.c.kind == "message", e.c.intent.is_not(None))
-            .group_by(e.c.intent)
-            .order_by(func.count().desc(), e.c.intent)
-            .limit(top)
-        ).all()
-    return {
-        "messages": int(messages or 0),
-        "unanswered": int(unanswered or 0),
-        "new_users": int(new_users or 0),
-        "top_intents": [(str(i), int(n)) for i, n in intents],
-    }
+    messages, unanswered = session.execute(
+        select(_count_if(e.c.kind.in_(MESSAGE_KINDS)), _count_if(e.c.kind == EventKind.FALLBACK)).where(
+            window
+        )
+    ).one()
+    new_users = session.execute(
+        select(func.count()).where(u.c.first_seen >= since, u.c.first_seen < until)
+    ).scalar()
+    intents = session.execute(
+        select(e.c.intent, func.count())
+        .where(window, e.c.kind == EventKind.MESSAGE, e.c.intent.is_not(None))
+        .group_by(e.c.intent)
+        .order_by(func.count().desc(), e.c.intent)
+        .limit(top)
+    ).all()
+    return PeriodCounts(
+        messages=int(messages or 0),
+        unanswered=int(unanswered or 0),
+        new_users=int(new_users or 0),
+        top_intents=tuple((str(i), int(n)) for i, n in intents),
+    )
 
 
-def retention_cohorts(engine: Engine, *, until: datetime) -> Table:
+def retention_cohorts(session: Session, *, until: datetime) -> Table:
     """Users per (first-activity week, weeks since) pair: the weekly retention triangle."""
-    dialect = engine.dialect.name
+    dialect = session.get_bind().dialect.name
     e = Event.__table__
     week = _day_number(dialect, e.c.ts) // 7
     active = (
@@ -254,14 +266,13 @@ def retention_cohorts(engine: Engine, *, until: datetime) -> Table:
         .group_by(first.c.cohort, offset)
         .order_by(first.c.cohort, offset)
     )
-    with engine.connect() as connection:
-        rows = [(int(c), int(o), int(n)) for c, o, n in connection.execute(query)]
+    rows = [(int(c), int(o), int(n)) for c, o, n in session.execute(query)]
     return Table(columns=("cohort_week", "week_offset", "users"), rows=rows)
 
 
-def activity_heatmap(engine: Engine, *, since: datetime, until: datetime) -> Table:
+def activity_heatmap(session: Session, *, since: datetime, until: datetime) -> Table:
     """Events per (weekday, hour), UTC, weekday 0 = Sunday."""
-    dialect = engine.dialect.name
+    dialect = session.get_bind().dialect.name
     e = Event.__table__
     weekday = _weekday(dialect, e.c.ts).label("weekday")
     hour = _hour(dialect, e.c.ts).label("hour")
@@ -270,16 +281,15 @@ def activity_heatmap(engine: Engine, *, since: datetime, until: datetime) -> Tab
         .where(e.c.user_id.is_not(None), e.c.ts >= since, e.c.ts < until)
         .group_by(weekday, hour)
     )
-    with engine.connect() as connection:
-        rows = [(int(w), int(h), int(n)) for w, h, n in connection.execute(query)]
+    rows = [(int(w), int(h), int(n)) for w, h, n in session.execute(query)]
     return Table(columns=("weekday", "hour", "events"), rows=rows)
 
 
-def unanswered_texts(engine: Engine, *, since: datetime, until: datetime, limit: int = 20) -> Table:
+def unanswered_texts(session: Session, *, since: datetime, until: datetime, limit: int = 20) -> Table:
     """Unanswered message texts grouped case-insensitively, most frequent first."""
     e = Event.__table__
     normalised = func.lower(func.trim(e.c.text)).label("text")
-    unanswered = or_(e.c.kind == "fallback", e.c.intent.in_(FALLBACK_INTENTS))
+    unanswered = or_(e.c.kind == EventKind.FALLBACK, e.c.intent.in_(FALLBACK_INTENTS))
     query = (
         select(normalised, func.count().label("n"), func.count(distinct(e.c.user_id)))
         .where(unanswered, e.c.text.is_not(None), e.c.ts >= since, e.c.ts < until)
@@ -287,27 +297,25 @@ def unanswered_texts(engine: Engine, *, since: datetime, until: datetime, limit:
         .order_by(func.count().desc(), normalised)
         .limit(limit)
     )
-    with engine.connect() as connection:
-        rows = [(str(t), int(n), int(u)) for t, n, u in connection.execute(query)]
+    rows = [(str(t), int(n), int(u)) for t, n, u in session.execute(query)]
     return Table(columns=("text", "count", "users"), rows=rows)
 
 
-def intents_by_segment(engine: Engine, *, run_id: int, as_of: datetime, limit: int = 5) -> Table:
+def intents_by_segment(session: Session, *, run_id: int, as_of: datetime, limit: int = 5) -> Table:
     """Message counts per (segment, intent) of one run, the top `limit` per segment."""
     e = Event.__table__
     m = SegmentMembership.__table__
     query = (
         select(m.c.segment_id, e.c.intent, func.count().label("n"))
         .join_from(e, m, and_(m.c.user_id == e.c.user_id, m.c.run_id == run_id))
-        .where(e.c.kind == "message", e.c.intent.is_not(None), e.c.ts < as_of)
+        .where(e.c.kind == EventKind.MESSAGE, e.c.intent.is_not(None), e.c.ts < as_of)
         .group_by(m.c.segment_id, e.c.intent)
         .order_by(m.c.segment_id, func.count().desc(), e.c.intent)
     )
     kept: list[tuple[Any, ...]] = []
     per_segment: dict[int, int] = {}
-    with engine.connect() as connection:
-        for segment_id, intent, n in connection.execute(query):
-            if per_segment.get(segment_id, 0) < limit:
-                per_segment[segment_id] = per_segment.get(segment_id, 0) + 1
-                kept.append((int(segment_id), str(intent), int(n)))
+    for segment_id, intent, n in session.execute(query):
+        if per_segment.get(segment_id, 0) < limit:
+            per_segment[segment_id] = per_segment.get(segment_id, 0) + 1
+            kept.append((int(segment_id), str(intent), int(n)))
     return Table(columns=("segment_id", "intent", "messages"), rows=kept)

@@ -6,7 +6,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, Table, and_, delete, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -16,6 +17,16 @@ from store.models import AnalyticsRun, Rule, Segment, SegmentMembership, User, u
 logger = logging.getLogger(__name__)
 
 MEMBERSHIP_CHUNK = 50_000
+
+
+class RunStatus(StrEnum):
+    """Where an analytics run is (`analytics_runs.status`); only a `done` run can become current."""
+
+    RUNNING = "running"
+    DONE = "done"
+    EMPTY = "empty"
+    """Closed without segments: there were no events to analyse."""
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,45 @@ class RuleInfo:
     leverage: float
     conviction: float | None
     sentence: str
+
+
+class MinedRule(Protocol):
+    """A rule to store: what the store reads of analytics' `AssociationRule` (any object with these).
+
+    A protocol rather than a dict or a copy of the dataclass: the store cannot import analytics,
+    and the rule's own fields cross the boundary as they are.
+    """
+
+    @property
+    def antecedents(self) -> Sequence[str]: ...
+    @property
+    def consequents(self) -> Sequence[str]: ...
+    @property
+    def support(self) -> float: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def lift(self) -> float: ...
+    @property
+    def leverage(self) -> float: ...
+    @property
+    def conviction(self) -> float | None: ...
+    @property
+    def sentence(self) -> str: ...
+
+
+def _rule_row(run_id: int, rule: MinedRule) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "antecedents": list(rule.antecedents),
+        "consequents": list(rule.consequents),
+        "support": rule.support,
+        "confidence": rule.confidence,
+        "lift": rule.lift,
+        "leverage": rule.leverage,
+        "conviction": rule.conviction,
+        "sentence": rule.sentence,
+    }
 
 
 @dataclass(frozen=True)
@@ -126,7 +176,7 @@ def start_run(engine: Engine, *, algorithm: str, params: dict[str, Any]) -> int:
     with engine.begin() as connection:
         result = connection.execute(
             insert(AnalyticsRun).values(
-                created_at=utcnow(), status="running", algorithm=algorithm, params=params
+                created_at=utcnow(), status=RunStatus.RUNNING, algorithm=algorithm, params=params
             )
         )
         run_id = result.inserted_primary_key
@@ -170,7 +220,7 @@ def complete_run(
     segments: Sequence[NewSegment],
     user_ids: Sequence[int],
     labels: Sequence[int],
-    rules: Sequence[dict[str, Any]],
+    rules: Sequence[MinedRule],
 ) -> int:
     """Store segments, memberships and rules and make the run current, in one transaction.
 
@@ -230,13 +280,13 @@ def complete_run(
                 )
             message = f"{message}; {dropped} user(s) deleted during the run were left out"
         if rules:
-            connection.execute(insert(Rule), [{"run_id": run_id, **rule} for rule in rules])
+            connection.execute(insert(Rule), [_rule_row(run_id, rule) for rule in rules])
         connection.execute(update(AnalyticsRun).where(AnalyticsRun.is_current).values(is_current=False))
         connection.execute(
             update(AnalyticsRun)
             .where(AnalyticsRun.id == run_id)
             .values(
-                status="done",
+                status=RunStatus.DONE,
                 message=message,
                 metrics=metrics,
                 n_users=len(user_ids) - dropped,
@@ -271,7 +321,7 @@ def previous_done_run(engine: Engine, before_run: int) -> RunInfo | None:
     with Session(engine) as session:
         row = session.scalars(
             select(AnalyticsRun)
-            .where(AnalyticsRun.status == "done", AnalyticsRun.id < before_run)
+            .where(AnalyticsRun.status == RunStatus.DONE, AnalyticsRun.id < before_run)
             .order_by(AnalyticsRun.id.desc())
             .limit(1)
         ).first()
@@ -358,3 +408,21 @@ def run_memberships(engine: Engine, run_id: int) -> tuple[list[int], list[int]]:
             users.append(int(user))
             segments.append(int(segment))
     return users, segments
+
+
+def current_segment_names(session: Session) -> dict[int, str]:
+    """user id → name of their segment in the current run (empty before the first run), in one query."""
+    m = SegmentMembership.__table__
+    current = (
+        select(AnalyticsRun.id)
+        .where(AnalyticsRun.is_current)
+        .order_by(AnalyticsRun.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    query = (
+        select(m.c.user_id, Segment.name)
+        .join(Segment, Segment.id == m.c.segment_id)
+        .where(m.c.run_id == current)
+    )
+    return {int(user): str(name) for user, name in session.execute(query)}

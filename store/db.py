@@ -81,3 +81,27 @@ def unit_of_work(engine: Engine) -> Iterator[Session]:
     """One transaction: commit on success, roll back on any error."""
     with Session(engine, expire_on_commit=False) as session, session.begin():
         yield session
+
+
+@contextmanager
+def read_snapshot(engine: Engine) -> Iterator[Session]:
+    """One read-only transaction in which every query sees the same committed state.
+
+    A planner that reads users, pushes and histories in several queries must not see a push
+    committed between two of them. PostgreSQL's default (READ COMMITTED) gives each statement its
+    own snapshot, so this runs REPEATABLE READ; pysqlite opens no transaction for SELECTs, so on
+    SQLite an explicit BEGIN holds one WAL read snapshot from the first query on. Nothing may be
+    written: the transaction is always rolled back.
+    """
+    with Session(engine, expire_on_commit=False) as session:
+        backend = engine.dialect.name
+        if backend == "postgresql":
+            session.connection(
+                execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+            )
+        elif backend == "sqlite":
+            session.connection().exec_driver_sql("BEGIN")
+        try:
+            yield session
+        finally:
+            session.rollback()

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
 
 from store.db import unit_of_work
 from store.models import ModelRun
@@ -39,6 +40,38 @@ def _info(run: ModelRun) -> ModelRunInfo:
     )
 
 
+def add_model_run(
+    session: Session,
+    *,
+    kind: str,
+    artefact_path: str,
+    metrics: dict[str, Any],
+    params: dict[str, Any] | None = None,
+    activate: bool,
+    decision: str,
+    now: datetime,
+) -> int:
+    """Store a trained model with its decision in the caller's transaction; its id.
+
+    When `activate`, it replaces the active model of its kind in the same transaction, so
+    there is never a moment with two active models or none.
+    """
+    if activate:
+        session.execute(update(ModelRun).where(ModelRun.kind == kind).values(active=False))
+    run = ModelRun(
+        kind=kind,
+        created_at=now,
+        artefact_path=artefact_path,
+        params=params or {},
+        metrics=metrics,
+        active=activate,
+        decision=decision,
+    )
+    session.add(run)
+    session.flush()
+    return run.id
+
+
 def record_model_run(
     engine: Engine,
     *,
@@ -50,37 +83,29 @@ def record_model_run(
     decision: str,
     now: datetime,
 ) -> int:
-    """Store a trained model with its decision; when `activate`, it replaces the active one of its kind."""
+    """`add_model_run` in a unit of work of its own (for callers with nothing else to write)."""
     with unit_of_work(engine) as session:
-        if activate:
-            session.execute(update(ModelRun).where(ModelRun.kind == kind).values(active=False))
-        run = ModelRun(
+        return add_model_run(
+            session,
             kind=kind,
-            created_at=now,
             artefact_path=artefact_path,
-            params=params or {},
             metrics=metrics,
-            active=activate,
+            params=params,
+            activate=activate,
             decision=decision,
+            now=now,
         )
-        session.add(run)
-        session.flush()
-        return run.id
 
 
-def active_model_run(engine: Engine, kind: str) -> ModelRunInfo | None:
+def active_model_run(session: Session, kind: str) -> ModelRunInfo | None:
     """The active model of this kind, or None."""
-    with unit_of_work(engine) as session:
-        run = session.scalar(
-            select(ModelRun)
-            .where(ModelRun.kind == kind, ModelRun.active.is_(True))
-            .order_by(ModelRun.id.desc())
-        )
-        return None if run is None else _info(run)
+    run = session.scalar(
+        select(ModelRun).where(ModelRun.kind == kind, ModelRun.active.is_(True)).order_by(ModelRun.id.desc())
+    )
+    return None if run is None else _info(run)
 
 
-def list_model_runs(engine: Engine, kind: str, *, limit: int = 10) -> list[ModelRunInfo]:
+def list_model_runs(session: Session, kind: str, *, limit: int = 10) -> list[ModelRunInfo]:
     """The latest runs of this kind, newest first."""
-    with unit_of_work(engine) as session:
-        query = select(ModelRun).where(ModelRun.kind == kind).order_by(ModelRun.id.desc()).limit(limit)
-        return [_info(run) for run in session.scalars(query)]
+    query = select(ModelRun).where(ModelRun.kind == kind).order_by(ModelRun.id.desc()).limit(limit)
+    return [_info(run) for run in session.scalars(query)]

@@ -8,18 +8,17 @@ from analytics.errors import ModelFormatError
 from analytics.sequence.base import FORMAT_VERSION, BaseSequenceModel, SequenceModel, read_metadata
 from analytics.sequence.baselines import MarkovModel, PopularityModel
 from analytics.sequence.lstm import NextEventModel
-from analytics.sequence.tokens import EVENT_KINDS, INTENTS, KNOWN_TOKENS, event_token
+from analytics.sequence.tokens import EVENT_KINDS, TokenVocabulary, event_token
 
 __all__ = [
     "EVENT_KINDS",
     "FORMAT_VERSION",
-    "INTENTS",
-    "KNOWN_TOKENS",
     "BaseSequenceModel",
     "MarkovModel",
     "NextEventModel",
     "PopularityModel",
     "SequenceModel",
+    "TokenVocabulary",
     "event_token",
     "load_model",
 ]

@@ -2,42 +2,41 @@
 
 from __future__ import annotations
 
-EVENT_KINDS: tuple[str, ...] = (
-    "message",
-    "command",
-    "callback",
-    "reaction",
-    "poll_answer",
-    "feedback",
-    "join",
-    "push_received",
-    "push_response",
-)
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 
-INTENTS: tuple[str, ...] = (
-    "greet",
-    "goodbye",
-    "thanks",
-    "getting_started",
-    "pricing",
-    "api_keys",
-    "rate_limits",
-    "models",
-    "billing",
-    "account",
-    "data_privacy",
-    "bug_report",
-    "feature_request",
-    "community_events",
-    "docs",
-    "fine_tuning",
-    "service_status",
-    "human_handoff",
-    "out_of_scope",
-    "nlu_fallback",
-)
+from store.vocabulary import EventKind
 
-KNOWN_TOKENS: frozenset[str] = frozenset(EVENT_KINDS) | frozenset(INTENTS)
+EVENT_KINDS: tuple[str, ...] = tuple(kind.value for kind in EventKind)
+"""Every event kind: the token of an event the NLU gave no intent (a reaction, a join, a push receipt)."""
+
+
+@dataclass(frozen=True)
+class TokenVocabulary:
+    """The tokens a user's sequence can hold: every event kind, and the intents the NLU can give.
+
+    Intents are not named in analytics: they are the labels of the active NLU model (its trained
+    intents and its fallback intent), known at run time, so the composition root passes them in.
+    """
+
+    intents: frozenset[str]
+
+    @classmethod
+    def of(cls, intents: Iterable[str]) -> TokenVocabulary:
+        """The vocabulary of an NLU model with these labels."""
+        return cls(frozenset(intents))
+
+    @property
+    def tokens(self) -> frozenset[str]:
+        """Every known token: the event kinds and the intents."""
+        return frozenset(EVENT_KINDS) | self.intents
+
+    def __contains__(self, token: object) -> bool:
+        return token in self.intents or token in EVENT_KINDS
+
+    def unknown(self, tokens: Collection[str]) -> list[str]:
+        """The tokens that are neither an event kind nor an intent, in the given order."""
+        return [token for token in tokens if token not in self]
 
 
 def event_token(kind: str, intent: str | None = None) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from analytics.sequence.tokens import INTENTS
+from nlu import default_data_paths, load_training_data
 
 __all__ = [
     "ACTIONS",
@@ -21,8 +21,8 @@ __all__ = [
     "type_named",
 ]
 
-# Every intent the bot knows, except the fallback the NLU gives rather than a user asks for.
-INTENT_ACTIONS: tuple[str, ...] = tuple(intent for intent in INTENTS if intent != "nlu_fallback")
+# Every intent of the bundled NLU data, in file order (the fallback is given by the NLU, never asked).
+INTENT_ACTIONS: tuple[str, ...] = tuple(dict.fromkeys(load_training_data(default_data_paths()).labels))
 """Actions that are a question or remark to the bot, named after the intent they express."""
 
 NON_INTENT_ACTIONS: tuple[str, ...] = ("start", "join", "feedback", "reaction", "poll_answer", "chatter")

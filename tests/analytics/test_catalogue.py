@@ -6,9 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from analytics.catalogue import DEFAULT_CATALOGUE, FollowupMessage, load_catalogue, loads_catalogue
-from analytics.errors import AnalyticsError, CatalogueError
-from analytics.sequence import KNOWN_TOKENS
+from analytics.catalogue import (
+    DEFAULT_CATALOGUE,
+    FollowupMessage,
+    check_targets,
+    load_catalogue,
+    loads_catalogue,
+)
+from analytics.errors import AnalyticsError, CatalogueError, UnknownTargetError
+from analytics.sequence import TokenVocabulary
+from nlu import FALLBACK_INTENT, default_data_paths, load_training_data
+
+# The bundled NLU data's labels: the intents a default install can log.
+NLU_VOCABULARY = TokenVocabulary.of([*load_training_data(default_data_paths()).intents, FALLBACK_INTENT])
 
 VALID = """
 version: 1
@@ -36,7 +46,7 @@ def test_default_catalogue_is_valid_and_complete() -> None:
     assert len(ids) >= 10
     assert {"pricing_tips", "new_model_announcement", "api_key_setup", "we_miss_you"} <= ids
     for message in catalogue.messages:
-        assert set(message.targets) <= KNOWN_TOKENS
+        assert set(message.targets) <= NLU_VOCABULARY.tokens
         assert message.text_en and message.text_zh
     assert catalogue.default_for(None) is not None
     assert catalogue.default_for("Dormant askers") == catalogue.get("we_miss_you")
@@ -91,7 +101,7 @@ def test_parse_and_defaults() -> None:
 def test_validation_errors_name_file_and_message(replace: str, by: str, message: str) -> None:
     assert replace in VALID
     with pytest.raises(CatalogueError, match=message) as info:
-        loads_catalogue(VALID.replace(replace, by), source="bad.yml")
+        loads_catalogue(VALID.replace(replace, by), source="bad.yml", vocabulary=NLU_VOCABULARY)
     assert str(info.value).startswith("bad.yml: ")
     assert isinstance(info.value, AnalyticsError)
     assert isinstance(info.value, ValueError)
@@ -110,3 +120,26 @@ def test_file_errors(tmp_path: Path) -> None:
         load_catalogue(empty)
     with pytest.raises(CatalogueError, match="'messages' list"):
         loads_catalogue("- just a list")
+
+
+def test_targets_are_checked_against_the_nlu_labels_and_event_kinds() -> None:
+    # The shipped catalogue against the bundled NLU data: every target is an intent or a kind.
+    load_catalogue(vocabulary=NLU_VOCABULARY)
+    catalogue = loads_catalogue(VALID, source="mine.yml")  # parsing alone does not know the intents
+    check_targets(catalogue, NLU_VOCABULARY)
+    renamed = TokenVocabulary.of(NLU_VOCABULARY.intents - {"billing"})  # a model without `billing`
+    with pytest.raises(
+        UnknownTargetError, match=r"mine.yml: message 'pricing_tips': unknown target tokens \['billing'\]"
+    ) as info:
+        check_targets(catalogue, renamed)
+    assert "pricing" in str(info.value)  # the known intents are listed
+    assert isinstance(info.value, CatalogueError)
+    # Event kinds are targets whatever the model: a catalogue of kinds passes with no intents.
+    kinds_only = loads_catalogue(
+        VALID.replace("[pricing, billing]", "[push_response, join]").replace("[greet]", "[reaction]")
+    )
+    check_targets(kinds_only, TokenVocabulary.of([]))
+    with pytest.raises(
+        UnknownTargetError, match=r"'pricing_tips': unknown target tokens \['pricing', 'billing'\]"
+    ):
+        check_targets(catalogue, TokenVocabulary.of([]))

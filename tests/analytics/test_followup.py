@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from analytics import followup
 from analytics.catalogue import FollowupMessage, load_catalogue
 from analytics.followup import (
     ChooserConfig,
     FollowupChoice,
     ResponseStats,
+    UnknownTargetLog,
     UserContext,
     choose_followup,
     choose_followups,
@@ -141,9 +143,10 @@ def test_unknown_targets_are_scored_by_response_rate_and_logged_once(
 ) -> None:
     model = FixedModel({"pricing": 0.1, "greet": 0.0})
     stats = {"fine_tuning_guide": ResponseStats(sent=10, responded=10)}
+    log = UnknownTargetLog()  # the caller owns what was reported, for one model
     with caplog.at_level(logging.INFO, logger="analytics.followup"):
-        first = choose(model=model, stats=stats)
-        choose(model=model, stats=stats)
+        first = choose(model=model, stats=stats, unknown_targets=log)
+        choose(model=model, stats=stats, unknown_targets=log)
     assert first is not None
     # fine-tuning: response-rate term only, 0.5 * 11/12 = 0.458 beats pricing 0.5 * 0.1 + 0.5 * 0.5 = 0.3.
     assert first.message_id == "fine_tuning_guide"
@@ -151,6 +154,36 @@ def test_unknown_targets_are_scored_by_response_rate_and_logged_once(
     assert first.reason.startswith(
         "targets unknown to the model, response rate only; response rate 92% over 10"
     )
+    assert caplog.text.count("'fine_tuning_guide': targets ['fine_tuning'] are unknown") == 1
+    assert log.reported == {"fine_tuning_guide", "rate_limit_guide"}
+
+
+def test_unknown_target_notices_are_not_module_state(caplog: pytest.LogCaptureFixture) -> None:
+    # Without a shared log each call reports for itself: nothing is remembered between calls
+    # (a process-wide set keyed by id(model) silenced a new model that reused a freed one's id).
+    model = FixedModel({"pricing": 0.1, "greet": 0.0})
+    stats = {"fine_tuning_guide": ResponseStats(sent=10, responded=10)}
+    with caplog.at_level(logging.INFO, logger="analytics.followup"):
+        for _ in range(2):
+            choose(model=model, stats=stats)
+    assert caplog.text.count("'fine_tuning_guide': targets ['fine_tuning'] are unknown") == 2
+    assert not [name for name in vars(followup) if name.isupper() and isinstance(vars(followup)[name], set)]
+    # One batch call reports each message once, however many users it scores.
+    caplog.clear()
+    users = [UserContext(user_id, tuple(HISTORY), "active") for user_id in range(50)]
+    with caplog.at_level(logging.INFO, logger="analytics.followup"):
+        list(
+            choose_followups(
+                users,
+                MESSAGES,
+                stats=stats,
+                model=model,
+                now=NOW,
+                rng=np.random.default_rng(0),
+                exploration=0.0,
+                config=ChooserConfig(min_events=3, model_weight=0.5),
+            )
+        )
     assert caplog.text.count("'fine_tuning_guide': targets ['fine_tuning'] are unknown") == 1
 
 

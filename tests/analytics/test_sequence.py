@@ -14,11 +14,11 @@ from sklearn.exceptions import NotFittedError
 from analytics.errors import ModelFormatError
 from analytics.metrics import evaluate_next_event
 from analytics.sequence import (
-    KNOWN_TOKENS,
     MarkovModel,
     NextEventModel,
     PopularityModel,
     SequenceModel,
+    TokenVocabulary,
     event_token,
     load_model,
 )
@@ -90,7 +90,8 @@ def test_event_token_prefers_intent_over_kind() -> None:
     assert event_token("message", "pricing") == "pricing"
     assert event_token("reaction", None) == "reaction"
     assert event_token("message", "") == "message"
-    assert {"pricing", "push_response", "nlu_fallback"} <= KNOWN_TOKENS
+    vocabulary = TokenVocabulary.of(["pricing", "nlu_fallback"])  # an NLU model's labels
+    assert {"pricing", "push_response", "nlu_fallback"} <= vocabulary.tokens
     with pytest.raises(ValueError, match="kind"):
         event_token("", "pricing")
 

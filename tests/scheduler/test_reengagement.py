@@ -113,8 +113,9 @@ async def test_returns_are_measured_and_give_the_uplift(engine: Engine, clock: M
     assert report.counts.returned == len(sent) // 2
     assert report.counts.skipped_by_reason["holdout"] == len(holdout)
     assert any("uplift" in line for line in report.lines())
-    stats = response_stats(engine)
-    assert sum(n for n, _ in stats.values()) == len(sent)
+    with unit_of_work(engine) as session:
+        stats = response_stats(session)
+    assert sum(counts.sent for counts in stats.values()) == len(sent)
 
 
 async def test_open_windows_count_pushed_and_holdout_alike(engine: Engine, clock: ManualClock) -> None:

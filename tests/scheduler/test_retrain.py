@@ -14,6 +14,7 @@ from cli import app
 from demo.synthetic import populate
 from scheduler.reengagement import ReengagementConfig, plan_reengagement
 from scheduler.retrain import retrain_followup_model
+from store.db import unit_of_work
 from store.model_runs import active_model_run, list_model_runs
 from tests.scheduler.conftest import START
 
@@ -33,9 +34,11 @@ def test_retrain_activates_only_a_model_that_is_no_worse(sqlite_engine: Engine, 
         sqlite_engine, model_dir=tmp_path, now=START, model_factory=MarkovModel, refresh_analytics=False
     )
     assert same.activated  # equal held-out metrics are "at least" the active model's
-    active = active_model_run(sqlite_engine, "followup")
+    with unit_of_work(sqlite_engine) as session:
+        active = active_model_run(session, "followup")
+        runs = list_model_runs(session, "followup")
     assert active is not None and active.id == same.run_id
-    assert [r.active for r in list_model_runs(sqlite_engine, "followup")] == [True, False, False]
+    assert [r.active for r in runs] == [True, False, False]
     # The re-engagement job now chooses with the active model.
     plan = plan_reengagement(sqlite_engine, ReengagementConfig(seed=0), now=START + timedelta(days=10))
     assert plan.pending > 0
@@ -46,7 +49,8 @@ def test_retrain_activates_only_a_model_that_is_no_worse(sqlite_engine: Engine, 
 def test_retrain_with_too_little_data_records_nothing(sqlite_engine: Engine, tmp_path: Path) -> None:
     result = retrain_followup_model(sqlite_engine, model_dir=tmp_path, now=START, refresh_analytics=False)
     assert result.run_id is None and "not trained" in result.decision
-    assert list_model_runs(sqlite_engine, "followup") == []
+    with unit_of_work(sqlite_engine) as session:
+        assert list_model_runs(session, "followup") == []
 
 
 def test_followup_cli_evaluate_and_train(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
