@@ -47,7 +47,8 @@ def test_compose_runs_the_bot_on_postgres_with_healthchecks() -> None:
 def test_compose_file_passes_docker_compose_config(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("", encoding="utf-8")
     result = subprocess.run(
-        ["docker-compose", "--project-directory", str(tmp_path), "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+        ["docker-compose", "--project-directory", str(tmp_path)]
+        + ["-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
         capture_output=True,
         text=True,
         check=False,
