@@ -46,9 +46,9 @@ def test_compose_runs_the_bot_on_postgres_with_healthchecks() -> None:
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose is not installed")
 def test_compose_file_passes_docker_compose_config(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("", encoding="utf-8")
+    compose = ["docker-compose", "--project-directory", str(tmp_path), "-f", str(ROOT / "docker-compose.yml")]
     result = subprocess.run(
-        ["docker-compose", "--project-directory", str(tmp_path)]
-        + ["-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+        [*compose, "config", "-q"],
         capture_output=True,
         text=True,
         check=False,
