@@ -96,8 +96,9 @@ def plain_executemany(engine: Engine, rows: list[dict[str, Any]]) -> float:
 
 def ours(engine: Engine, rows: list[dict[str, Any]]) -> float:
     start = time.perf_counter()
-    for offset in range(0, len(rows), 50_000):
-        append_events(engine, rows[offset : offset + 50_000])
+    records = [EventRecord(**row) for row in rows]  # built in the timing: what an import pays
+    for offset in range(0, len(records), 50_000):
+        append_events(engine, records[offset : offset + 50_000])
     return time.perf_counter() - start
 
 

@@ -31,7 +31,6 @@ from store import (
     Settings,
     UserInfo,
     UserState,
-    forget_user,
     set_opted_out,
     upsert_user,
 )
@@ -186,9 +185,11 @@ class BotServices:
         """Delete everything about a user, after the event log has caught up.
 
         The writer is flushed first so that no event of this user lands after the delete.
+
+        Raises:
+            EventLogBehindError: the log did not catch up; nothing was deleted.
         """
-        await asyncio.to_thread(self.writer.flush)
-        report = await asyncio.to_thread(forget_user, self.engine, user_id)
+        report = await asyncio.to_thread(self.writer.forget, user_id)
         self._profiles.pop(user_id, None)
         logger.info("forgot user %d (%d rows)", user_id, report.total)
         return report

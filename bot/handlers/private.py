@@ -11,6 +11,7 @@ from bot.handlers.buttons import verified_button
 from bot.i18n import t
 from bot.replies import lang_of
 from bot.services import services_of
+from store import EventLogBehindError
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,12 @@ async def on_forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     if data.arg != "yes":
         await query.edit_message_text(t("forget_cancelled", lang))
         return
-    await services_of(context).forget(query.from_user.id)
+    try:
+        await services_of(context).forget(query.from_user.id)
+    except EventLogBehindError:
+        logger.warning("forget of user %d refused: the event log is behind", query.from_user.id)
+        await query.edit_message_text(t("forget_later", lang))
+        return
     if context.user_data is not None:
         context.user_data.clear()
     await query.edit_message_text(t("forgotten", lang))
