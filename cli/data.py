@@ -61,7 +61,7 @@ def events_import(
             fail(f"nothing imported: {exc}")
         except SQLAlchemyError as exc:
             fail(f"nothing imported: database error: {str(exc).strip().splitlines()[0][:200]}")
-    out.print(f"imported {report.imported} events from {path}", markup=False)
+    out.print(f"imported {report.imported} events from {path}", markup=False, soft_wrap=True)
     for row in report.skipped:
         typer.echo(f"skipped {path}:{row.line}: {row.reason}", err=True)
 
@@ -101,4 +101,4 @@ def users_forget(ctx: typer.Context, user_id: int = typer.Argument(..., help="Te
     details = ", ".join(f"{count} {table}" for table, count in report.deleted.items() if count)
     scrubbed = ", ".join(f"{count} {place}" for place, count in report.scrubbed.items() if count)
     summary = f"forgot user {user_id}: deleted {details or 'nothing'}"
-    out.print(summary + (f"; removed their id from {scrubbed}" if scrubbed else ""))
+    out.print(summary + (f"; removed their id from {scrubbed}" if scrubbed else ""), soft_wrap=True)

@@ -10,7 +10,7 @@ import logging
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -53,7 +53,7 @@ class ImportReport:
 
 
 _BIGINT = (-(2**63), 2**63 - 1)
-_INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
+_INTEGER = re.compile(r"[+-]?[0-9]{1,40}")
 _SHOWN = 40
 
 
@@ -261,12 +261,12 @@ def import_events(
                 if raw is None:
                     bad.append(BadRow(number, error))
                     continue
+                if not store_text:  # text that is not kept is not checked either
+                    raw.pop("text", None)
                 try:
-                    row = parse_event(raw)
+                    rows.append(parse_event(raw))
                 except ValueError as exc:
                     bad.append(BadRow(number, str(exc)))
-                    continue
-                rows.append(row if store_text or row.text is None else replace(row, text=None))
     except UnicodeDecodeError as exc:
         raise ImportFileError(str(path), [], detail=f"not UTF-8 text ({exc.reason})") from exc
     except csv.Error as exc:
