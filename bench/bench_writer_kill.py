@@ -101,10 +101,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url, schema = _database(args.backend, Path(tmp))
         try:
-            print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} {args.backend}, {args.rate:.0f} events/s, {args.runs} kills")
+            started = f"{datetime.now(UTC):%Y-%m-%d %H:%M}"
+            print(f"{started} {args.backend}, {args.rate:.0f} events/s, {args.runs} kills")
             results: dict[str, float] = {}
             for label, delay in (("bot writer", WRITER_BATCH_DELAY_S), ("no batch delay", 0.0)):
-                runs = [one_kill(url, delay=delay, rate=args.rate, seconds=args.seconds) for _ in range(args.runs)]
+                runs = [
+                    one_kill(url, delay=delay, rate=args.rate, seconds=args.seconds) for _ in range(args.runs)
+                ]
                 lost = [r[1] for r in runs]
                 window = max(r[2] for r in runs)
                 results[label] = window

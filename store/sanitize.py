@@ -18,6 +18,8 @@ __all__ = ["REPLACEMENT", "storable_json", "storable_text", "unstorable"]
 
 REPLACEMENT = "\ufffd"
 _NUL = "\x00"
+# One encoder: `json.dumps` with any non-default option builds a new encoder on every call.
+_STRICT_JSON = json.JSONEncoder(allow_nan=False)
 
 
 def _has_surrogate(value: str) -> bool:
@@ -36,10 +38,13 @@ def storable_text(value: str | None, *, limit: int | None = None) -> str | None:
     """
     if value is None:
         return None
-    if _NUL in value:
+    if value.isascii():  # the common case: one C-speed scan, no copy
+        if _NUL in value:
+            value = value.replace(_NUL, "")
+    elif _has_surrogate(value):
+        value = value.replace(_NUL, "").encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    elif _NUL in value:
         value = value.replace(_NUL, "")
-    if not value.isascii() and _has_surrogate(value):
-        value = value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     if limit is not None and len(value) > limit:
         value = value[:limit]
     return value
@@ -67,11 +72,11 @@ def storable_json(value: Any) -> str | None:
     if value is None:
         return None
     try:
-        text = json.dumps(value, allow_nan=False)
+        text = _STRICT_JSON.encode(value)
     except ValueError:
-        return json.dumps(_clean(value), allow_nan=False)
+        return _STRICT_JSON.encode(_clean(value))
     if "\\u0000" in text or "\\ud" in text:
-        return json.dumps(_clean(value), allow_nan=False)
+        return _STRICT_JSON.encode(_clean(value))
     return text
 
 
