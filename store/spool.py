@@ -49,7 +49,8 @@ def record_from_json(line: str) -> EventRecord:
         raise ValueError(f"not JSON: {exc}") from exc
     if not isinstance(fields, dict):
         raise ValueError("not a JSON object")
-    if "event" in fields and isinstance(fields["event"], dict):  # a dead letter: its event
+    # A dead letter reads as its event, so an operator can move fixed ones back into the spool.
+    if "event" in fields and isinstance(fields["event"], dict):
         fields = fields["event"]
     try:
         ts = datetime.fromisoformat(fields.pop("ts"))

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Text, bindparam, cast, delete, func, or_, select, update
+from sqlalchemy import Engine, Text, and_, bindparam, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.db import unit_of_work
@@ -131,8 +131,11 @@ def _scrub_references(session: Session, user_id: int) -> int:
     text = cast(Event.attributes, Text)
     mentions = [text.like(f'%"{key}": {user_id}%') for key in sorted(USER_ID_ATTRIBUTES)]
     conditions = [or_(*mentions)]
-    if messages:
-        conditions.append(Event.chat_id.in_(sorted(messages)))
+    if messages:  # replies and reactions in the chats where they wrote
+        references = [text.like(f'%"{key}": %') for key in sorted(MESSAGE_REFERENCE_ATTRIBUTES)]
+        conditions.append(
+            and_(Event.chat_id.in_(sorted(messages)), or_(Event.kind == EventKind.REACTION, *references))
+        )
     candidates = session.execute(
         select(Event.id, Event.chat_id, Event.kind, Event.attributes).where(
             Event.attributes.is_not(None),

@@ -51,6 +51,7 @@ def test_a_poison_event_is_dead_lettered_and_the_rest_written(engine: Engine, tm
     for n in range(20):
         writer.log(_event(1 + n % 3, n))
     writer.log(_event(2**70, 99))
+    writer.log(EventRecord(user_id=3, chat_id=2**70, ts=T0, kind="message"))  # fails in COPY itself
     for n in range(20, 40):
         writer.log(_event(1 + n % 3, n))
     assert writer.flush(timeout=10)
@@ -58,10 +59,12 @@ def test_a_poison_event_is_dead_lettered_and_the_rest_written(engine: Engine, tm
     assert writer.flush(timeout=10)
     writer.close()
     assert count_events(engine) == 41
-    assert writer.dead_lettered == 1
+    assert writer.dead_lettered == 2
     letters = _dead_letters(spool)
-    assert len(letters) == 1
-    assert letters[0]["event"]["user_id"] == 2**70  # type: ignore[index]
+    assert [(letter["event"]["user_id"], letter["event"]["chat_id"]) for letter in letters] == [  # type: ignore[index]
+        (2**70, 2**70),
+        (3, 2**70),
+    ]
     assert letters[0]["reason"]
 
 
