@@ -32,6 +32,14 @@ SPOOL_PATTERN = "events-*.jsonl"
 DEAD_LETTER_DIR = "dead-letter"
 DEAD_LETTER_FILE = "events.jsonl"
 _file_lock = threading.Lock()
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "user_id": int,
+    "chat_id": int,
+    "intent": str,
+    "confidence": (int, float),
+    "text": str,
+    "attributes": dict,
+}
 
 
 def record_to_json(record: EventRecord) -> str:
@@ -57,6 +65,10 @@ def record_from_json(line: str) -> EventRecord:
         record = EventRecord(ts=ts if ts.tzinfo else ts.replace(tzinfo=UTC), **fields)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"not an event: {exc}") from exc
+    for name, types in _FIELD_TYPES.items():
+        value = getattr(record, name)
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
+            raise ValueError(f"not an event: {name} is {type(value).__name__}")
     if not isinstance(record.kind, str):
         raise ValueError("not an event: kind is not a string")
     return record

@@ -207,6 +207,7 @@ def test_replaying_a_corrupt_or_poison_spool_never_blocks_start(engine: Engine, 
         '{"user_id": 4, "ts": "2026-03-01T12:00:00+00:00", "kind": "message"}\n'
         "{not json\n"
         '{"user_id": 4, "kind": "message"}\n'
+        '{"user_id": "4; DROP", "ts": "2026-03-01T12:00:00+00:00", "kind": "message"}\n'
         '["a list"]\n',
         encoding="utf-8",
     )
@@ -216,7 +217,7 @@ def test_replaying_a_corrupt_or_poison_spool_never_blocks_start(engine: Engine, 
     assert len(user_events(engine, 1)) == 2
     assert len(user_events(engine, 4)) == 1
     letters = _dead_letters(spool)
-    assert len(letters) == 4  # the poison event and three unreadable lines
+    assert len(letters) == 5  # the poison event and four unreadable lines
     assert (spool / DEAD_LETTER_DIR / "events-2.jsonl").exists()  # the unreadable file, set aside
     assert replay_spool(engine, spool) == 0  # dead letters are never replayed
 
