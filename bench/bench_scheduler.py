@@ -37,7 +37,7 @@ from sqlalchemy import Engine, create_engine, select, text
 
 from fakeapi import LocalBotAPI, RateLimits, WaitTimeout
 from scheduler.planning import create_broadcast
-from store import append_events, create_db_engine, upgrade
+from store import EventRecord, append_events, create_db_engine, upgrade
 from store.db import unit_of_work
 from store.models import Delivery
 
@@ -76,7 +76,7 @@ def fresh_database(url: str | None) -> Iterator[str]:
 def populate(engine: Engine, api: LocalBotAPI, users: list[int]) -> int:
     """Users in the database (one `join` event each) and on the server; a broadcast to all of them."""
     now = datetime.now(UTC)
-    append_events(engine, [{"user_id": u, "chat_id": u, "ts": now, "kind": "join"} for u in users])
+    append_events(engine, [EventRecord(user_id=u, chat_id=u, ts=now, kind="join") for u in users])
     for user_id in users:
         api.add_user(user_id, f"User {user_id}")
     return create_broadcast(engine, segment="all", text="Rapport bench broadcast", at=now, now=now)

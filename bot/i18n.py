@@ -100,6 +100,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Deleted: I no longer hold any data about you. If you write again, I start afresh.",
         "zh": "已删除：我不再保存任何关于你的数据。如果你再次发消息，我们将重新开始。",
     },
+    "forget_later": {
+        "en": "I could not delete your data just now (my storage is busy), so nothing was deleted. "
+        "Please send /forget again in a few minutes.",
+        "zh": "我现在无法删除你的数据（存储繁忙），因此尚未删除任何内容。请过几分钟再发送 /forget。",
+    },
     "forget_cancelled": {"en": "Nothing was deleted.", "zh": "未删除任何数据。"},
     "feedback_ask": {
         "en": "How happy are you with my answers? 1 = not at all, 5 = very.",

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from telegram import User
 
-from store import EventWriter, ForgetReport, UserInfo, UserState, forget_user, set_opted_out, upsert_user
+from store import EventWriter, ForgetReport, UserInfo, UserState, set_opted_out, upsert_user
 
 logger = logging.getLogger(__name__)
 
@@ -83,10 +83,13 @@ class UserProfiles:
     async def forget(self, user_id: int) -> ForgetReport:
         """Delete everything about a user, after the event log has caught up.
 
-        The writer is flushed first so that no event of this user lands after the delete.
+        The writer is flushed first so that no event of this user lands after the delete, and
+        the user's events still in the spool or dead-letter files go too.
+
+        Raises:
+            EventLogBehindError: the log did not catch up; nothing was deleted.
         """
-        await asyncio.to_thread(self.writer.flush)
-        report = await asyncio.to_thread(forget_user, self.engine, user_id)
+        report = await asyncio.to_thread(self.writer.forget, user_id)
         self._seen.pop(user_id, None)
         logger.info("forgot user %d (%d rows)", user_id, report.total)
         return report

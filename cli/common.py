@@ -11,6 +11,7 @@ from typing import NoReturn
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.text import Text
 from sqlalchemy import Engine
 
 from store import Settings, StoreError, check_connection, create_db_engine, load_settings
@@ -21,7 +22,8 @@ console = Console(stderr=True)
 
 def fail(message: str, *, code: int = 1) -> NoReturn:
     """Print one red line to stderr and exit non-zero (no traceback for the user)."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # The message is plain text (it may quote user data such as "[/x]"), never markup.
+    console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
 
 from cli.common import engine_scope, fail, get_settings
-from store import ImportFileError, export_events, forget_user, import_events
+from store import ImportFileError, export_events, forget_stored_user, import_events
 from store.migrate import current_revision, head_revision
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -53,10 +54,14 @@ def events_import(
                 allow_duplicate=allow_duplicate,
             )
         except ImportFileError as exc:
+            # Plain echo and a markup-free `fail`: file names and reasons quote the file's own
+            # text, which may contain anything, "[/x]" included.
             for row in exc.bad_rows:
                 typer.echo(f"{path}:{row.line}: {row.reason}", err=True)
             fail(f"nothing imported: {exc}")
-    out.print(f"imported {report.imported} events from {path}")
+        except SQLAlchemyError as exc:
+            fail(f"nothing imported: database error: {str(exc).strip().splitlines()[0][:200]}")
+    out.print(f"imported {report.imported} events from {path}", markup=False, soft_wrap=True)
     for row in report.skipped:
         typer.echo(f"skipped {path}:{row.line}: {row.reason}", err=True)
 
@@ -82,12 +87,18 @@ def events_export(
 
 @users_app.command("forget")
 def users_forget(ctx: typer.Context, user_id: int = typer.Argument(..., help="Telegram user id.")) -> None:
-    """Delete everything stored about one user."""
+    """Delete everything stored about one user, and their id wherever other rows mention it.
+
+    A bot running meanwhile may still hold the user's last events in its buffer (tens of
+    milliseconds' worth, see README "Storage"); the bot's own /forget flushes it first.
+    """
     settings = get_settings(ctx)
     with engine_scope(settings) as engine:
-        report = forget_user(engine, user_id)
+        report = forget_stored_user(engine, user_id, spool_dir=settings.data_dir / "spool")
     if report.total == 0:
         out.print(f"nothing stored about user {user_id}")
         return
     details = ", ".join(f"{count} {table}" for table, count in report.deleted.items() if count)
-    out.print(f"forgot user {user_id}: deleted {details}")
+    scrubbed = ", ".join(f"{count} {place}" for place, count in report.scrubbed.items() if count)
+    summary = f"forgot user {user_id}: deleted {details or 'nothing'}"
+    out.print(summary + (f"; removed their id from {scrubbed}" if scrubbed else ""), soft_wrap=True)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine
 
-from store import append_events
+from store import EventRecord, append_events
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class Population:
 
 def _user_rows(
     user_id: int, kind: UserType, n: int, end: datetime, rng: np.random.Generator
-) -> list[dict[str, Any]]:
+) -> list[EventRecord]:
     start_day = kind.span[0] * (0.6 + 0.4 * rng.random())
     stop_day = kind.span[1] + (rng.random() * 5.0 if kind.span[1] > 0 else 0.0)
     days = np.sort(rng.uniform(stop_day, max(start_day, stop_day + 0.5), size=n))[::-1]
@@ -117,7 +117,7 @@ def _user_rows(
     kinds = rng.choice(list(kind.kinds), size=n, p=np.array(list(kind.kinds.values())))
     intents = rng.choice(kind.intents, size=n)
     group = rng.random(size=n) < kind.group_share
-    rows: list[dict[str, Any]] = []
+    rows: list[EventRecord] = []
     for i in range(n):
         day = end - timedelta(days=float(days[i]))
         ts = day.replace(hour=int(hours[i]), minute=int(rng.integers(60)))
@@ -139,9 +139,13 @@ def _user_rows(
             row["attributes"] = {"rating": int(rng.choice(kind.ratings))}
         elif event_kind == "push_received":
             row["attributes"] = {"campaign_id": 1, "followup_id": "nudge"}
-        rows.append(row)
+        rows.append(EventRecord(**row))
         if event_kind == "push_received" and rng.random() < 0.3:
-            rows.append({**row, "kind": "push_response", "ts": ts + timedelta(hours=2), "attributes": None})
+            rows.append(
+                EventRecord(
+                    **{**row, "kind": "push_response", "ts": ts + timedelta(hours=2), "attributes": None}
+                )
+            )
     return rows
 
 
@@ -153,7 +157,7 @@ def iter_population(
     seed: int = 0,
     first_user_id: int = 1,
     chunk_users: int = 2000,
-) -> Iterator[tuple[dict[int, str], list[dict[str, Any]]]]:
+) -> Iterator[tuple[dict[int, str], list[EventRecord]]]:
     """Yield (true types, event rows) chunk by chunk, so a million users never sit in memory."""
     rng = np.random.default_rng(seed)
     shares = np.array([t.share for t in TYPES])
@@ -161,7 +165,7 @@ def iter_population(
         size = min(chunk_users, n_users - chunk_start)
         picks = rng.choice(len(TYPES), size=size, p=shares / shares.sum())
         types: dict[int, str] = {}
-        rows: list[dict[str, Any]] = []
+        rows: list[EventRecord] = []
         for offset, pick in enumerate(picks):
             kind = TYPES[int(pick)]
             user_id = first_user_id + chunk_start + offset

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from store.db import check_connection, create_db_engine, read_snapshot, safe_url, unit_of_work
-from store.errors import BadRow, DatabaseUnavailableError, ImportFileError, StoreError
+from store.errors import BadRow, DatabaseUnavailableError, EventLogBehindError, ImportFileError, StoreError
 from store.events import (
     StoredEvent,
     append_events,
@@ -24,11 +24,12 @@ from store.users import (
     set_opted_out,
     upsert_user,
 )
-from store.writer import EventWriter, replay_spool
+from store.writer import EventWriter, forget_stored_user, replay_spool
 
 __all__ = [
     "BadRow",
     "DatabaseUnavailableError",
+    "EventLogBehindError",
     "EventRecord",
     "EventWriter",
     "ForgetReport",
@@ -45,6 +46,7 @@ __all__ = [
     "count_users",
     "create_db_engine",
     "export_events",
+    "forget_stored_user",
     "forget_user",
     "get_user",
     "import_events",

@@ -2,6 +2,7 @@
 
 StoreError(Exception)
 ├── DatabaseUnavailableError   the database cannot be reached or opened
+├── EventLogBehindError        the event writer did not catch up in time (forget refused)
 └── ImportFileError(ValueError) an import file has bad rows (each listed)
 """
 
@@ -16,6 +17,14 @@ class StoreError(Exception):
 
 class DatabaseUnavailableError(StoreError):
     """The database cannot be reached; the message says which URL (password hidden)."""
+
+
+class EventLogBehindError(StoreError):
+    """Events logged earlier are not in the database yet, so acting on the log now would miss them.
+
+    Forgetting a user is refused with this rather than done early: an event of theirs that
+    landed after the delete would bring them back.
+    """
 
 
 @dataclass(frozen=True)

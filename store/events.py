@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from store.db import unit_of_work
 from store.models import Event, User
+from store.records import EventRecord
+from store.sanitize import storable_json, storable_text
 
 logger = logging.getLogger(__name__)
-
-EVENT_COLUMNS = ("user_id", "chat_id", "ts", "kind", "intent", "confidence", "text", "attributes")
 
 
 def _sqlite_ts(value: datetime) -> str:
@@ -29,27 +28,41 @@ def _sqlite_ts(value: datetime) -> str:
     return value.isoformat(sep=" ", timespec="microseconds")[:26]
 
 
-def _insert_rows(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert event rows on an open transaction, by each backend's fastest path.
+_EVENTS: Any = Event.__table__
+_KIND_LENGTH: int = _EVENTS.c.kind.type.length
+_INTENT_LENGTH: int = _EVENTS.c.intent.type.length
+
+
+def _params(record: EventRecord) -> tuple[Any, ...]:
+    """The column values of one record, cleaned so that no backend refuses them.
+
+    This is the store boundary for the log: text PostgreSQL cannot hold (NUL, lone
+    surrogates) is cleaned here, and kind and intent are cut to their columns' lengths.
+    """
+    return (
+        record.user_id,
+        record.chat_id,
+        record.ts,
+        storable_text(record.kind, limit=_KIND_LENGTH),
+        storable_text(record.intent, limit=_INTENT_LENGTH),
+        record.confidence,
+        storable_text(record.text),
+        storable_json(record.attributes),
+    )
+
+
+def _insert_rows(connection: Connection, records: Sequence[EventRecord]) -> None:
+    """Insert event records on an open transaction, by each backend's fastest path.
 
     SQLite gets DB-API executemany, PostgreSQL COPY: imports and the bot's buffered
     writer both go through here.
     """
     backend = connection.dialect.name
     if backend == "sqlite":
-        params = [
-            (
-                row.get("user_id"),
-                row.get("chat_id"),
-                _sqlite_ts(row["ts"]),
-                row["kind"],
-                row.get("intent"),
-                row.get("confidence"),
-                row.get("text"),
-                None if row.get("attributes") is None else json.dumps(row["attributes"]),
-            )
-            for row in rows
-        ]
+        params = []
+        for record in records:
+            values = _params(record)
+            params.append((*values[:2], _sqlite_ts(record.ts), *values[3:]))
         connection.exec_driver_sql(
             "INSERT INTO events (user_id, chat_id, ts, kind, intent, confidence, text, attributes)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -64,22 +77,10 @@ def _insert_rows(connection: Connection, rows: Sequence[dict[str, Any]]) -> None
                 "COPY events (user_id, chat_id, ts, kind, intent, confidence, text, attributes) FROM STDIN"
             ) as copy,
         ):
-            for row in rows:
-                attributes = row.get("attributes")
-                copy.write_row(
-                    (
-                        row.get("user_id"),
-                        row.get("chat_id"),
-                        row["ts"],
-                        row["kind"],
-                        row.get("intent"),
-                        row.get("confidence"),
-                        row.get("text"),
-                        None if attributes is None else json.dumps(attributes),
-                    )
-                )
-    else:
-        connection.execute(insert(Event), list(rows))
+            for record in records:
+                copy.write_row(_params(record))
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        raise NotImplementedError(f"unsupported database backend {backend!r}")
 
 
 def _ensure_users(connection: Connection, spans: dict[int, tuple[datetime, datetime]]) -> None:
@@ -112,16 +113,16 @@ def _ensure_users(connection: Connection, spans: dict[int, tuple[datetime, datet
     connection.execute(statement, rows)
 
 
-def append_rows(connection: Connection, rows: Sequence[dict[str, Any]]) -> int:
-    """Insert event rows and their users on an open transaction (for atomic imports)."""
-    if not rows:
+def insert_records(connection: Connection, records: Sequence[EventRecord]) -> int:
+    """Insert event records and their users on an open transaction (for atomic imports)."""
+    if not records:
         return 0
     spans: dict[int, tuple[datetime, datetime]] = {}
-    for row in rows:
-        user_id = row.get("user_id")
+    for record in records:
+        user_id = record.user_id
         if user_id is None:
             continue
-        ts = row["ts"]
+        ts = record.ts
         span = spans.get(user_id)
         if span is None:
             spans[user_id] = (ts, ts)
@@ -130,16 +131,16 @@ def append_rows(connection: Connection, rows: Sequence[dict[str, Any]]) -> int:
         elif ts > span[1]:
             spans[user_id] = (span[0], ts)
     _ensure_users(connection, spans)
-    _insert_rows(connection, rows)
-    return len(rows)
+    _insert_rows(connection, records)
+    return len(records)
 
 
-def append_events(engine: Engine, rows: Sequence[dict[str, Any]]) -> int:
-    """Insert event rows (keys as EVENT_COLUMNS, `ts` UTC-aware) and their users, atomically."""
-    if not rows:
+def append_events(engine: Engine, records: Sequence[EventRecord]) -> int:
+    """Insert events (`ts` UTC-aware) and create or widen their users, atomically."""
+    if not records:
         return 0
     with engine.begin() as connection:
-        return append_rows(connection, rows)
+        return insert_records(connection, records)
 
 
 @dataclass(frozen=True)
@@ -224,8 +225,3 @@ def count_events(engine: Engine, *, kind: str | None = None) -> int:
         if kind is not None:
             query = query.where(Event.kind == kind)
         return int(session.scalar(query) or 0)
-
-
-def rows_from_records(records: Iterable[Any], *, store_text: bool) -> list[dict[str, Any]]:
-    """Insert rows from `EventRecord`s."""
-    return [record.as_row(store_text=store_text) for record in records]

@@ -7,9 +7,13 @@ from datetime import datetime
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EventRecord:
-    """One interaction to append to the log."""
+    """One interaction to append to the log: what the bot, the scheduler and imports write.
+
+    `ts` is UTC-aware. An attribute that holds another user's id goes under one of
+    `USER_ID_ATTRIBUTES`, so that forgetting that user can scrub it from this event.
+    """
 
     user_id: int | None
     ts: datetime
@@ -20,18 +24,12 @@ class EventRecord:
     text: str | None = None
     attributes: dict[str, Any] | None = None
 
-    def as_row(self, *, store_text: bool) -> dict[str, Any]:
-        """The insert row; text is dropped unless storing text is switched on."""
-        return {
-            "user_id": self.user_id,
-            "chat_id": self.chat_id,
-            "ts": self.ts,
-            "kind": self.kind,
-            "intent": self.intent,
-            "confidence": self.confidence,
-            "text": self.text if store_text else None,
-            "attributes": self.attributes,
-        }
+
+USER_ID_ATTRIBUTES = frozenset({"by", "user_id", "from_user_id", "target_user_id", "created_by"})
+"""Attribute keys whose value is a Telegram user id (e.g. `by`: who added someone to a group)."""
+
+MESSAGE_REFERENCE_ATTRIBUTES = frozenset({"reply_to"})
+"""Attribute keys whose value is the id of a message in the event's chat (another user's, maybe)."""
 
 
 @dataclass(frozen=True)
@@ -61,12 +59,14 @@ class UserState:
 
 @dataclass(frozen=True)
 class ForgetReport:
-    """How many rows `forget_user` deleted, per table."""
+    """What `forget_user` removed: rows deleted per table, references scrubbed per place."""
 
     user_id: int
     deleted: dict[str, int] = field(default_factory=dict)
+    scrubbed: dict[str, int] = field(default_factory=dict)
+    """Rows of *other* users changed to drop the id (e.g. "event references": `by` of a join)."""
 
     @property
     def total(self) -> int:
-        """All rows deleted."""
-        return sum(self.deleted.values())
+        """All rows deleted or changed."""
+        return sum(self.deleted.values()) + sum(self.scrubbed.values())

@@ -7,6 +7,8 @@ import hashlib
 import io
 import json
 import logging
+import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,8 +19,11 @@ from sqlalchemy import Engine, insert, select
 
 from store.db import unit_of_work
 from store.errors import BadRow, ImportFileError
-from store.events import append_rows, iter_events
+from store.events import insert_records, iter_events
+from store.faults import is_row_fault
 from store.models import ImportBatch
+from store.records import EventRecord
+from store.sanitize import unstorable
 
 logger = logging.getLogger(__name__)
 
@@ -47,45 +52,107 @@ class ImportReport:
     skipped: list[BadRow]
 
 
+_BIGINT = (-(2**63), 2**63 - 1)
+_INTEGER = re.compile(r"[+-]?[0-9]{1,40}")
+_SHOWN = 40
+
+
+def _shown(value: Any) -> str:
+    """A bad value as a reason shows it: its repr, cut short (a reason is one line)."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN else f"{text[: _SHOWN - 3]}..."
+
+
 def _parse_int(value: Any, name: str) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    raise ValueError(f"{name} must be an integer, got {value!r}")
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer, got {_shown(value)}")
+    if not _BIGINT[0] <= value <= _BIGINT[1]:
+        raise ValueError(f"{name} {_shown(value)} is out of range (a 64-bit integer)")
+    return value
+
+
+def _from_epoch(seconds: float, original: Any) -> datetime:
+    if not math.isfinite(seconds):
+        raise ValueError(f"timestamp must be a finite number, got {_shown(original)}")
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ValueError(f"timestamp {_shown(original)} is out of range (years 1 to 9999)") from exc
 
 
 def _parse_timestamp(value: Any) -> datetime:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, tz=UTC)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer beyond any float
+            seconds = math.inf
+        return _from_epoch(seconds, value)
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"timestamp must be ISO 8601 or epoch seconds, got {value!r}")
+        raise ValueError(f"timestamp must be ISO 8601 or epoch seconds, got {_shown(value)}")
     text = value.strip()
     try:
-        return datetime.fromtimestamp(float(text), tz=UTC)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        return _from_epoch(seconds, value)
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise ValueError(f"timestamp is not ISO 8601: {value!r}") from exc
+        raise ValueError(f"timestamp is not ISO 8601: {_shown(value)}") from exc
     # A timestamp without an offset is taken as UTC, the log's own zone.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError(f"timestamp {_shown(value)} is out of range in UTC (years 1 to 9999)") from exc
 
 
-def parse_event(raw: dict[str, Any]) -> dict[str, Any]:
-    """Validate one raw record into an insert row; ValueError names what is wrong."""
+def _storable(value: Any, name: str) -> None:
+    reason = unstorable(value)
+    if reason is not None:
+        raise ValueError(f"{name} {reason}")
+
+
+def _parse_attributes(value: Any) -> dict[str, Any] | None:
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"attributes is not valid JSON: {exc.msg}") from exc
+        except RecursionError as exc:
+            raise ValueError("attributes is nested too deeply") from exc
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("attributes must be a JSON object")
+    _storable(value, "attributes")
+    return value
+
+
+def parse_event(raw: dict[str, Any]) -> EventRecord:
+    """Validate one raw record into an event; ValueError names what is wrong.
+
+    Rows that no backend could store as they are (a NUL, a lone surrogate, NaN inside
+    attributes, ids beyond 64 bits, dates beyond year 9999) are refused here, so a file
+    imports the same on SQLite and PostgreSQL.
+    """
     missing = [name for name in REQUIRED_FIELDS if raw.get(name) in (None, "")]
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
     kind = raw["kind"]
     if not isinstance(kind, str) or len(kind) > MAX_KIND_LENGTH:
         raise ValueError(f"kind must be a string of at most {MAX_KIND_LENGTH} characters")
+    _storable(kind, "kind")
     intent = raw.get("intent") or raw.get("topic") or None
     if intent is not None and (not isinstance(intent, str) or len(intent) > MAX_INTENT_LENGTH):
         raise ValueError(f"intent must be a string of at most {MAX_INTENT_LENGTH} characters")
+    _storable(intent, "intent")
     chat_id = raw.get("chat_id")
     confidence = raw.get("confidence")
     if confidence in ("", None):
@@ -93,32 +160,25 @@ def parse_event(raw: dict[str, Any]) -> dict[str, Any]:
     else:
         try:
             confidence = float(confidence)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"confidence must be a number, got {confidence!r}") from exc
-    attributes = raw.get("attributes")
-    if isinstance(attributes, str):
-        if attributes.strip():
-            try:
-                attributes = json.loads(attributes)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"attributes is not valid JSON: {exc.msg}") from exc
-        else:
-            attributes = None
-    if attributes is not None and not isinstance(attributes, dict):
-        raise ValueError("attributes must be a JSON object")
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"confidence must be a number, got {_shown(confidence)}") from exc
+        if not math.isfinite(confidence):
+            raise ValueError(f"confidence must be a finite number, got {_shown(raw.get('confidence'))}")
+    attributes = _parse_attributes(raw.get("attributes"))
     text = raw.get("text") or None
     if text is not None and not isinstance(text, str):
         raise ValueError("text must be a string")
-    return {
-        "user_id": _parse_int(raw["user_id"], "user_id"),
-        "chat_id": None if chat_id in (None, "") else _parse_int(chat_id, "chat_id"),
-        "ts": _parse_timestamp(raw["timestamp"]),
-        "kind": kind,
-        "intent": intent,
-        "confidence": confidence,
-        "text": text,
-        "attributes": attributes,
-    }
+    _storable(text, "text")
+    return EventRecord(
+        user_id=_parse_int(raw["user_id"], "user_id"),
+        chat_id=None if chat_id in (None, "") else _parse_int(chat_id, "chat_id"),
+        ts=_parse_timestamp(raw["timestamp"]),
+        kind=kind,
+        intent=intent,
+        confidence=confidence,
+        text=text,
+        attributes=attributes,
+    )
 
 
 def _raw_records(path: Path, handle: TextIO) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
@@ -131,6 +191,9 @@ def _raw_records(path: Path, handle: TextIO) -> Iterator[tuple[int, dict[str, An
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
                 yield number, None, f"invalid JSON: {exc.msg}"
+                continue
+            except RecursionError:
+                yield number, None, "invalid JSON: nested too deeply"
                 continue
             if not isinstance(value, dict):
                 yield number, None, "not a JSON object"
@@ -189,29 +252,30 @@ def import_events(
             detail=f"already imported on {previous.imported_at:%Y-%m-%d %H:%M} UTC "
             f"({previous.rows} events); pass --allow-duplicate to import it again",
         )
-    rows: list[dict[str, Any]] = []
+    rows: list[EventRecord] = []
     bad: list[BadRow] = []
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
+        # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark.
+        with path.open(encoding="utf-8-sig", newline="") as handle:
             for number, raw, error in _raw_records(path, handle):
                 if raw is None:
                     bad.append(BadRow(number, error))
                     continue
+                if not store_text:  # text that is not kept is not checked either
+                    raw.pop("text", None)
                 try:
-                    row = parse_event(raw)
+                    rows.append(parse_event(raw))
                 except ValueError as exc:
                     bad.append(BadRow(number, str(exc)))
-                    continue
-                if not store_text:
-                    row["text"] = None
-                rows.append(row)
     except UnicodeDecodeError as exc:
         raise ImportFileError(str(path), [], detail=f"not UTF-8 text ({exc.reason})") from exc
     except csv.Error as exc:
         raise ImportFileError(str(path), [], detail=f"malformed CSV: {exc}") from exc
     if bad and not skip_invalid:
         raise ImportFileError(str(path), bad)
-    if not rows and not bad:
+    if not rows and bad:
+        raise ImportFileError(str(path), bad, detail=f"every row is invalid ({len(bad)} bad row(s))")
+    if not rows:
         raise ImportFileError(str(path), [], detail="no events in file")
     _insert_atomically(engine, rows, sha=sha, source=str(path), skipped=len(bad))
     logger.info("imported %d events from %s (%d skipped)", len(rows), path, len(bad))
@@ -219,12 +283,26 @@ def import_events(
 
 
 def _insert_atomically(
-    engine: Engine, rows: list[dict[str, Any]], *, sha: str, source: str, skipped: int
+    engine: Engine, rows: list[EventRecord], *, sha: str, source: str, skipped: int
 ) -> None:
-    """Insert all rows and the import record in one transaction, or nothing."""
+    """Insert all rows and the import record in one transaction, or nothing.
+
+    Raises:
+        ImportFileError: the database refused the rows (nothing was written).
+    """
+    try:
+        _insert(engine, rows, sha=sha, source=source, skipped=skipped)
+    except Exception as exc:
+        if not is_row_fault(exc):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ImportFileError(source, [], detail=f"the database refused the rows: {first[:200]}") from exc
+
+
+def _insert(engine: Engine, rows: list[EventRecord], *, sha: str, source: str, skipped: int) -> None:
     with engine.begin() as connection:
         for start in range(0, len(rows), BATCH_ROWS):
-            append_rows(connection, rows[start : start + BATCH_ROWS])
+            insert_records(connection, rows[start : start + BATCH_ROWS])
         connection.execute(
             insert(ImportBatch),
             [

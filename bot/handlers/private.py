@@ -10,6 +10,7 @@ from bot.buttons import verified_button
 from bot.context import Context, services_of
 from bot.i18n import t
 from bot.replies import lang_of
+from store import EventLogBehindError
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,11 @@ async def on_forget_button(update: Update, context: Context) -> None:
     if data.arg != "yes":
         await query.edit_message_text(t("forget_cancelled", lang))
         return
-    await services_of(context).users.forget(query.from_user.id)
+    try:
+        await services_of(context).users.forget(query.from_user.id)
+    except EventLogBehindError:
+        logger.warning("forget of user %d refused: the event log is behind", query.from_user.id)
+        await query.edit_message_text(t("forget_later", lang))
+        return
     context.application.drop_user_data(query.from_user.id)  # drafts and comments due go too
     await query.edit_message_text(t("forgotten", lang))

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from demo.simulation.activity import DEFAULT_CHUNK_USERS, ActionBatch, iter_actions
 from demo.simulation.behaviour import ACTIONS
 from demo.simulation.population import Population
-from store import UserInfo, append_events, upsert_user
+from store import EventRecord, UserInfo, append_events, upsert_user
 
 __all__ = [
     "GROUP_CHAT_ID",
@@ -84,8 +84,8 @@ def _row(
     return [{**base, "kind": "message", "intent": action, "confidence": confidence, "attributes": attributes}]
 
 
-def batch_rows(population: Population, batch: ActionBatch, *, seed: int = 0) -> list[dict[str, Any]]:
-    """Event rows (as `store.append_events` takes them) for one batch of actions."""
+def batch_rows(population: Population, batch: ActionBatch, *, seed: int = 0) -> list[EventRecord]:
+    """Event records (as `store.append_events` takes them) for one batch of actions."""
     rng = np.random.default_rng([population.seed, 3, seed])
     confidence = rng.random(len(batch))
     message_ids = rng.integers(1, 1_000_000, len(batch))
@@ -96,10 +96,13 @@ def batch_rows(population: Population, batch: ActionBatch, *, seed: int = 0) -> 
     ratings = batch.rating.tolist()
     msg = message_ids.tolist()
     conf = confidence.tolist()
-    rows: list[dict[str, Any]] = []
+    rows: list[EventRecord] = []
     for i, user_id in enumerate(ids):
         ts = datetime.fromtimestamp(stamps[i], UTC)
-        rows.extend(_row(user_id, ts, ACTIONS[actions[i]], groups[i], ratings[i], msg[i], conf[i]))
+        rows.extend(
+            EventRecord(**row)
+            for row in _row(user_id, ts, ACTIONS[actions[i]], groups[i], ratings[i], msg[i], conf[i])
+        )
     return rows
 
 

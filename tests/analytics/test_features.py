@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from analytics import CLUSTER_COLUMNS, cluster_matrix, compute_features, rfm_scores, user_baskets
 from analytics.features import activity_trend, cluster_columns, intent_topics
-from store import append_events
+from store import EventRecord, append_events
 
 AS_OF = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
 
@@ -48,7 +48,7 @@ def _log(engine: Engine) -> None:
         # after as_of: ignored
         {"user_id": 2, "chat_id": -100, "ts": AS_OF + timedelta(hours=1), "kind": "reaction"},
     ]
-    append_events(engine, rows)
+    append_events(engine, [EventRecord(**row) for row in rows])
 
 
 def test_features_are_aggregated_per_user(engine: Engine) -> None:

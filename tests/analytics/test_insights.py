@@ -22,13 +22,13 @@ from analytics import (
     unanswered_questions,
 )
 from demo.synthetic import DEFAULT_END, populate
-from store import append_events
+from store import EventRecord, append_events
 
 UNTIL = datetime(2026, 3, 16, tzinfo=UTC)  # a Monday
 
 
-def _event(user: int, days_ago: float, kind: str = "message", **extra: object) -> dict[str, object]:
-    return {"user_id": user, "chat_id": user, "ts": UNTIL - timedelta(days=days_ago), "kind": kind, **extra}
+def _event(user: int, days_ago: float, kind: str = "message", **extra: object) -> EventRecord:
+    return EventRecord(user_id=user, chat_id=user, ts=UNTIL - timedelta(days=days_ago), kind=kind, **extra)  # type: ignore[arg-type]
 
 
 def _log(engine: Engine) -> None:

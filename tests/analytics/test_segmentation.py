@@ -31,7 +31,7 @@ from analytics import (
 )
 from analytics.naming import PreviousSegment, SegmentProfile, carry_names
 from demo.synthetic import DEFAULT_END, populate
-from store import append_events, forget_user
+from store import EventRecord, append_events, forget_user
 from store.analytics_results import list_runs
 
 FAST = AnalyticsConfig(k_max=4, min_support=0.05)
@@ -207,11 +207,11 @@ def test_empty_log_is_a_stored_run_that_says_so(sqlite_engine: Engine) -> None:
         segment_members(sqlite_engine, "Power users")
 
 
-def _same_user_rows(user_id: int) -> list[dict[str, object]]:
+def _same_user_rows(user_id: int) -> list[EventRecord]:
     ts = DEFAULT_END - timedelta(days=3)
     return [
-        {"user_id": user_id, "chat_id": user_id, "ts": ts, "kind": "message", "intent": "pricing"},
-        {"user_id": user_id, "chat_id": user_id, "ts": ts + timedelta(hours=1), "kind": "reaction"},
+        EventRecord(user_id=user_id, chat_id=user_id, ts=ts, kind="message", intent="pricing"),
+        EventRecord(user_id=user_id, chat_id=user_id, ts=ts + timedelta(hours=1), kind="reaction"),
     ]
 
 

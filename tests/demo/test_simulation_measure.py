@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from analytics import AnalyticsConfig, run_analytics
 from demo.simulation import make_population, write_history
 from demo.simulation.measure import return_rates, segment_agreement
-from store import append_events
+from store import EventRecord, append_events
 
 START = datetime(2026, 9, 1, tzinfo=UTC)
 
@@ -17,13 +17,7 @@ START = datetime(2026, 9, 1, tzinfo=UTC)
 def test_segment_agreement_compares_only_simulated_users(sqlite_engine: Engine) -> None:
     population = make_population(80, days=21, seed=5)
     write_history(sqlite_engine, population, start=START, profiles=False)
-    outsider = {
-        "user_id": 1,
-        "chat_id": 1,
-        "ts": START + timedelta(days=3),
-        "kind": "message",
-        "intent": "greet",
-    }
+    outsider = EventRecord(user_id=1, chat_id=1, ts=START + timedelta(days=3), kind="message", intent="greet")
     append_events(sqlite_engine, [outsider])
     run = run_analytics(
         sqlite_engine, config=AnalyticsConfig(window_days=21), as_of=START + timedelta(days=21)
@@ -38,8 +32,8 @@ def test_segment_agreement_compares_only_simulated_users(sqlite_engine: Engine) 
 def test_return_rates_count_inbound_events_after_the_push(sqlite_engine: Engine) -> None:
     push_time = START + timedelta(days=10)
 
-    def row(user: int, days: float, kind: str = "message") -> dict[str, object]:
-        return {"user_id": user, "chat_id": user, "ts": START + timedelta(days=days), "kind": kind}
+    def row(user: int, days: float, kind: str = "message") -> EventRecord:
+        return EventRecord(user_id=user, chat_id=user, ts=START + timedelta(days=days), kind=kind)
 
     append_events(
         sqlite_engine,

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, select
 
 from fakeapi import LocalBotAPI, RateLimits
 from scheduler.planning import create_broadcast
-from store import append_events, create_db_engine
+from store import EventRecord, append_events, create_db_engine
 from store.db import unit_of_work
 from store.leases import lease_holder
 from store.models import Delivery
@@ -59,7 +59,7 @@ def test_two_schedulers_never_double_send_and_a_kill_loses_nothing(
     db_url: str, pg_engine: Engine, tmp_path: Path
 ) -> None:
     now = datetime.now(UTC)
-    append_events(pg_engine, [{"user_id": u, "ts": now, "kind": "join"} for u in USERS])
+    append_events(pg_engine, [EventRecord(user_id=u, ts=now, kind="join") for u in USERS])
     campaign_id = create_broadcast(pg_engine, segment="all", text="Two processes", at=now, now=now)
     api = LocalBotAPI()
     for user_id in USERS:

@@ -11,7 +11,7 @@ from scheduler.engine import DeliveryEngine
 from scheduler.policy import QuietHours, in_holdout
 from scheduler.reengagement import ReengagementConfig, plan_reengagement
 from scheduler.reports import campaign_report, reengagement_uplift
-from store import append_events, mark_blocked, set_opted_out
+from store import EventRecord, append_events, mark_blocked, set_opted_out
 from store.campaign_reports import campaign_counts, measure_responses
 from store.db import unit_of_work
 from store.followups import response_stats
@@ -93,12 +93,12 @@ async def test_returns_are_measured_and_give_the_uplift(engine: Engine, clock: M
     append_events(
         engine,
         [
-            {"user_id": u, "ts": START + timedelta(hours=30), "kind": "message", "intent": "pricing"}
+            EventRecord(user_id=u, ts=START + timedelta(hours=30), kind="message", intent="pricing")
             for u in returners
         ],
     )
     late = sent[-1]  # returns after the 48 h window: not a response
-    append_events(engine, [{"user_id": late, "ts": START + timedelta(hours=60), "kind": "message"}])
+    append_events(engine, [EventRecord(user_id=late, ts=START + timedelta(hours=60), kind="message")])
     clock.set(START + timedelta(hours=70))
     assert measure_responses(engine, now=clock.now()) == len(sent) + len(holdout)
     assert measure_responses(engine, now=clock.now()) == 0  # measured once
@@ -130,7 +130,7 @@ async def test_open_windows_count_pushed_and_holdout_alike(engine: Engine, clock
     assert len(holdout) >= 2
     returners = [sent[0], holdout[0]]
     append_events(
-        engine, [{"user_id": u, "ts": START + timedelta(hours=2), "kind": "message"} for u in returners]
+        engine, [EventRecord(user_id=u, ts=START + timedelta(hours=2), kind="message") for u in returners]
     )
     counts = campaign_counts(engine, plan.campaign_id, now=START + timedelta(hours=3))
     assert (counts.returned, counts.holdout, counts.holdout_returned) == (1, len(holdout), 1)

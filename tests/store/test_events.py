@@ -23,14 +23,14 @@ from store.users import forget_user, upsert_user
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def _row(user_id: int, minutes: int, kind: str = "message", intent: str | None = None) -> dict[str, object]:
-    return {
-        "user_id": user_id,
-        "ts": T0 + timedelta(minutes=minutes),
-        "kind": kind,
-        "intent": intent,
-        "attributes": {"n": minutes},
-    }
+def _row(user_id: int, minutes: int, kind: str = "message", intent: str | None = None) -> EventRecord:
+    return EventRecord(
+        user_id=user_id,
+        ts=T0 + timedelta(minutes=minutes),
+        kind=kind,
+        intent=intent,
+        attributes={"n": minutes},
+    )
 
 
 def test_events_read_back_per_user_in_time_order(engine: Engine) -> None:
@@ -55,7 +55,7 @@ def test_append_creates_users_and_widens_their_span(engine: Engine) -> None:
 
 def test_events_without_a_user_are_stored_alone(engine: Engine) -> None:
     # Channel posts and similar updates have no user: the batch must not try to upsert nobody.
-    channel_post = {"user_id": None, "chat_id": -100, "ts": T0, "kind": "channel_post"}
+    channel_post = EventRecord(user_id=None, chat_id=-100, ts=T0, kind="channel_post")
     assert append_events(engine, [channel_post]) == 1
     writer = EventWriter(engine, max_delay_s=0.001)
     writer.start()
