@@ -34,7 +34,8 @@ from analytics import (
 )
 from analytics.naming import describe_segments
 from analytics.pipeline import user_baskets
-from demo.synthetic import DEFAULT_END, TYPES, iter_population, populate
+from demo.simulation import TYPES
+from demo.synthetic import DEFAULT_END, populate, synthetic_population
 from store import count_events, create_db_engine, upgrade
 
 
@@ -63,11 +64,8 @@ def open_database(url: str, users: int) -> tuple[str, Path | None]:
 
 
 def true_types(users: int, events_per_user: float, seed: int) -> dict[int, str]:
-    """Regenerate the types (cheap compared with writing events) when no sidecar exists."""
-    types: dict[int, str] = {}
-    for chunk, _rows in iter_population(users, events_per_user=events_per_user, seed=seed):
-        types.update(chunk)
-    return types
+    """Redraw the types (no events are generated) when no sidecar exists."""
+    return synthetic_population(users, events_per_user=events_per_user, seed=seed).true_types()
 
 
 def main() -> None:

@@ -31,10 +31,12 @@ from bot.runner import running
 from demo.simulation import Population, iter_actions, make_population, write_history
 from demo.simulation.activity import ActionBatch
 from demo.simulation.behaviour import action_index
+from demo.simulation.bulk import BulkReport
 from demo.simulation.driver import CommunityDriver, PlayReport
 from demo.simulation.measure import compare_sequence_models, segment_agreement, segments_vs_types
-from demo.simulation.pushes import PushRound, run_pushes
+from demo.simulation.pushes import PushRound, activate_model, broadcast, push_round, push_targets, reengage
 from fakeapi import DEFAULT_TOKEN, LocalBotAPI
+from scheduler import SchedulerService
 from store import Settings, count_events, create_db_engine, iter_events, upgrade
 
 __all__ = ["MANAGER_ID", "DemoConfig", "DemoProgress", "DemoSummary", "run_demo"]
@@ -255,135 +257,291 @@ def _pushes_json(round_: PushRound) -> dict[str, Any]:
     }
 
 
-async def _demo(config: DemoConfig, base: Settings, progress: DemoProgress) -> DemoSummary:
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
-    skipped: list[str] = []
+@dataclass(frozen=True)
+class _Window:
+    """Where the simulated window sits in wall-clock time: history before `now`, live after."""
+
+    now: datetime
+    start: datetime
+    live_from: int
+    live_seconds: int
+
+    @classmethod
+    def ending_live(cls, config: DemoConfig) -> _Window:
+        """The window whose last `live_days` start now."""
+        now = datetime.now(UTC).replace(microsecond=0)
+        live_seconds = int(config.live_days * _DAY)
+        start = now - timedelta(seconds=config.days * _DAY - live_seconds)
+        return cls(now=now, start=start, live_from=int(now.timestamp()), live_seconds=live_seconds)
+
+
+@dataclass
+class _Run:
+    """What the steps of one demo run share: the users, the server, the store, the timings."""
+
+    config: DemoConfig
+    progress: DemoProgress
+    population: Population
+    truth: dict[int, str]
+    window: _Window
+    api: LocalBotAPI
+    settings: Settings
+    engine: Engine
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _LogFigures:
+    """What the store holds once everything has run."""
+
+    events_total: int
+    events_live: int
+    by_kind: dict[str, int]
+    rules: list[str]
+    segments: list[dict[str, Any]]
+
+
+def _clear_previous_run(config: DemoConfig) -> None:
+    """Remove the database and spool an earlier run left in the output directory."""
     data_dir = config.out / "data"
     if (data_dir / "rapport.db").exists():
         for suffix in ("", "-wal", "-shm"):
             (data_dir / f"rapport.db{suffix}").unlink(missing_ok=True)
     shutil.rmtree(data_dir / "spool", ignore_errors=True)
-    now = datetime.now(UTC).replace(microsecond=0)
-    live_seconds = int(config.live_days * _DAY)
-    start = now - timedelta(seconds=config.days * _DAY - live_seconds)
-    live_from = int(now.timestamp())
 
-    population = make_population(config.users, days=config.days, seed=config.seed)
-    truth = population.true_types()
-    api = LocalBotAPI(DEFAULT_TOKEN)
-    with api.serve_in_thread():
-        settings = demo_settings(base, config, api)
-        engine = create_db_engine(settings.resolved_database_url)
-        upgrade(engine)
-        progress.stage("simulated history → store", total=config.users)
-        with _timed(timings, "history"):
-            history = await asyncio.to_thread(
-                write_history, engine, population, start=start, until=now, progress=progress.advance
-            )
-        live = _split_live(population, start, live_from)
-        progress.stage("starting the bot (NLU, knowledge base)")
-        with _timed(timings, "bot_start"):
-            application = await asyncio.to_thread(build_application, settings, engine=engine)
-            scheduler = attach_scheduler(application, settings)
-        async with running(application):
-            if not await scheduler.wait_active(30.0):
-                raise RuntimeError("the scheduler did not take its lease within 30 s")
-            driver = CommunityDriver(api, population, manager_id=MANAGER_ID, seed=config.seed)
-            joining = {
-                int(population.ids[r]) for r, a in zip(live.row, live.action, strict=True) if a == _JOIN
-            }
-            await asyncio.to_thread(driver.setup, joining=joining)
-            _block_some_drifters(driver, population, config.days - int(config.live_days), config.seed)
-            await asyncio.to_thread(driver.open_poll, "Which meetup topic next?", ["Agents", "RAG", "Evals"])
-            progress.stage(f"live: {config.live_days:g} simulated days through the bot", total=len(live))
-            with _timed(timings, "live"):
-                played: PlayReport = await asyncio.to_thread(
-                    driver.play,
-                    live,
-                    window_start_ts=live_from,
-                    window_s=live_seconds,
-                    wall_s=config.live_wall_s,
-                    progress=progress.advance,
-                )
-                await _drain(api, application)
-            progress.stage("analytics: segments and rules")
-            with _timed(timings, "analytics"):
-                run = await asyncio.to_thread(
-                    run_analytics,
-                    engine,
-                    config=AnalyticsConfig(window_days=config.days, random_state=config.seed),
-                    as_of=datetime.now(UTC),
-                )
-            ari, _compared = segment_agreement(engine, run.run_id, truth)
-            progress.stage("LSTM vs Markov vs popularity", total=3)
-            with _timed(timings, "models"):
-                models, lstm_dir = await asyncio.to_thread(
-                    _models_table, engine, config, population, settings, datetime.now(UTC), progress
-                )
-            progress.stage("broadcast, re-engagement with holdout, users respond")
-            segments_now = current_segments(engine)
-            # The largest learned segment; "Everyone" when analytics found none to offer.
-            target = segments_now[0].name if segments_now else "Everyone"
-            with _timed(timings, "pushes"):
-                round_ = await run_pushes(
-                    driver,
-                    engine,
-                    scheduler,
-                    segment=target,
-                    text=BROADCAST_TEXT,
-                    model_dir=lstm_dir,
-                    model_metrics=models["lstm"],
-                    horizon_days=config.horizon_days,
-                    settle=lambda: _drain(api, application),
-                )
-            pushes = _pushes_json(round_)
-        engine_events = count_events(engine)
-        live_events = sum(1 for _ in iter_events(engine, since=now))
-        kinds = sorted({e.kind for e in iter_events(engine)})
-        by_kind = {kind: count_events(engine, kind=kind) for kind in kinds}
-        rules = [r.sentence for r in top_rule_records(engine, 5)]
-        segments = segments_vs_types(engine, truth)
-        progress.stage("analytics report")
-        with _timed(timings, "analytics_report"):
-            await asyncio.to_thread(write_report, engine, config.out / "analytics")
-        engine.dispose()
+
+async def _history(run: _Run) -> BulkReport:
+    """Step 1: the simulated history before the live days goes straight into the store."""
+    run.progress.stage("simulated history → store", total=run.config.users)
+    with _timed(run.timings, "history"):
+        return await asyncio.to_thread(
+            write_history,
+            run.engine,
+            run.population,
+            start=run.window.start,
+            until=run.window.now,
+            progress=run.progress.advance,
+        )
+
+
+async def _start_bot(run: _Run) -> tuple[Application, SchedulerService]:  # type: ignore[type-arg]
+    """The real bot with its scheduler service, against the local server and the demo's store."""
+    run.progress.stage("starting the bot (NLU, knowledge base)")
+    with _timed(run.timings, "bot_start"):
+        application = await asyncio.to_thread(build_application, run.settings, engine=run.engine)
+        scheduler = attach_scheduler(application, run.settings)
+    return application, scheduler
+
+
+async def _open_community(run: _Run, live: ActionBatch) -> CommunityDriver:
+    """The community as the live days find it: members, blocked drifters, an open poll."""
+    config = run.config
+    driver = CommunityDriver(run.api, run.population, manager_id=MANAGER_ID, seed=config.seed)
+    joining = {int(run.population.ids[r]) for r, a in zip(live.row, live.action, strict=True) if a == _JOIN}
+    await asyncio.to_thread(driver.setup, joining=joining)
+    _block_some_drifters(driver, run.population, config.days - int(config.live_days), config.seed)
+    await asyncio.to_thread(driver.open_poll, "Which meetup topic next?", ["Agents", "RAG", "Evals"])
+    return driver
+
+
+async def _live_play(
+    run: _Run,
+    driver: CommunityDriver,
+    live: ActionBatch,
+    application: Application,  # type: ignore[type-arg]
+) -> PlayReport:
+    """Step 2: the last days played by simulated users through the local server to the bot."""
+    run.progress.stage(f"live: {run.config.live_days:g} simulated days through the bot", total=len(live))
+    with _timed(run.timings, "live"):
+        played: PlayReport = await asyncio.to_thread(
+            driver.play,
+            live,
+            window_start_ts=run.window.live_from,
+            window_s=run.window.live_seconds,
+            wall_s=run.config.live_wall_s,
+            progress=run.progress.advance,
+        )
+        await _drain(run.api, application)
+    return played
+
+
+async def _analytics(run: _Run) -> float:
+    """Step 3: segments and rules; returns their adjusted Rand index against the hidden types."""
+    run.progress.stage("analytics: segments and rules")
+    with _timed(run.timings, "analytics"):
+        result = await asyncio.to_thread(
+            run_analytics,
+            run.engine,
+            config=AnalyticsConfig(window_days=run.config.days, random_state=run.config.seed),
+            as_of=datetime.now(UTC),
+        )
+    ari, _compared = segment_agreement(run.engine, result.run_id, run.truth)
+    return ari
+
+
+async def _models(run: _Run) -> tuple[dict[str, dict[str, float]], Path]:
+    """Step 4: the LSTM against Markov and popularity on held-out days; the LSTM is saved."""
+    run.progress.stage("LSTM vs Markov vs popularity", total=3)
+    with _timed(run.timings, "models"):
+        return await asyncio.to_thread(
+            _models_table,
+            run.engine,
+            run.config,
+            run.population,
+            run.settings,
+            datetime.now(UTC),
+            run.progress,
+        )
+
+
+async def _pushes(
+    run: _Run,
+    driver: CommunityDriver,
+    scheduler: SchedulerService,
+    application: Application,  # type: ignore[type-arg]
+    models: dict[str, dict[str, float]],
+    lstm_dir: Path,
+) -> PushRound:
+    """Steps 5 and 6: the manager's broadcast, then re-engagement with its holdout; users respond."""
+    run.progress.stage("broadcast, re-engagement with holdout, users respond")
+    segments_now = current_segments(run.engine)
+    # The largest learned segment; "Everyone" when analytics found none to offer.
+    target = segments_now[0].name if segments_now else "Everyone"
+    targets_of = push_targets(BROADCAST_TEXT)
+    horizon = run.config.horizon_days
+
+    async def settle() -> None:
+        await _drain(run.api, application)
+
+    with _timed(run.timings, "pushes"):
+        await activate_model(run.engine, lstm_dir, models["lstm"])
+        sent = await broadcast(
+            driver,
+            run.engine,
+            segment=target,
+            text=BROADCAST_TEXT,
+            targets_of=targets_of,
+            horizon_days=horizon,
+            settle=settle,
+        )
+        job = await reengage(
+            driver, run.engine, scheduler, targets_of=targets_of, horizon_days=horizon, settle=settle
+        )
+        return await push_round(run.engine, sent, job, horizon_days=horizon)
+
+
+def _log_figures(run: _Run) -> _LogFigures:
+    """Count what the store holds: events (all, live, by kind), top rules, segments vs types."""
+    engine = run.engine
+    kinds = sorted({e.kind for e in iter_events(engine)})
+    return _LogFigures(
+        events_total=count_events(engine),
+        events_live=sum(1 for _ in iter_events(engine, since=run.window.now)),
+        by_kind={kind: count_events(engine, kind=kind) for kind in kinds},
+        rules=[r.sentence for r in top_rule_records(engine, 5)],
+        segments=segments_vs_types(engine, run.truth),
+    )
+
+
+async def _analytics_report(run: _Run) -> None:
+    """The analytics report (HTML, JSON, CSV) beside the demo's own."""
+    run.progress.stage("analytics report")
+    with _timed(run.timings, "analytics_report"):
+        await asyncio.to_thread(write_report, run.engine, run.config.out / "analytics")
+
+
+def _method(config: DemoConfig, played: PlayReport) -> list[str]:
+    """How the figures were made, in sentences the report prints."""
+    return [
+        f"days 1-{config.days - config.live_days:g} of the simulation were generated straight into "
+        "the store at simulated timestamps (bulk mode, true intents, no bot)",
+        f"the last {config.live_days:g} simulated days were played live through the local Bot API "
+        f"server to the real bot in {played.wall_s:.0f} s; the bot logs them at wall-clock time, "
+        "so they sit compressed at the end of the log",
+        "the scheduler service runs in the bot's process as in `rapport run`; the demo's LSTM "
+        "is made the active follow-up model, as nightly retraining would",
+        "pushes, answers to them and unprompted returns are live too; return rates are counted "
+        "from the event log",
+        "the demo switches quiet hours off (it runs at any hour) and holds out 30% of eligible "
+        "users instead of the default 10%, so both sides of the comparison have users",
+    ]
+
+
+def _summary(
+    run: _Run,
+    *,
+    history: BulkReport,
+    played: PlayReport,
+    ari: float,
+    models: dict[str, dict[str, float]],
+    round_: PushRound,
+    figures: _LogFigures,
+    started: float,
+) -> DemoSummary:
+    """Step 7: every figure of the run in one summary."""
+    config = run.config
     return DemoSummary(
         users=config.users,
         days=config.days,
         seed=config.seed,
-        events_total=engine_events,
+        events_total=figures.events_total,
         events_history=history.events,
-        events_live=live_events,
-        events_by_kind=by_kind,
+        events_live=figures.events_live,
+        events_by_kind=figures.by_kind,
         live={
             "actions_sent": played.sent,
             "actions_skipped": played.skipped,
             "wall_s": round(played.wall_s, 1),
         },
-        hidden_types=population.type_counts(),
-        segments=segments,
+        hidden_types=run.population.type_counts(),
+        segments=figures.segments,
         adjusted_rand_index=round(ari, 4),
-        rules=rules,
+        rules=figures.rules,
         models=models,
-        pushes=pushes,
-        timings_s=timings,
-        skipped_steps=skipped,
-        method=[
-            f"days 1-{config.days - config.live_days:g} of the simulation were generated straight into "
-            "the store at simulated timestamps (bulk mode, true intents, no bot)",
-            f"the last {config.live_days:g} simulated days were played live through the local Bot API "
-            f"server to the real bot in {played.wall_s:.0f} s; the bot logs them at wall-clock time, "
-            "so they sit compressed at the end of the log",
-            "the scheduler service runs in the bot's process as in `rapport run`; the demo's LSTM "
-            "is made the active follow-up model, as nightly retraining would",
-            "pushes, answers to them and unprompted returns are live too; return rates are counted "
-            "from the event log",
-            "the demo switches quiet hours off (it runs at any hour) and holds out 30% of eligible "
-            "users instead of the default 10%, so both sides of the comparison have users",
-        ],
+        pushes=_pushes_json(round_),
+        timings_s=run.timings,
+        skipped_steps=[],
+        method=_method(config, played),
         analytics_report="analytics/report.html",
         wall_s=round(time.perf_counter() - started, 1),
+    )
+
+
+async def _demo(config: DemoConfig, base: Settings, progress: DemoProgress) -> DemoSummary:
+    """History, live play, analytics, models, broadcast, re-engagement, then the summary."""
+    started = time.perf_counter()
+    _clear_previous_run(config)
+    window = _Window.ending_live(config)
+    population = make_population(config.users, days=config.days, seed=config.seed)
+    api = LocalBotAPI(DEFAULT_TOKEN)
+    with api.serve_in_thread():
+        settings = demo_settings(base, config, api)
+        engine = create_db_engine(settings.resolved_database_url)
+        upgrade(engine)
+        run = _Run(config, progress, population, population.true_types(), window, api, settings, engine)
+        history = await _history(run)
+        live = _split_live(population, window.start, window.live_from)
+        application, scheduler = await _start_bot(run)
+        async with running(application):
+            if not await scheduler.wait_active(30.0):
+                raise RuntimeError("the scheduler did not take its lease within 30 s")
+            driver = await _open_community(run, live)
+            played = await _live_play(run, driver, live, application)
+            ari = await _analytics(run)
+            models, lstm_dir = await _models(run)
+            round_ = await _pushes(run, driver, scheduler, application, models, lstm_dir)
+        figures = _log_figures(run)
+        await _analytics_report(run)
+        engine.dispose()
+    return _summary(
+        run,
+        history=history,
+        played=played,
+        ari=ari,
+        models=models,
+        round_=round_,
+        figures=figures,
+        started=started,
     )
 
 

@@ -27,6 +27,7 @@ _START = action_index("start")
 _JOIN = action_index("join")
 _FEEDBACK = action_index("feedback")
 _GROUP_ONLY_MASK = np.array([a in GROUP_ONLY for a in ACTIONS])
+_TOP_INTEREST = np.array([action_index(t.interests(top=1)[0]) for t in TYPES])
 _NEWCOMER_FADE_DAYS = 20.0
 _DRIFT_FADE_DAYS = 4.0
 
@@ -63,7 +64,9 @@ def activity_matrix(population: Population, rows: slice, rng: np.random.Generato
     """Probability that each user of `rows` is active on each day of the window.
 
     Steady users keep their type's rate (times a personal factor, so volumes spread within
-    a type); newcomers start on their join day and fade; drifting users stop at churn.
+    a type); newcomers start on their join day and fade; drifting users stop at churn. The
+    population's `activity` scales every day's probability but the join day's: everyone is
+    active on the day they first use the bot, however quiet the population.
     """
     types = population.type_index[rows].astype(np.int64)
     n = types.shape[0]
@@ -76,13 +79,13 @@ def activity_matrix(population: Population, rows: slice, rng: np.random.Generato
     fade = np.exp(-np.clip(since_join, 0, None) / _NEWCOMER_FADE_DAYS)
     prob = np.where(newcomer, np.maximum(prob * fade, 0.03), prob)
     prob = np.where(since_join < 0, 0.0, prob)
-    prob = np.where(since_join == 0, 1.0, prob)
     churn = population.churn_day[rows].astype(np.float64)[:, None]
     drifting = churn >= 0
     returning = np.array([t.natural_return for t in TYPES])[types][:, None]
     drift = np.maximum(prob * np.exp(-np.clip(days - churn, 0, None) / _DRIFT_FADE_DAYS), returning)
     prob = np.where(drifting & (days >= churn), drift, prob)
-    return np.clip(prob, 0.0, 1.0)
+    prob = np.clip(prob * population.activity, 0.0, 1.0)
+    return np.where(since_join == 0, 1.0, prob)
 
 
 def _chunk(population: Population, rows: slice, start_ts: int, rng: np.random.Generator) -> ActionBatch:
@@ -110,13 +113,18 @@ def _chunk(population: Population, rows: slice, start_ts: int, rng: np.random.Ge
     # The first session on a newcomer's join day opens with /start (and a group join).
     join_day = population.join_day[rows].astype(np.int64)[s_user]
     newcomer = np.array([t.lifetime == "newcomer" for t in TYPES])[s_type]
-    opening = newcomer & (s_day == join_day)
-    opening &= np.r_[True, (s_user[1:] != s_user[:-1]) | (s_day[1:] != s_day[:-1])]
+    first_of_day = np.r_[True, (s_user[1:] != s_user[:-1]) | (s_day[1:] != s_day[:-1])]
+    debut = first_of_day & (s_day == join_day)
+    opening = newcomer & debut
     cum = np.cumsum(np.stack([transition_matrix(t) for t in TYPES]), axis=2)
     mix_cdf = np.cumsum(np.stack([t.weights() for t in TYPES]), axis=1)
     steps = np.zeros((n_sessions, MAX_SESSION_LENGTH + 1), dtype=np.int64)
     first_action = (mix_cdf[s_type] < rng.random(n_sessions)[:, None]).sum(axis=1)
     steps[:, 0] = np.where(opening, _START, first_action)
+    # Everyone's first session starts with something they can do, so every user is in the
+    # log: a group-only first action of a non-member becomes their type's top interest.
+    shut_out = debut & ~population.in_group[rows][s_user] & _GROUP_ONLY_MASK[steps[:, 0]]
+    steps[:, 0] = np.where(shut_out, _TOP_INTEREST[s_type], steps[:, 0])
     length = length + opening
     for k in range(1, MAX_SESSION_LENGTH + 1):
         rows_cdf = cum[s_type, steps[:, k - 1]]

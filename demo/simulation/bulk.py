@@ -25,6 +25,7 @@ __all__ = [
     "GROUP_CHAT_ID",
     "BulkReport",
     "batch_rows",
+    "row_count",
     "time_zone_of",
     "write_history",
     "write_profiles",
@@ -82,6 +83,16 @@ def _row(
             {**base, "kind": "fallback", "intent": action, "confidence": confidence, "attributes": attributes}
         ]
     return [{**base, "kind": "message", "intent": action, "confidence": confidence, "attributes": attributes}]
+
+
+_FEEDBACK = ACTIONS.index("feedback")
+_FEEDBACK_ROWS = 3  # `/feedback`, the rating, `/skip`: see `_row`
+
+
+def row_count(batch: ActionBatch) -> int:
+    """How many event rows `batch_rows` makes of `batch`, without building them."""
+    feedback = int(np.count_nonzero(batch.action == _FEEDBACK))
+    return len(batch) + (_FEEDBACK_ROWS - 1) * feedback
 
 
 def batch_rows(population: Population, batch: ActionBatch, *, seed: int = 0) -> list[EventRecord]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,7 +57,9 @@ class Population:
     """Users by column, so a million of them fit in a few tens of megabytes.
 
     Row `i` is one user; `type_index` points into `TYPES`. `churn_day` is -1 for users who
-    do not drift away.
+    do not drift away. `activity` scales every user's daily probability of being active
+    (except on the day they first use the bot), so one population can log fewer or more
+    events per user without changing who its users are.
     """
 
     ids: NDArray[np.int64]
@@ -68,6 +71,7 @@ class Population:
     in_group: NDArray[np.bool_]
     days: int
     seed: int
+    activity: float = 1.0
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -106,21 +110,30 @@ class Population:
 
 
 def make_population(
-    n_users: int, *, days: int = 60, seed: int = 0, first_user_id: int = FIRST_USER_ID
+    n_users: int,
+    *,
+    days: int = 60,
+    seed: int = 0,
+    first_user_id: int = FIRST_USER_ID,
+    activity: float = 1.0,
 ) -> Population:
     """Draw `n_users` users with hidden types for a window of `days` days.
 
     Types are drawn by their shares; newcomers join during the window (mostly in its second
     half, so some are still new at the end), everyone else was already around; drifting users
-    fade out from a day in the first two thirds of the window.
+    fade out from a day in the first two thirds of the window. `activity` scales how often
+    they are active (1.0: the types' own rates) and changes nothing else that is drawn.
 
     Raises:
-        SimulationConfigError: if `n_users` or `days` is not positive.
+        SimulationConfigError: if `n_users` or `days` is not positive, or `activity` is
+            negative or not finite.
     """
     if n_users <= 0:
         raise SimulationConfigError(f"n_users must be positive, got {n_users}")
     if days <= 0:
         raise SimulationConfigError(f"days must be positive, got {days}")
+    if not math.isfinite(activity) or activity < 0:
+        raise SimulationConfigError(f"activity must be a finite number >= 0, got {activity}")
     rng = np.random.default_rng([seed, 1])
     shares = np.array([t.share for t in TYPES])
     type_index = rng.choice(len(TYPES), size=n_users, p=shares / shares.sum()).astype(np.int8)
@@ -151,4 +164,5 @@ def make_population(
         in_group=in_group,
         days=days,
         seed=seed,
+        activity=activity,
     )

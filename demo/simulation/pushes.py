@@ -27,7 +27,17 @@ from store.campaign_reports import CampaignCounts, campaign_counts
 from store.campaigns import list_campaigns
 from store.model_runs import record_model_run
 
-__all__ = ["CampaignOutcome", "PushRound", "run_pushes"]
+__all__ = [
+    "BroadcastStep",
+    "CampaignOutcome",
+    "PushRound",
+    "ReengagementStep",
+    "activate_model",
+    "broadcast",
+    "push_round",
+    "push_targets",
+    "reengage",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -102,31 +112,36 @@ def _inactive(engine: Engine, user_ids: Collection[int], *, before: datetime) ->
     return found
 
 
-async def run_pushes(
-    driver: CommunityDriver,
-    engine: Engine,
-    scheduler: SchedulerService,
-    *,
-    segment: str,
-    text: str,
-    model_dir: Path,
-    model_metrics: dict[str, float],
-    horizon_days: float,
-    settle: Callable[[], Awaitable[None]],
-) -> PushRound:
-    """Broadcast to `segment` via the manager's dialogue, run re-engagement, let users react.
+@dataclass(frozen=True)
+class BroadcastStep:
+    """The manager's broadcast: its campaign and how many users answered it."""
 
-    The model in `model_dir` becomes the active follow-up model, as the nightly retraining
-    would make it; the scheduler's own delivery loop sends everything. Returns are counted
-    from the event log over `horizon_days` after each push (the store's campaign report),
-    so a push only "works" if a simulated user really wrote to the bot. `settle` waits until
-    the bot has answered and logged everything sent so far.
-    """
+    campaign_id: int
+    segment: str
+    answered: int
+
+
+@dataclass(frozen=True)
+class ReengagementStep:
+    """The re-engagement job's campaign, its plan and who came back."""
+
+    campaign_id: int
+    plan_summary: str
+    returns: ReturnReport
+
+
+def push_targets(broadcast_text: str) -> Callable[[str], tuple[str, ...]]:
+    """What a pushed message is about: the catalogue's targets, or the broadcast's topic."""
     by_text = _targets_by_text()
 
     def targets_of(message: str) -> tuple[str, ...]:
-        return by_text.get(message, BROADCAST_TARGETS if message == text else ())
+        return by_text.get(message, BROADCAST_TARGETS if message == broadcast_text else ())
 
+    return targets_of
+
+
+async def activate_model(engine: Engine, model_dir: Path, model_metrics: dict[str, float]) -> None:
+    """Make the model in `model_dir` the active follow-up model, as nightly retraining would."""
     await asyncio.to_thread(
         record_model_run,
         engine,
@@ -138,17 +153,49 @@ async def run_pushes(
         decision="activated by the demo: trained on the simulated history",
         now=datetime.now(UTC),
     )
-    # The broadcast first: whoever it brings back is active again, so the re-engagement job
-    # that follows compares pushed and holdout users the broadcast left equally untouched.
+
+
+async def broadcast(
+    driver: CommunityDriver,
+    engine: Engine,
+    *,
+    segment: str,
+    text: str,
+    targets_of: Callable[[str], Collection[str]],
+    horizon_days: float,
+    settle: Callable[[], Awaitable[None]],
+) -> BroadcastStep:
+    """The manager broadcasts `text` to `segment` through the bot's dialogue; users answer.
+
+    Run it before re-engagement: whoever it brings back is active again, so the job that
+    follows compares pushed and holdout users the broadcast left equally untouched. The
+    scheduler keeps running: a campaign is stored with its deliveries in one transaction.
+    """
     mark = len(driver.api.sent)
-    # The scheduler keeps running: a campaign is stored with its deliveries in one transaction.
-    broadcast_id = await asyncio.to_thread(driver.manager_broadcast, segment, text)
-    await _until_sent(engine, broadcast_id)
+    campaign_id = await asyncio.to_thread(driver.manager_broadcast, segment, text)
+    await _until_sent(engine, campaign_id)
     pushes = [r for r in driver.sent_to_users(since=mark) if r.method == "sendMessage"]
     answered = await asyncio.to_thread(
         driver.come_back, pushes, targets_of=targets_of, candidates=(), horizon_days=horizon_days
     )
     await settle()
+    return BroadcastStep(campaign_id=campaign_id, segment=segment, answered=len(answered.responded))
+
+
+async def reengage(
+    driver: CommunityDriver,
+    engine: Engine,
+    scheduler: SchedulerService,
+    *,
+    targets_of: Callable[[str], Collection[str]],
+    horizon_days: float,
+    settle: Callable[[], Awaitable[None]],
+) -> ReengagementStep:
+    """Run the re-engagement job now; pushed users answer, silent ones may return unprompted.
+
+    Raises:
+        RuntimeError: if the job created no campaign.
+    """
     now = datetime.now(UTC)
     config = ReengagementConfig.from_settings(scheduler.settings)
     since = now - timedelta(days=config.inactivity.default_days)
@@ -158,23 +205,36 @@ async def run_pushes(
     latest = await asyncio.to_thread(list_campaigns, engine, limit=1, kind=REENGAGEMENT)
     if not latest:
         raise RuntimeError(f"the re-engagement job created no campaign: {plan}")
-    job_id = latest[0].id
-    await _until_sent(engine, job_id)
+    campaign_id = latest[0].id
+    await _until_sent(engine, campaign_id)
     pushes = [r for r in driver.sent_to_users(since=mark) if r.method == "sendMessage"]
     returns = await asyncio.to_thread(
         driver.come_back, pushes, targets_of=targets_of, candidates=eligible, horizon_days=horizon_days
     )
     await settle()
+    return ReengagementStep(campaign_id=campaign_id, plan_summary=plan, returns=returns)
+
+
+async def push_round(
+    engine: Engine, sent: BroadcastStep, job: ReengagementStep, *, horizon_days: float
+) -> PushRound:
+    """Both campaigns' outcomes, with returns counted from the event log over `horizon_days`.
+
+    A push only "works" if a simulated user really wrote to the bot after it (the store's
+    campaign report decides, as it does for real campaigns).
+    """
     window = timedelta(days=horizon_days)
     later = datetime.now(UTC) + window + timedelta(minutes=5)
-    broadcast = await asyncio.to_thread(campaign_counts, engine, broadcast_id, now=later, window=window)
-    reengagement = await asyncio.to_thread(campaign_counts, engine, job_id, now=later, window=window)
+    broadcast_counts = await asyncio.to_thread(
+        campaign_counts, engine, sent.campaign_id, now=later, window=window
+    )
+    reengagement = await asyncio.to_thread(campaign_counts, engine, job.campaign_id, now=later, window=window)
     return PushRound(
-        broadcast=CampaignOutcome(broadcast_id, "broadcast", segment, broadcast),
-        reengagement=CampaignOutcome(job_id, "reengagement", "inactive", reengagement),
-        plan_summary=plan,
-        broadcast_answers=len(answered.responded),
-        returns=returns,
+        broadcast=CampaignOutcome(sent.campaign_id, "broadcast", sent.segment, broadcast_counts),
+        reengagement=CampaignOutcome(job.campaign_id, "reengagement", "inactive", reengagement),
+        plan_summary=job.plan_summary,
+        broadcast_answers=sent.answered,
+        returns=job.returns,
         pushed=reengagement.by_status.get("sent", 0),
         pushed_returned=reengagement.returned,
         holdout=reengagement.holdout,

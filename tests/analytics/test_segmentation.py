@@ -100,7 +100,7 @@ def test_bad_parameters_and_unfitted_use_fail_clearly() -> None:
 
 
 def test_synthetic_types_are_recovered(sqlite_engine: Engine) -> None:
-    population = populate(sqlite_engine, 500, events_per_user=15, seed=3)
+    population = populate(sqlite_engine, 500, events_per_user=None, seed=3)
     features = compute_features(sqlite_engine, as_of=DEFAULT_END)
     model = UserSegmenter(k_min=3, k_max=7, random_state=0).fit(cluster_matrix(features.frame))
     truth = [population.types[u] for u in features.frame.index]
