@@ -142,6 +142,21 @@ def rule_sentence(
     )
 
 
+def check_thresholds(min_support: float, min_confidence: float, min_lift: float, algorithm: str) -> None:
+    """Refuse thresholds outside their range and unknown algorithms (both engines call this).
+
+    Raises:
+        RuleMiningError: naming the bad value.
+    """
+    if algorithm not in ALGORITHMS:
+        raise RuleMiningError(f"algorithm {algorithm!r} is not one of {', '.join(ALGORITHMS)}")
+    for name, value in (("min_support", min_support), ("min_confidence", min_confidence)):
+        if not 0.0 < value <= 1.0:
+            raise RuleMiningError(f"{name}={value} must be in (0, 1]")
+    if min_lift < 0:
+        raise RuleMiningError(f"min_lift={min_lift} must be >= 0")
+
+
 def mine_rules(
     baskets: Iterable[Collection[str]] | pd.DataFrame,
     *,
@@ -168,13 +183,7 @@ def mine_rules(
     Raises:
         RuleMiningError: A threshold outside its range or an unknown algorithm.
     """
-    if algorithm not in ALGORITHMS:
-        raise RuleMiningError(f"algorithm {algorithm!r} is not one of {', '.join(ALGORITHMS)}")
-    for name, value in (("min_support", min_support), ("min_confidence", min_confidence)):
-        if not 0.0 < value <= 1.0:
-            raise RuleMiningError(f"{name}={value} must be in (0, 1]")
-    if min_lift < 0:
-        raise RuleMiningError(f"min_lift={min_lift} must be >= 0")
+    check_thresholds(min_support, min_confidence, min_lift, algorithm)
     onehot = baskets if isinstance(baskets, pd.DataFrame) else encode_baskets(baskets)
     if onehot.empty or onehot.shape[1] == 0:
         return []

@@ -12,6 +12,17 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_DATA_DIR = Path("var")
 
 
+def _pairs(value: object, *, at_last: bool) -> object:
+    """`a=1,b=2` from the environment as a dict (a JSON object also works); other values as given."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("{"):
+        return json.loads(text)
+    pairs = [part.rpartition("=") if at_last else part.partition("=") for part in text.split(",")]
+    return {key.strip(): item.strip() for key, _, item in pairs if key.strip() or item.strip()}
+
+
 class Settings(BaseSettings):
     """Every knob Rapport has; each field is documented in README.md (a test checks it).
 
@@ -183,26 +194,14 @@ class Settings(BaseSettings):
     @field_validator("reengage_segment_days", mode="before")
     @classmethod
     def _segment_days(cls, value: object) -> object:
-        """Accept `segment=days,...` from the environment as well as a JSON object."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("{"):
-                return json.loads(text)
-            pairs = [part.rpartition("=") for part in text.split(",") if part.strip()]
-            return {name.strip(): days.strip() for name, _, days in pairs}
-        return value
+        """Accept `segment=days,...` (a segment name may hold `=`: split at the last) or JSON."""
+        return _pairs(value, at_last=True)
 
     @field_validator("spark_conf", mode="before")
     @classmethod
     def _spark_conf(cls, value: object) -> object:
-        """Accept `key=value,...` (split at the first `=`: values may hold one) or a JSON object."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("{"):
-                return json.loads(text)
-            pairs = [part.partition("=") for part in text.split(",") if part.strip()]
-            return {key.strip(): item.strip() for key, _, item in pairs}
-        return value
+        """Accept `key=value,...` (a value may hold `=`: split at the first) or a JSON object."""
+        return _pairs(value, at_last=False)
 
     @property
     def resolved_database_url(self) -> str:

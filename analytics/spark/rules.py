@@ -19,22 +19,11 @@ import math
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from analytics.errors import RuleMiningError
-from analytics.rules import ALGORITHMS, TOLERANCE, AssociationRule, rule_sentence
+from analytics.rules import TOLERANCE, AssociationRule, check_thresholds, rule_sentence
 
 __all__ = ["mine_rules_spark"]
 
 logger = logging.getLogger(__name__)
-
-
-def _check(min_support: float, min_confidence: float, min_lift: float, algorithm: str) -> None:
-    if algorithm not in ALGORITHMS:
-        raise RuleMiningError(f"algorithm {algorithm!r} is not one of {', '.join(ALGORITHMS)}")
-    for name, value in (("min_support", min_support), ("min_confidence", min_confidence)):
-        if not 0.0 < value <= 1.0:
-            raise RuleMiningError(f"{name}={value} must be in (0, 1]")
-    if min_lift < 0:
-        raise RuleMiningError(f"min_lift={min_lift} must be >= 0")
 
 
 def _rule(
@@ -81,7 +70,7 @@ def mine_rules_spark(
     Raises:
         RuleMiningError: A threshold outside its range or an unknown algorithm.
     """
-    _check(min_support, min_confidence, min_lift, algorithm)
+    check_thresholds(min_support, min_confidence, min_lift, algorithm)
     from pyspark.ml.fpm import FPGrowth
     from pyspark.sql import DataFrame
     from pyspark.sql import functions as F
