@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import click
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from cli.common import configure_logging, get_settings
+
+if TYPE_CHECKING:  # Typer ships its own copy of Click; these are its types
+    from typer._click.core import Command, Context
 
 
 @dataclass(frozen=True)
@@ -31,17 +33,21 @@ class LazyCommand:
     target: str
     help: str
 
-    def load(self, name: str) -> click.Command:
-        """Import the module and build the Click command called ``name``."""
+    def load(self, name: str) -> Command:
+        """Import the module and build the Click command called ``name``.
+
+        It is built as a subcommand of a throw-away parent, as ``add_typer``/``command`` on the root
+        app would build it: a Typer app with a single command stays a group (`rapport users forget`).
+        """
         module_name, attribute = self.target.split(":")
         obj = getattr(importlib.import_module(module_name), attribute)
-        if not isinstance(obj, typer.Typer):
-            single = typer.Typer()
-            single.command(name)(obj)
-            obj = single
-        command = typer.main.get_command(obj)
-        command.name = name
-        return command
+        parent = typer.Typer()
+        if isinstance(obj, typer.Typer):
+            parent.add_typer(obj, name=name)
+        else:
+            parent.command(name)(obj)
+        group = typer.main.get_group(parent)
+        return group.commands[name]
 
 
 COMMANDS: dict[str, LazyCommand] = {
@@ -80,21 +86,19 @@ COMMANDS: dict[str, LazyCommand] = {
 class LazyGroup(TyperGroup):
     """The root group: lists :data:`COMMANDS` from their help lines, imports one only to run it."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Context) -> list[str]:
         """Loaded commands first, then the lazy ones in :data:`COMMANDS` order."""
         loaded = super().list_commands(ctx)
         return [*loaded, *(name for name in COMMANDS if name not in loaded)]
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
         """The loaded command, or a stand-in carrying the lazy command's help (for the listing)."""
         command = super().get_command(ctx, cmd_name)
         if command is not None or cmd_name not in COMMANDS:
             return command
-        return click.Command(cmd_name, help=COMMANDS[cmd_name].help)
+        return TyperCommand(cmd_name, help=COMMANDS[cmd_name].help)
 
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
+    def resolve_command(self, ctx: Context, args: list[str]) -> tuple[str | None, Command | None, list[str]]:
         """Import the invoked command before Click looks it up."""
         if args and args[0] in COMMANDS and args[0] not in self.commands:
             self.add_command(COMMANDS[args[0]].load(args[0]), args[0])
