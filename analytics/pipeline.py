@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -117,6 +118,106 @@ def _match_previous(
     return named, pinned, matched, previous.id
 
 
+@dataclass(frozen=True)
+class _Segmentation:
+    """The segmentation step's output: the fitted segmenter, the labels and the named profiles."""
+
+    segmenter: UserSegmenter
+    labels: np.ndarray
+    user_ids: np.ndarray
+    profiles: list[SegmentProfile]
+    pinned: dict[int, bool]
+    matched: dict[int, int]
+    previous_id: int | None
+
+
+class _Timer:
+    """Announces each step to ``progress`` and records its duration as ``<step>_s``."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.timings: dict[str, float] = {}
+        self._progress = progress or (lambda _name: None)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        self._progress(name)
+        started = time.perf_counter()
+        yield
+        self.timings[f"{name}_s"] = time.perf_counter() - started
+
+
+def _segment(engine: Engine, run_id: int, features: UserFeatures, config: AnalyticsConfig) -> _Segmentation:
+    """Cluster the users, describe each segment and carry names over from the previous run."""
+    segmenter = UserSegmenter(
+        algorithm=config.algorithm,
+        k_min=config.k_min,
+        k_max=config.k_max,
+        random_state=config.random_state,
+    ).fit(cluster_matrix(features.frame))
+    labels = segmenter.labels_
+    user_ids = features.frame.index.to_numpy()
+    profiles = describe_segments(features.frame, labels, window_days=config.window_days)
+    profiles, pinned, matched, previous_id = _match_previous(engine, run_id, user_ids, profiles, labels)
+    return _Segmentation(segmenter, labels, user_ids, profiles, pinned, matched, previous_id)
+
+
+def _rules(
+    features: UserFeatures, segmentation: _Segmentation, config: AnalyticsConfig
+) -> tuple[pd.DataFrame, list[AssociationRule]]:
+    """The users' baskets and the association rules mined from them (at most ``max_rules``)."""
+    names = {p.label: p.name for p in segmentation.profiles}
+    segment_names = pd.Series([names[int(x)] for x in segmentation.labels], index=features.frame.index)
+    baskets = user_baskets(features, segment_names)
+    rules = mine_rules(
+        baskets,
+        min_support=config.min_support,
+        min_confidence=config.min_confidence,
+        min_lift=config.min_lift,
+        algorithm=config.rule_algorithm,
+        max_len=config.rule_max_len,
+        outcomes=OUTCOMES if config.outcome_rules_only else None,
+    )[: config.max_rules]
+    return baskets, rules
+
+
+def _store(
+    engine: Engine,
+    run_id: int,
+    *,
+    message: str,
+    metrics: dict[str, Any],
+    n_events: int,
+    segmentation: _Segmentation,
+    rules: list[AssociationRule],
+) -> int:
+    """Write the run's segments, memberships and rules in one transaction; returns users dropped."""
+    segments = [
+        NewSegment(
+            p.label, p.name, p.description, p.size, {**p.profile}, segmentation.pinned.get(p.label, False)
+        )
+        for p in segmentation.profiles
+    ]
+    return complete_run(
+        engine,
+        run_id,
+        message=message,
+        metrics=metrics,
+        n_events=n_events,
+        segments=segments,
+        user_ids=segmentation.user_ids.tolist(),
+        labels=segmentation.labels.tolist(),
+        rules=rules,
+    )
+
+
+def _empty_run(engine: Engine, run_id: int, as_of: datetime) -> RunSummary:
+    """End a run over an empty log with a message that says so."""
+    message = f"the event log has no user events before {as_of.isoformat()}: nothing to segment"
+    end_run(engine, run_id, status="empty", message=message, n_events=0)
+    logger.warning("analytics run %d: %s", run_id, message)
+    return RunSummary(run_id, "empty", message, 0, 0, 0, 0)
+
+
 def run_analytics(
     engine: Engine,
     *,
@@ -132,73 +233,29 @@ def run_analytics(
     """
     config = config or AnalyticsConfig()
     as_of = as_of or datetime.now(UTC)
-    step = progress or (lambda _name: None)
     params = {**asdict(config), "as_of": as_of.isoformat()}
     run_id = start_run(engine, algorithm=config.algorithm, params=params)
-    timings: dict[str, float] = {}
+    timer = _Timer(progress)
     try:
-        step("features")
-        started = time.perf_counter()
-        features = compute_features(engine, as_of=as_of, window_days=config.window_days)
-        timings["features_s"] = time.perf_counter() - started
-        n_events = int(features.frame["events"].sum()) if features.n_users else 0
+        with timer.step("features"):
+            features = compute_features(engine, as_of=as_of, window_days=config.window_days)
         if features.n_users == 0:
-            message = f"the event log has no user events before {as_of.isoformat()}: nothing to segment"
-            end_run(engine, run_id, status="empty", message=message, n_events=0)
-            logger.warning("analytics run %d: %s", run_id, message)
-            return RunSummary(run_id, "empty", message, 0, 0, 0, 0)
-
-        step("segmentation")
-        started = time.perf_counter()
-        segmenter = UserSegmenter(
-            algorithm=config.algorithm,
-            k_min=config.k_min,
-            k_max=config.k_max,
-            random_state=config.random_state,
-        ).fit(cluster_matrix(features.frame))
-        labels = segmenter.labels_
-        user_ids = features.frame.index.to_numpy()
-        profiles = describe_segments(features.frame, labels, window_days=config.window_days)
-        profiles, pinned, matched, previous_id = _match_previous(engine, run_id, user_ids, profiles, labels)
-        names = {p.label: p.name for p in profiles}
-        timings["segmentation_s"] = time.perf_counter() - started
-
-        step("rules")
-        started = time.perf_counter()
-        segment_names = pd.Series([names[int(x)] for x in labels], index=features.frame.index)
-        baskets = user_baskets(features, segment_names)
-        rules = mine_rules(
-            baskets,
-            min_support=config.min_support,
-            min_confidence=config.min_confidence,
-            min_lift=config.min_lift,
-            algorithm=config.rule_algorithm,
-            max_len=config.rule_max_len,
-            outcomes=OUTCOMES if config.outcome_rules_only else None,
-        )[: config.max_rules]
-        timings["rules_s"] = time.perf_counter() - started
-
-        step("store")
-        started = time.perf_counter()
-        notes = _notes(features, segmenter, rules, config)
-        metrics = _metrics(segmenter, features, rules, baskets, previous_id, matched, timings)
-        segments = [
-            NewSegment(p.label, p.name, p.description, p.size, {**p.profile}, pinned.get(p.label, False))
-            for p in profiles
-        ]
-        message = "; ".join(notes)
-        dropped = complete_run(
-            engine,
-            run_id,
-            message=message,
-            metrics=metrics,
-            n_events=n_events,
-            segments=segments,
-            user_ids=user_ids.tolist(),
-            labels=labels.tolist(),
-            rules=rules,
-        )
-        timings["store_s"] = time.perf_counter() - started
+            return _empty_run(engine, run_id, as_of)
+        n_events = int(features.frame["events"].sum())
+        with timer.step("segmentation"):
+            segmentation = _segment(engine, run_id, features, config)
+        with timer.step("rules"):
+            baskets, rules = _rules(features, segmentation, config)
+        with timer.step("store"):
+            message = "; ".join(_notes(features, segmentation.segmenter, rules, config))
+            metrics = _metrics(
+                segmentation.segmenter, features, rules, baskets, segmentation.previous_id,
+                segmentation.matched, timer.timings,
+            )  # fmt: skip
+            dropped = _store(
+                engine, run_id, message=message, metrics=metrics, n_events=n_events,
+                segmentation=segmentation, rules=rules,
+            )  # fmt: skip
     except Exception as exc:
         end_run(engine, run_id, status="failed", message=f"{type(exc).__name__}: {exc}")
         logger.exception("analytics run %d failed", run_id)
@@ -210,12 +267,12 @@ def run_analytics(
         run_id=run_id,
         status="done",
         message=message,
-        n_users=len(user_ids) - dropped,
+        n_users=len(segmentation.user_ids) - dropped,
         n_events=n_events,
-        n_segments=len(profiles),
+        n_segments=len(segmentation.profiles),
         n_rules=len(rules),
         metrics=metrics,
-        timings=timings,
+        timings=timer.timings,
     )
 
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nlu import TrainingConfig, evaluate, load_model, load_training_data, save_model, train
+from nlu import FALLBACK_INTENT, TrainingConfig, evaluate, load_model, load_training_data, save_model, train
 from nlu.encoder import forget_encoders
+from nlu.nonsense import generate_nonsense
 
 CLINC_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "clinc150"
 PAPER_ROWS = (  # Larson et al. 2019, Table (Full setting): in-scope accuracy / out-of-scope recall
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         load_s = time.perf_counter() - started
 
     report = evaluate(loaded, val_data)
+    nonsense = generate_nonsense(600, random_state=987_654, known_texts=[*train_data.texts, *val_data.texts])
+    nonsense_fallback = np.mean([r.intent.name == FALLBACK_INTENT for r in loaded.parse_batch(nonsense)])
     texts = val_data.texts
     for text in texts[:200]:  # warm-up
         loaded.parse(text)
@@ -112,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         f"mean {statistics.fmean(latencies):.3f} ms"
     )
     print(f"batch {max(throughputs):,.0f} messages/s  model load {load_s:.3f} s  training {train_s:.1f} s")
+    print(
+        f"generated nonsense (unseen seed, {len(nonsense)} strings) falling back: "
+        f"{100 * nonsense_fallback:.1f}%"
+        f"  (validation check: {loaded.metadata['metrics'].get('validation_nonsense_recall')})"
+    )
     return 0
 
 

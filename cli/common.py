@@ -6,16 +6,16 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
-from sqlalchemy import Engine
 
-from store import Settings, StoreError, check_connection, create_db_engine, load_settings
-from store.migrate import is_up_to_date, upgrade
+if TYPE_CHECKING:  # the store pulls in SQLAlchemy and pandas: imported when a command needs it
+    from sqlalchemy import Engine
+
+    from store import Settings
 
 console = Console(stderr=True)
 
@@ -41,6 +41,10 @@ def configure_logging(level: str) -> None:
 
 def get_settings(ctx: typer.Context | None = None) -> Settings:
     """The settings of this invocation (built once in the root callback)."""
+    from pydantic import ValidationError
+
+    from store import Settings, load_settings
+
     if ctx is not None and isinstance(ctx.obj, Settings):
         return ctx.obj
     try:
@@ -51,6 +55,9 @@ def get_settings(ctx: typer.Context | None = None) -> Settings:
 
 def open_engine(settings: Settings, *, migrate: bool = True) -> Engine:
     """Connect (one clear line when the database is down) and bring the schema up to date."""
+    from store import StoreError, check_connection, create_db_engine
+    from store.migrate import is_up_to_date, upgrade
+
     engine = create_db_engine(settings.resolved_database_url)
     try:
         check_connection(engine)

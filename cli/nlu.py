@@ -7,25 +7,16 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from cli.common import get_settings
-from nlu import (
-    NLUError,
-    NLUModel,
-    TrainingConfig,
-    evaluate,
-    load_model,
-    load_or_train_default,
-    load_training_data,
-    save_model,
-    train,
-)
-from nlu.server import run_server
+
+if TYPE_CHECKING:  # the NLU engine pulls in scikit-learn and SciPy: each command imports it
+    from nlu import NLUModel
 
 app = typer.Typer(
     help="Rasa-compatible NLU: intents, entities and out-of-scope detection.",
@@ -44,6 +35,8 @@ def _fail(message: str) -> NoReturn:
 
 
 def _load(model_dir: Path) -> NLUModel:
+    from nlu import NLUError, load_model
+
     try:
         return load_model(model_dir)
     except NLUError as exc:
@@ -64,6 +57,8 @@ def train_command(
     ),
 ) -> None:
     """Train a model from training data and save it."""
+    from nlu import NLUError, TrainingConfig, load_training_data, save_model, train
+
     started = time.perf_counter()
     try:
         training = load_training_data(data)
@@ -110,6 +105,8 @@ def evaluate_command(
     as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
 ) -> None:
     """Accuracy, macro F1, per-intent scores, out-of-scope recall and the most confused pairs."""
+    from nlu import NLUError, evaluate, load_training_data
+
     parser = _load(model)
     try:
         report = evaluate(parser, load_training_data(data))
@@ -154,6 +151,9 @@ def serve_command(
     ),
 ) -> None:
     """Answer Rasa's HTTP API: POST /model/parse, GET / and GET /status."""
+    from nlu import NLUError, load_or_train_default
+    from nlu.server import run_server
+
     if model is None:
         settings = get_settings()
         model_dir = settings.resolved_nlu_model_dir

@@ -26,6 +26,9 @@ Result = TypeVar("Result")
 class MicroBatcher(Generic[Result]):
     """Answers ``await submit(text)`` calls with ``batch_fn`` over all texts waiting at once.
 
+    A batch that raises is run again one text at a time: only the callers whose own text fails
+    get the exception.
+
     Args:
         batch_fn: parses a list of texts, returning one result per text in order.
         max_batch: the most texts handed to ``batch_fn`` at once (bounds latency under a flood).
@@ -63,14 +66,30 @@ class MicroBatcher(Generic[Result]):
                 if not batch:
                     self._draining = False
                     return
-            try:
-                results: list[Result] | BaseException = self._batch_fn([text for text, _ in batch])
-            except Exception as exc:  # handed to every waiting caller, never lost in the thread
-                logger.exception("batched parse of %d messages failed", len(batch))
-                results = exc
-            for index, (_, future) in enumerate(batch):
-                outcome = results if isinstance(results, BaseException) else results[index]
+            outcomes = self._run([text for text, _ in batch])
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
                 _deliver(future, outcome)
+
+    def _run(self, texts: list[str]) -> list[Result | BaseException]:
+        """``batch_fn`` over ``texts``; when the batch fails, each text alone, so one bad message
+        fails only its own caller, never the others who happened to share its batch."""
+        try:
+            return list(self._batch_fn(texts))
+        except Exception as exc:  # handed to the waiting caller, never lost in the thread
+            if len(texts) == 1:
+                logger.exception("parsing one message failed")
+                return [exc]
+            logger.warning(
+                "batched parse of %d messages failed (%r): parsing them one by one", len(texts), exc
+            )
+        outcomes: list[Result | BaseException] = []
+        for text in texts:
+            try:
+                outcomes.append(self._batch_fn([text])[0])
+            except Exception as exc:
+                logger.exception("parsing one message of a failed batch failed")
+                outcomes.append(exc)
+        return outcomes
 
     def close(self) -> None:
         """Stop the worker thread once the queued batches are done."""

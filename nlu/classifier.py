@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,10 @@ logger = logging.getLogger(__name__)
 NEVER_SKIP = 1.01  # above any softmax confidence: the embedding head is always consulted
 
 FloatArray = npt.NDArray[np.float32]
+_PARAMS = (
+    "C", "temperature", "class_weight", "max_iter", "random_state", "dense_C", "dense_weight",
+    "sparse_temperature", "skip_confidence",
+)  # fmt: skip
 
 
 def softmax(scores: npt.NDArray[np.floating[Any]], temperature: float) -> FloatArray:
@@ -80,6 +85,35 @@ def fit_dense_head(
     return np.ascontiguousarray(coef.T), intercept
 
 
+def fit_svm(
+    X: sparse.csr_matrix,
+    labels: npt.NDArray[np.str_],
+    *,
+    C: float,
+    class_weight: str | None,
+    max_iter: int,
+    random_state: int,
+) -> tuple[list[str], FloatArray, FloatArray]:
+    """One-vs-rest LinearSVC: ``(classes, coef (features x classes), intercept)``.
+
+    liblinear returns one row for two classes (score(c1) = -score(c0)); it is expanded to two
+    columns so that every caller sees one column per class.
+    """
+    svm = LinearSVC(C=C, class_weight=class_weight, max_iter=max_iter, random_state=random_state)
+    svm.fit(X, labels)
+    coef = np.asarray(svm.coef_, dtype=np.float32)
+    intercept = np.asarray(svm.intercept_, dtype=np.float32)
+    if len(svm.classes_) == 2:
+        coef = np.vstack([-coef, coef])
+        intercept = np.concatenate([-intercept, intercept])
+    return [str(c) for c in svm.classes_], np.ascontiguousarray(coef.T), intercept
+
+
+def dense_logits(embeddings: FloatArray, coef: FloatArray, intercept: FloatArray) -> FloatArray:
+    """The embedding head's logits: ``embeddings @ coef + intercept``."""
+    return np.asarray(embeddings @ coef, dtype=np.float32) + intercept
+
+
 class IntentClassifier:
     """One-vs-rest linear SVM (liblinear) plus an optional embedding head, through a calibrated softmax.
 
@@ -88,6 +122,11 @@ class IntentClassifier:
     :meth:`cascade_proba` lets the SVM answer alone when its own calibrated confidence (softmax at
     ``sparse_temperature``) reaches ``skip_confidence``; both are chosen on validation data so that
     the shortcut costs next to no accuracy (``nlu.training``). ``skip_confidence > 1`` never skips.
+
+    An estimator in scikit-learn's sense: the constructor only stores parameters, :meth:`fit` sets
+    the learned attributes (ending in ``_``) and returns ``self``, and nothing changes a parameter
+    afterwards. ``nlu.training`` chooses the parameters on validation data and then builds the final
+    classifier with them; :meth:`from_fitted` rebuilds one from saved arrays.
 
     Args:
         C: inverse regularisation strength of the SVM, chosen on validation data by ``nlu.training``.
@@ -99,7 +138,20 @@ class IntentClassifier:
         dense_weight: weight of the embedding head's logits, chosen on validation data.
         sparse_temperature: softmax sharpness of the SVM's scores alone, for the cascade.
         skip_confidence: SVM-alone confidence from which the embedding is not computed.
+
+    Attributes:
+        classes_: the intents, sorted; one score column each.
+        coef_: SVM weights, features x classes.
+        intercept_: SVM intercepts, one per class.
+        dense_coef_: embedding-head weights, embedding dimensions x classes (None without a head).
+        dense_intercept_: embedding-head intercepts (None without a head).
     """
+
+    classes_: list[str]
+    coef_: FloatArray
+    intercept_: FloatArray
+    dense_coef_: FloatArray | None
+    dense_intercept_: FloatArray | None
 
     def __init__(
         self,
@@ -123,43 +175,85 @@ class IntentClassifier:
         self.dense_weight = dense_weight
         self.sparse_temperature = sparse_temperature
         self.skip_confidence = skip_confidence
-        self.dense_coef_: FloatArray | None = None
-        self.dense_intercept_: FloatArray | None = None
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's parameters (``IntentClassifier(**clf.get_params())`` is an unfitted copy)."""
+        return {name: getattr(self, name) for name in _PARAMS}
+
+    @classmethod
+    def from_fitted(
+        cls,
+        *,
+        classes: Sequence[str],
+        coef: npt.ArrayLike,
+        intercept: npt.ArrayLike,
+        dense_coef: npt.ArrayLike | None = None,
+        dense_intercept: npt.ArrayLike | None = None,
+        **params: Any,
+    ) -> IntentClassifier:
+        """A fitted classifier from its learned arrays and parameters (loading a saved model).
+
+        Raises:
+            ValueError: the arrays' shapes do not agree with each other or with ``classes``.
+        """
+        unknown = set(params) - set(_PARAMS)
+        if unknown:
+            raise ValueError(f"unknown IntentClassifier parameters {sorted(unknown)!r}")
+        classifier = cls(**params)
+        classifier.classes_ = [str(label) for label in classes]
+        classifier.coef_ = np.ascontiguousarray(coef, dtype=np.float32)
+        classifier.intercept_ = np.asarray(intercept, dtype=np.float32)
+        n_classes = len(classifier.classes_)
+        if classifier.coef_.ndim != 2 or classifier.coef_.shape[1] != n_classes:
+            raise ValueError(f"coef has shape {classifier.coef_.shape}, expected (n_features, {n_classes})")
+        if classifier.intercept_.shape != (n_classes,):
+            raise ValueError(f"intercept has shape {classifier.intercept_.shape}, expected ({n_classes},)")
+        if (dense_coef is None) != (dense_intercept is None):
+            raise ValueError("dense_coef and dense_intercept come together")
+        classifier.dense_coef_ = classifier.dense_intercept_ = None
+        if dense_coef is not None and dense_intercept is not None:
+            classifier.dense_coef_ = np.ascontiguousarray(dense_coef, dtype=np.float32)
+            classifier.dense_intercept_ = np.asarray(dense_intercept, dtype=np.float32)
+            if classifier.dense_coef_.ndim != 2 or classifier.dense_coef_.shape[1] != n_classes:
+                raise ValueError(
+                    f"dense_coef has shape {classifier.dense_coef_.shape}, expected (dimension, {n_classes})"
+                )
+            if classifier.dense_intercept_.shape != (n_classes,):
+                raise ValueError(
+                    f"dense_intercept has shape {classifier.dense_intercept_.shape}, expected ({n_classes},)"
+                )
+        return classifier
 
     @property
     def uses_embeddings(self) -> bool:
         """Whether scoring needs a sentence embedding (a fitted head with a non-zero weight)."""
-        return self.dense_coef_ is not None and self.dense_weight != 0.0
+        return getattr(self, "dense_coef_", None) is not None and self.dense_weight != 0.0
 
     def fit(
         self, X: sparse.csr_matrix, y: Sequence[str], embeddings: FloatArray | None = None
     ) -> IntentClassifier:
-        """Fit the SVM (and, given ``embeddings``, the head); ``coef_`` is features x classes."""
+        """Fit the SVM and, given ``embeddings``, the head beside it in a second thread.
+
+        liblinear and BLAS release the GIL, so the two fits overlap on a multi-core machine.
+        """
         labels = np.asarray(y)
         classes = np.unique(labels)
         if len(classes) < 2:
             raise ValueError(f"need at least 2 intents to train a classifier, got {classes.tolist()!r}")
-        self.dense_coef_ = self.dense_intercept_ = None
-        if embeddings is not None:
-            self.set_dense_head(*fit_dense_head(embeddings, y, C=self.dense_C))
-        svm = LinearSVC(
-            C=self.C, class_weight=self.class_weight, max_iter=self.max_iter, random_state=self.random_state
-        )
-        svm.fit(X, labels)
-        coef = np.asarray(svm.coef_, dtype=np.float32)
-        intercept = np.asarray(svm.intercept_, dtype=np.float32)
-        if len(classes) == 2:  # liblinear returns one row for two classes: score(c1) = -score(c0)
-            coef = np.vstack([-coef, coef])
-            intercept = np.concatenate([-intercept, intercept])
-        self.classes_: list[str] = [str(c) for c in svm.classes_]
-        self.coef_: FloatArray = np.ascontiguousarray(coef.T)
-        self.intercept_: FloatArray = intercept
+        with ThreadPoolExecutor(max_workers=2 if embeddings is not None else 1) as pool:
+            head = None
+            if embeddings is not None:
+                head = pool.submit(fit_dense_head, embeddings, y, C=self.dense_C)
+            classes_, coef, intercept = fit_svm(
+                X, labels, C=self.C, class_weight=self.class_weight, max_iter=self.max_iter,
+                random_state=self.random_state,
+            )  # fmt: skip
+            dense = head.result() if head is not None else None
+        self.classes_ = classes_
+        self.coef_ = coef
+        self.intercept_ = intercept
+        self.dense_coef_, self.dense_intercept_ = dense if dense is not None else (None, None)
         return self
-
-    def set_dense_head(self, coef: FloatArray, intercept: FloatArray) -> None:
-        """Attach an embedding head fitted elsewhere (training fits it beside the SVMs, in parallel)."""
-        self.dense_coef_ = np.ascontiguousarray(coef, dtype=np.float32)
-        self.dense_intercept_ = np.asarray(intercept, dtype=np.float32)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
@@ -172,9 +266,10 @@ class IntentClassifier:
 
     def dense_scores(self, embeddings: FloatArray) -> FloatArray:
         """The embedding head's logits alone (unweighted)."""
+        self._check_fitted()
         if self.dense_coef_ is None or self.dense_intercept_ is None:
             raise NotFittedError("this classifier has no embedding head")
-        return np.asarray(embeddings @ self.dense_coef_, dtype=np.float32) + self.dense_intercept_
+        return dense_logits(embeddings, self.dense_coef_, self.dense_intercept_)
 
     def _with_head(self, scores: FloatArray, embeddings: FloatArray | None) -> FloatArray:
         if not self.uses_embeddings:

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nlu.errors import ModelLoadError
+from nlu.featurizer import clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -90,10 +91,14 @@ class UniversalSentenceEncoder:
         self._fingerprint: str | None = None
 
     def encode(self, texts: Sequence[str]) -> FloatArray:
-        """Embed ``texts`` in micro-batches (the backend bounds its working memory itself)."""
+        """Embed ``texts`` in micro-batches (the backend bounds its working memory itself).
+
+        Lone surrogates are replaced first: the tokenizer cannot take them, and one of them would
+        fail every other text of the batch.
+        """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.asarray(self._backend.encode(list(texts)), dtype=np.float32)
+        return np.asarray(self._backend.encode([clean_text(text) for text in texts]), dtype=np.float32)
 
     def fingerprint(self) -> str:
         """``use-multilingual-v3/<package version>/<sha256 of the weights, first 16 hex digits>``."""

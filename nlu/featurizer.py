@@ -29,6 +29,21 @@ FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int32]
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """``text`` with lone UTF-16 surrogates replaced by U+FFFD (and split pairs joined).
+
+    A lone surrogate (JSON can carry one as ``"\\ud800"``) is a valid ``str`` but not encodable:
+    the sentence encoder's tokenizer and every UTF-8 writer raise on it. Text without surrogates,
+    the usual case, is returned as it is.
+    """
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def normalize(text: str) -> str:
     """Fold case, width and control characters so that 'ＡＰＩ\\tkey' and 'api key' look alike."""
     text = unicodedata.normalize("NFKC", text[:MAX_FEATURE_CHARS]).lower()

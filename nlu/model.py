@@ -14,7 +14,7 @@ from nlu.classifier import FloatArray, IntentClassifier
 from nlu.encoder import SentenceEncoder
 from nlu.entities import EntityExtractor
 from nlu.fallback import FallbackPolicy
-from nlu.featurizer import TextFeaturizer, normalize
+from nlu.featurizer import TextFeaturizer, clean_text, normalize
 from nlu.results import FALLBACK_INTENT, RANKING_LENGTH, Entity, IntentParser, IntentScore, ParseResult
 
 INLINE_PARSE_CHARS = 512  # longer messages always go to the worker thread
@@ -56,12 +56,13 @@ class NLUModel(IntentParser):
 
     @property
     def labels(self) -> list[str]:
-        """The intents the classifier can predict."""
-        return list(self.classifier.classes_)
+        """The intents the classifier can predict (not its class of generated nonsense)."""
+        return [label for label in self.classifier.classes_ if label != FALLBACK_INTENT]
 
     def _rankings(self, proba: npt.NDArray[np.float32]) -> tuple[list[list[int]], list[list[float]]]:
-        """Top-``RANKING_LENGTH`` class indices and confidences of each row, best first."""
-        count = min(RANKING_LENGTH, proba.shape[1])
+        """Top class indices and confidences of each row, best first: enough for ``RANKING_LENGTH``
+        intents besides the nonsense class."""
+        count = min(RANKING_LENGTH + 1, proba.shape[1])
         if count < proba.shape[1]:
             top = np.argpartition(-proba, count - 1, axis=1)[:, :count]
         else:
@@ -75,12 +76,19 @@ class NLUModel(IntentParser):
     def _result(
         self, text: str, top: list[int], confidences: list[float], entities: tuple[Entity, ...]
     ) -> ParseResult:
+        """The answer for one row: ``nlu_fallback`` when the nonsense class wins or the policy says so.
+
+        The nonsense class (``nlu.nonsense``) never shows in the ranking; its confidence is the
+        fallback's when it wins.
+        """
         classes = self.classifier.classes_
-        ranking = tuple(IntentScore(classes[i], c) for i, c in zip(top, confidences, strict=True))
-        top1 = confidences[0]
-        top2 = confidences[1] if len(confidences) > 1 else 0.0
-        if self.policy.is_fallback(top1, top2):
-            fallback = IntentScore(FALLBACK_INTENT, self.policy.threshold)
+        scored = [IntentScore(classes[i], c) for i, c in zip(top, confidences, strict=True)]
+        ranking = tuple(score for score in scored if score.name != FALLBACK_INTENT)[:RANKING_LENGTH]
+        top1 = ranking[0].confidence if ranking else 0.0
+        top2 = ranking[1].confidence if len(ranking) > 1 else 0.0
+        if scored[0].name == FALLBACK_INTENT or self.policy.is_fallback(top1, top2):
+            confidence = scored[0].confidence if scored[0].name == FALLBACK_INTENT else self.policy.threshold
+            fallback = IntentScore(FALLBACK_INTENT, confidence)
             return ParseResult(text, fallback, entities, (fallback, *ranking[: RANKING_LENGTH - 1]))
         return ParseResult(text, ranking[0], entities, ranking)
 
@@ -89,7 +97,11 @@ class NLUModel(IntentParser):
         return ParseResult(text, fallback, (), (fallback,))
 
     def parse(self, text: str) -> ParseResult:
-        """Parse one message; blank text gives ``nlu_fallback`` with confidence 0 and no entities."""
+        """Parse one message; blank text gives ``nlu_fallback`` with confidence 0 and no entities.
+
+        Lone UTF-16 surrogates in ``text`` are replaced by U+FFFD, in the result's text too, so that
+        every result can be written out as UTF-8 JSON.
+        """
         result = self._parse_one(text, encode=True)
         assert result is not None
         return result
@@ -98,6 +110,7 @@ class NLUModel(IntentParser):
         """``parse``; with ``encode=False``, None instead of running the sentence encoder."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a string, got {type(text).__name__}")
+        text = clean_text(text)
         if not text.strip():
             return self._empty(text)
         indices, values = self.featurizer.transform_one(text)
@@ -117,6 +130,7 @@ class NLUModel(IntentParser):
                 raise TypeError(f"texts must be strings, got {type(text).__name__}")
         if not texts:
             return []
+        texts = [clean_text(text) for text in texts]
         scores = self.classifier.sparse_scores(self.featurizer.transform(texts))
         proba = self.classifier.cascade_proba(scores, lambda rows: self._embed([texts[i] for i in rows]))
         tops, confidences = self._rankings(proba)

@@ -21,7 +21,11 @@ from nlu.model import NLUModel
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: optional sentence-embedding head (dense_coef, dense_intercept) and its encoder
+# 2: optional sentence-embedding head (dense_coef, dense_intercept) and its encoder.
+# 3: a class of generated nonsense named ``nlu_fallback`` (``nlu.nonsense``): ``classes`` lists the
+#    classifier's columns, ``labels`` the intents only.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (2, 3)  # a version-2 model loads unchanged: it simply has no nonsense class
 METADATA_FILE = "metadata.json"
 _VOCABULARY_FILE = "vocabulary.json"
 _ARRAYS_FILE = "arrays.npz"
@@ -67,7 +71,8 @@ def save_model(model: NLUModel, model_dir: Path) -> Path:
         **model.metadata,
         "format_version": FORMAT_VERSION,
         "kind": _MODEL_KIND,
-        "labels": classifier.classes_,
+        "labels": model.labels,
+        "classes": classifier.classes_,
         "thresholds": {
             "threshold": model.policy.threshold,
             "ambiguity_threshold": model.policy.ambiguity_threshold,
@@ -115,10 +120,11 @@ def read_metadata(model_dir: Path) -> dict[str, Any]:
     if not isinstance(metadata, dict):
         raise ModelLoadError(f"{path} must hold a JSON object")
     version = metadata.get("format_version")
-    if version != FORMAT_VERSION or metadata.get("kind") != _MODEL_KIND:
+    if version not in READABLE_VERSIONS or metadata.get("kind") != _MODEL_KIND:
+        readable = " and ".join(str(v) for v in READABLE_VERSIONS)
         raise ModelVersionError(
             f"model in {str(model_dir)!r} has format version {version!r} (kind {metadata.get('kind')!r}); "
-            f"this Rapport reads version {FORMAT_VERSION} ({_MODEL_KIND}); retrain with `rapport nlu train`"
+            f"this Rapport reads versions {readable} ({_MODEL_KIND}); retrain with `rapport nlu train`"
         )
     return metadata
 
@@ -170,7 +176,12 @@ def load_model(model_dir: Path) -> NLUModel:
             metadata["featurizer"], terms, idf, int(metadata["featurizer"]["n_word_features"])
         )
         params = metadata["classifier"]
-        classifier = IntentClassifier(
+        classifier = IntentClassifier.from_fitted(
+            classes=metadata.get("classes", metadata["labels"]),  # version 2: the labels are the classes
+            coef=coef,
+            intercept=intercept,
+            dense_coef=dense[0] if dense is not None else None,
+            dense_intercept=dense[1] if dense is not None else None,
             C=float(params["C"]),
             temperature=float(params["temperature"]),
             class_weight=params["class_weight"],
@@ -180,11 +191,6 @@ def load_model(model_dir: Path) -> NLUModel:
             sparse_temperature=float(params["sparse_temperature"]),
             skip_confidence=float(params["skip_confidence"]),
         )
-        classifier.classes_ = [str(label) for label in metadata["labels"]]
-        classifier.coef_ = np.ascontiguousarray(coef, dtype=np.float32)
-        classifier.intercept_ = np.asarray(intercept, dtype=np.float32)
-        if dense is not None:
-            classifier.set_dense_head(*dense)
         extractor = EntityExtractor.from_dict(json.loads(entities_path.read_text(encoding="utf-8")))
         thresholds = metadata["thresholds"]
         policy = FallbackPolicy(float(thresholds["threshold"]), float(thresholds["ambiguity_threshold"]))

@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -19,6 +20,7 @@ from nlu.classifier import (
     NEVER_SKIP,
     FloatArray,
     IntentClassifier,
+    dense_logits,
     fit_dense_head,
     fit_temperature,
     softmax,
@@ -28,16 +30,21 @@ from nlu.entities import EntityExtractor
 from nlu.errors import TrainingDataError
 from nlu.fallback import (
     DEFAULT_MAX_ACCURACY_DROP,
+    DEFAULT_MIN_NONSENSE_RECALL,
     DEFAULT_TARGET_OUT_OF_SCOPE_RECALL,
     FallbackPolicy,
     tune_fallback,
 )
 from nlu.featurizer import TextFeaturizer, normalize
 from nlu.model import NLUModel
-from nlu.results import OUT_OF_SCOPE_INTENT
+from nlu.nonsense import generate_nonsense
+from nlu.results import FALLBACK_INTENT, OUT_OF_SCOPE_INTENT
 from nlu.training_data import Example, TrainingData
 
 logger = logging.getLogger(__name__)
+
+MIN_EXAMPLES_FOR_NONSENSE = 10  # median examples per intent below which no nonsense class is trained
+_Embed = Callable[[Sequence[str]], "FloatArray | None"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,11 @@ class TrainingConfig:
     with ``c_grid``, and ``default_dense_weight`` is used when the data is too small to split. The
     cascade (the SVM answers alone when sure) uses the lowest confidence of ``skip_confidence_grid``
     that loses at most ``max_cascade_accuracy_drop`` of validation accuracy against both heads.
+
+    Generated nonsense (``nlu.nonsense``), ``nonsense_per_intent`` times the median intent's size and
+    at most ``max_nonsense_examples``, is trained on as the ``nlu_fallback`` class; as much again,
+    from another part of the same stream, must fall back at least ``min_nonsense_recall`` of the
+    time under the tuned policy (``0`` examples: no nonsense class).
     """
 
     c_grid: tuple[float, ...] = (1.0, 2.0)
@@ -69,6 +81,9 @@ class TrainingConfig:
     word_ngram_range: tuple[int, int] = (1, 2)
     char_ngram_range: tuple[int, int] = (2, 5)
     min_df: int = 2
+    max_nonsense_examples: int = 300
+    nonsense_per_intent: float = 3.0
+    min_nonsense_recall: float = DEFAULT_MIN_NONSENSE_RECALL
     random_state: int = 0
 
 
@@ -102,9 +117,7 @@ def _featurizer(config: TrainingConfig) -> TextFeaturizer:
     )
 
 
-def _embedder(
-    encoder: SentenceEncoder | None, texts: Sequence[str]
-) -> Callable[[Sequence[str]], FloatArray | None]:
+def _embedder(encoder: SentenceEncoder | None, texts: Sequence[str]) -> _Embed:
     """Encode every distinct text once; the returned function looks rows up by text."""
     if encoder is None:
         return lambda _texts: None
@@ -142,20 +155,15 @@ def _accuracy(predicted: list[str], labels: list[str]) -> float:
 def _choose(
     config: TrainingConfig,
     candidates: list[IntentClassifier],
-    head: tuple[FloatArray, FloatArray] | None,
+    dense: FloatArray | None,
     X_val: sparse.csr_matrix,
-    E_val: FloatArray | None,
     val_labels: list[str],
-) -> tuple[float, IntentClassifier]:
+) -> tuple[float, IntentClassifier, float]:
     """The (C, embedding weight) pair with the best validation accuracy; ties go to the earlier pair.
 
-    Returns the accuracy and the chosen classifier, its head attached and weighted.
+    ``dense`` holds the embedding head's validation logits (None: no head). Returns the accuracy,
+    the SVM fitted with the chosen C, and the chosen weight.
     """
-    dense = None
-    if head is not None and E_val is not None:
-        for candidate in candidates:
-            candidate.set_dense_head(*head)
-        dense = candidates[0].dense_scores(E_val)
     weights = config.dense_weight_grid if dense is not None else (0.0,)
     best: tuple[float, IntentClassifier, float] | None = None
     for candidate in candidates:
@@ -168,9 +176,7 @@ def _choose(
             if best is None or accuracy > best[0]:
                 best = (accuracy, candidate, weight)
     assert best is not None
-    accuracy, classifier, weight = best
-    classifier.dense_weight = weight
-    return accuracy, classifier
+    return best
 
 
 def _choose_skip_confidence(
@@ -199,6 +205,218 @@ def _choose_skip_confidence(
     return NEVER_SKIP, 0.0
 
 
+@dataclass(frozen=True)
+class _Parts:
+    """The texts and labels of one training run: fit and validation parts, and generated nonsense.
+
+    ``nonsense_fit`` is trained on as the ``nlu_fallback`` class; ``nonsense_check`` (another seed)
+    only checks that the tuned fallback policy falls back on nonsense.
+    """
+
+    fit_texts: list[str]
+    fit_labels: list[str]
+    val_texts: list[str]
+    val_labels: list[str]
+    nonsense_fit: list[str]
+    nonsense_check: list[str]
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """What the validation data decided: the classifier's parameters, the policy, and the metrics."""
+
+    params: dict[str, Any]
+    policy: FallbackPolicy
+    metrics: dict[str, float | int | None]
+
+
+def _nonsense_count(config: TrainingConfig, data: TrainingData) -> int:
+    """How much nonsense to generate: ``nonsense_per_intent`` times the median intent, capped.
+
+    None for data whose intents are too small (under ``MIN_EXAMPLES_FOR_NONSENSE`` examples in the
+    median intent): there the nonsense class would outweigh every real intent.
+    """
+    sizes = list(Counter(data.labels).values())
+    median = float(np.median(sizes)) if sizes else 0.0
+    if median < MIN_EXAMPLES_FOR_NONSENSE:
+        return 0
+    return min(config.max_nonsense_examples, round(config.nonsense_per_intent * median))
+
+
+def _parts(config: TrainingConfig, data: TrainingData, validation: TrainingData | None) -> _Parts:
+    """Carve (or take) the validation part and generate the nonsense, disjoint from every real text."""
+    if validation is None:
+        fit_part, val_part = split_validation(
+            data.examples, fraction=config.validation_fraction, random_state=config.random_state
+        )
+    else:
+        fit_part, val_part = list(data.examples), list(validation.examples)
+    count = _nonsense_count(config, data)
+    known = [*data.texts, *(e.text for e in val_part)]
+    nonsense = generate_nonsense(2 * count, random_state=config.random_state, known_texts=known)
+    return _Parts(
+        fit_texts=[e.text for e in fit_part],
+        fit_labels=[e.intent for e in fit_part],
+        val_texts=[e.text for e in val_part],
+        val_labels=[e.intent for e in val_part],
+        nonsense_fit=nonsense[:count],
+        nonsense_check=nonsense[count:],
+    )
+
+
+def _with_nonsense(
+    texts: Sequence[str], labels: Sequence[str], nonsense: list[str]
+) -> tuple[list[str], list[str]]:
+    return [*texts, *nonsense], [*labels, *([FALLBACK_INTENT] * len(nonsense))]
+
+
+def _untuned(config: TrainingConfig, encoder: SentenceEncoder | None) -> _Choice:
+    """The defaults for data too small to split, with the reason logged."""
+    c_value = config.c_grid[len(config.c_grid) // 2]
+    dense_weight = config.default_dense_weight if encoder is not None else 0.0
+    logger.warning(
+        "training data too small for a validation split: using C=%s, embedding weight %s and "
+        "default thresholds",
+        c_value,
+        dense_weight,
+    )
+    return _Choice({"C": c_value, "dense_weight": dense_weight}, FallbackPolicy(), {})
+
+
+def _tune(config: TrainingConfig, parts: _Parts, embed: _Embed) -> _Choice:
+    """Choose C and the embedding weight, calibrate both softmaxes, pick the cascade's confidence
+    and tune the fallback policy, all on the validation part."""
+    fit_texts, fit_labels = _with_nonsense(parts.fit_texts, parts.fit_labels, parts.nonsense_fit)
+    featurizer = _featurizer(config).fit(fit_texts)
+    X_val = featurizer.transform(parts.val_texts)
+    E_val = embed(parts.val_texts)
+    candidates, head = _fit_parallel(
+        config, config.c_grid, featurizer.transform(fit_texts), fit_labels, embed(fit_texts)
+    )
+    dense = dense_logits(E_val, *head) if head is not None and E_val is not None else None
+    accuracy, svm, dense_weight = _choose(config, candidates, dense, X_val, parts.val_labels)
+    params: dict[str, Any] = {"C": svm.C, "dense_weight": dense_weight}
+    metrics: dict[str, float | int | None] = {"validation_accuracy": accuracy}
+    index = {label: i for i, label in enumerate(svm.classes_)}
+    known = [i for i, label in enumerate(parts.val_labels) if label in index]
+    targets = np.asarray([index[parts.val_labels[i]] for i in known], dtype=np.intp)
+    sparse_val = svm.sparse_scores(X_val)
+    scores = sparse_val if dense is None or dense_weight == 0.0 else sparse_val + dense_weight * dense
+    if known:
+        params["temperature"] = fit_temperature(scores[known], targets)
+        if dense is not None and dense_weight != 0.0:
+            params["sparse_temperature"] = fit_temperature(sparse_val[known], targets)
+    classifier = IntentClassifier.from_fitted(
+        classes=svm.classes_, coef=svm.coef_, intercept=svm.intercept_,
+        dense_coef=head[0] if head is not None else None,
+        dense_intercept=head[1] if head is not None else None,
+        **_final_params(config, params),
+    )  # fmt: skip
+    if classifier.uses_embeddings and known:
+        params["skip_confidence"], metrics["validation_share_without_embedding"] = _choose_skip_confidence(
+            config, classifier, sparse_val, softmax(scores, classifier.temperature), parts.val_labels
+        )
+        classifier = IntentClassifier.from_fitted(
+            classes=classifier.classes_, coef=classifier.coef_, intercept=classifier.intercept_,
+            dense_coef=classifier.dense_coef_, dense_intercept=classifier.dense_intercept_,
+            **_final_params(config, params),
+        )  # fmt: skip
+    tuning = tune_fallback(
+        _cascade(classifier, featurizer, parts.val_texts, embed),
+        parts.val_labels,
+        classifier.classes_,
+        max_accuracy_drop=config.max_accuracy_drop,
+        target_out_of_scope_recall=config.target_out_of_scope_recall,
+        nonsense_proba=_cascade(classifier, featurizer, parts.nonsense_check, embed),
+        min_nonsense_recall=config.min_nonsense_recall,
+    )
+    metrics.update(
+        validation_in_scope_accuracy=tuning.in_scope_accuracy,
+        validation_out_of_scope_recall=tuning.out_of_scope_recall,
+        validation_nonsense_recall=tuning.nonsense_recall,
+    )
+    return _Choice(params, tuning.policy, metrics)
+
+
+def _cascade(
+    classifier: IntentClassifier, featurizer: TextFeaturizer, texts: list[str], embed: _Embed
+) -> FloatArray:
+    """Confidences of ``texts`` as the parser computes them (the cascade), from cached embeddings."""
+    if not texts:
+        return np.zeros((0, len(classifier.classes_)), dtype=np.float32)
+    embeddings = embed(texts)
+    return classifier.cascade_proba(
+        classifier.sparse_scores(featurizer.transform(texts)),
+        lambda rows: None if embeddings is None else embeddings[rows],
+    )
+
+
+def _final_params(config: TrainingConfig, chosen: dict[str, Any]) -> dict[str, Any]:
+    """The classifier's constructor arguments: the chosen values over the defaults.
+
+    Without an embedding head in use, the cascade settings keep their defaults (never skip).
+    """
+    params: dict[str, Any] = {"random_state": config.random_state, "dense_C": config.dense_c, **chosen}
+    if params.get("dense_weight", 0.0) == 0.0:
+        params.pop("sparse_temperature", None)
+        params.pop("skip_confidence", None)
+    return params
+
+
+def _fit_final(
+    config: TrainingConfig,
+    data: TrainingData,
+    parts: _Parts,
+    choice: _Choice,
+    embed: _Embed,
+    *,
+    use_head: bool,
+) -> tuple[TextFeaturizer, IntentClassifier]:
+    """Refit the featurizer and the classifier on all the data (and the nonsense) with the choice."""
+    texts, labels = _with_nonsense(data.texts, data.labels, parts.nonsense_fit)
+    featurizer = _featurizer(config).fit(texts)
+    params = _final_params(
+        config, {**choice.params, "dense_weight": choice.params["dense_weight"] if use_head else 0.0}
+    )
+    classifier = IntentClassifier(**params).fit(
+        featurizer.transform(texts), labels, embed(texts) if use_head else None
+    )
+    return featurizer, classifier
+
+
+def _metadata(
+    config: TrainingConfig,
+    data: TrainingData,
+    parts: _Parts,
+    choice: _Choice,
+    *,
+    explicit_validation: bool,
+    with_encoder: bool,
+    seconds: float,
+) -> dict[str, Any]:
+    return {
+        "data_hash": data.fingerprint(),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "n_examples": len(data.examples),
+        "has_out_of_scope_intent": OUT_OF_SCOPE_INTENT in data.intents,
+        "tuning": {
+            "c_grid": list(config.c_grid),
+            "dense_weight_grid": list(config.dense_weight_grid) if with_encoder else [],
+            "validation": "explicit" if explicit_validation else f"split {config.validation_fraction}",
+            "max_accuracy_drop": config.max_accuracy_drop,
+            "target_out_of_scope_recall": config.target_out_of_scope_recall,
+            "n_nonsense": len(parts.nonsense_fit),
+            "n_nonsense_check": len(parts.nonsense_check),
+            "min_nonsense_recall": config.min_nonsense_recall,
+        },
+        "metrics": {
+            "n_validation": len(parts.val_texts),
+            **choice.metrics,
+            "training_seconds": round(seconds, 3),
+        },
+    }
+
+
 def train(
     data: TrainingData, *, config: TrainingConfig | None = None, validation: TrainingData | None = None
 ) -> NLUModel:
@@ -213,102 +431,29 @@ def train(
     """
     config = config or TrainingConfig()
     started = time.perf_counter()
-    intents = data.intents
-    if len(intents) < 2:
-        raise TrainingDataError(f"training needs at least 2 intents, got {intents!r}")
-    if validation is None:
-        fit_part, val_part = split_validation(
-            data.examples, fraction=config.validation_fraction, random_state=config.random_state
-        )
-    else:
-        fit_part, val_part = list(data.examples), list(validation.examples)
+    if len(data.intents) < 2:
+        raise TrainingDataError(f"training needs at least 2 intents, got {data.intents!r}")
+    parts = _parts(config, data, validation)
     encoder = get_encoder(config.sentence_encoder) if config.sentence_encoder else None
-    embed = _embedder(encoder, [*data.texts, *(e.text for e in val_part)])
-    val_texts = [e.text for e in val_part]
-    val_labels = [e.intent for e in val_part]
-    fit_labels = [e.intent for e in fit_part]
-    chosen_c, temperature, policy = config.c_grid[len(config.c_grid) // 2], 1.0, FallbackPolicy()
-    sparse_temperature, skip_confidence = 1.0, NEVER_SKIP
-    dense_weight = config.default_dense_weight if encoder is not None else 0.0
-    metrics: dict[str, float | int | None] = {"n_validation": len(val_part)}
-    if val_part and len(set(fit_labels)) >= 2:
-        featurizer = _featurizer(config).fit([e.text for e in fit_part])
-        X_fit = featurizer.transform([e.text for e in fit_part])
-        X_val = featurizer.transform(val_texts)
-        E_val = embed(val_texts)
-        candidates, head = _fit_parallel(
-            config, config.c_grid, X_fit, fit_labels, embed([e.text for e in fit_part])
-        )
-        accuracy, classifier = _choose(config, candidates, head, X_val, E_val, val_labels)
-        chosen_c, dense_weight = classifier.C, classifier.dense_weight
-        index = {label: i for i, label in enumerate(classifier.classes_)}
-        known = [i for i, label in enumerate(val_labels) if label in index]
-        scores = classifier.decision_function(X_val, E_val)
-        if known:
-            targets = np.asarray([index[val_labels[i]] for i in known], dtype=np.intp)
-            temperature = fit_temperature(scores[known], targets)
-        classifier.temperature = temperature
-        sparse_val = classifier.sparse_scores(X_val)
-        if classifier.uses_embeddings and known:
-            classifier.sparse_temperature = fit_temperature(sparse_val[known], targets)
-            classifier.skip_confidence, skipped = _choose_skip_confidence(
-                config, classifier, sparse_val, softmax(scores, temperature), val_labels
-            )
-            metrics["validation_share_without_embedding"] = skipped
-        assert E_val is not None or not classifier.uses_embeddings
-        tuning = tune_fallback(
-            classifier.cascade_proba(sparse_val, lambda rows: None if E_val is None else E_val[rows]),
-            val_labels,
-            classifier.classes_,
-            max_accuracy_drop=config.max_accuracy_drop,
-            target_out_of_scope_recall=config.target_out_of_scope_recall,
-        )
-        policy = tuning.policy
-        sparse_temperature, skip_confidence = classifier.sparse_temperature, classifier.skip_confidence
-        metrics.update(
-            validation_accuracy=accuracy,
-            validation_in_scope_accuracy=tuning.in_scope_accuracy,
-            validation_out_of_scope_recall=tuning.out_of_scope_recall,
-        )
+    embed = _embedder(encoder, [*data.texts, *parts.val_texts, *parts.nonsense_fit, *parts.nonsense_check])
+    if parts.val_texts and len(set(parts.fit_labels)) >= 2:
+        choice = _tune(config, parts, embed)
     else:
-        logger.warning(
-            "training data too small for a validation split: using C=%s, embedding weight %s and "
-            "default thresholds",
-            chosen_c,
-            dense_weight,
-        )
-    featurizer = _featurizer(config).fit(data.texts)
-    use_head = encoder is not None and dense_weight != 0.0
-    [classifier], head = _fit_parallel(
-        config, [chosen_c], featurizer.transform(data.texts), list(data.labels),
-        embed(data.texts) if use_head else None,
-    )  # fmt: skip
-    classifier.temperature = temperature
-    if head is not None:
-        classifier.set_dense_head(*head)
-        classifier.dense_weight = dense_weight
-        classifier.sparse_temperature, classifier.skip_confidence = sparse_temperature, skip_confidence
+        choice = _untuned(config, encoder)
+    use_head = encoder is not None and choice.params["dense_weight"] != 0.0
+    featurizer, classifier = _fit_final(config, data, parts, choice, embed, use_head=use_head)
     extractor = EntityExtractor().fit(data)
     seconds = time.perf_counter() - started
-    metadata = {
-        "data_hash": data.fingerprint(),
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "n_examples": len(data.examples),
-        "has_out_of_scope_intent": OUT_OF_SCOPE_INTENT in intents,
-        "tuning": {
-            "c_grid": list(config.c_grid),
-            "dense_weight_grid": list(config.dense_weight_grid) if encoder is not None else [],
-            "validation": "explicit" if validation is not None else f"split {config.validation_fraction}",
-            "max_accuracy_drop": config.max_accuracy_drop,
-            "target_out_of_scope_recall": config.target_out_of_scope_recall,
-        },
-        "metrics": {**metrics, "training_seconds": round(seconds, 3)},
-    }
+    metadata = _metadata(
+        config, data, parts, choice, explicit_validation=validation is not None,
+        with_encoder=encoder is not None, seconds=seconds,
+    )  # fmt: skip
     logger.info(
         "trained NLU model: %d examples, %d intents, C=%s, embedding weight %s, T=%.3f, threshold=%.3f"
         " in %.1fs",
-        len(data.examples), len(intents), chosen_c, dense_weight, temperature, policy.threshold, seconds,
+        len(data.examples), len(data.intents), classifier.C, classifier.dense_weight, classifier.temperature,
+        choice.policy.threshold, seconds,
     )  # fmt: skip
     return NLUModel(
-        featurizer, classifier, extractor, policy, metadata, encoder=encoder if use_head else None
+        featurizer, classifier, extractor, choice.policy, metadata, encoder=encoder if use_head else None
     )

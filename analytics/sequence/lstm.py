@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -23,13 +24,24 @@ from analytics.sequence.base import (
     read_metadata,
 )
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
 IntArray = NDArray[np.int32]
 FloatArray = NDArray[np.float32]
+
+
+def _keras() -> Any:
+    """Import Keras (and TensorFlow under it), quietening TensorFlow's C++ start-up log first.
+
+    TensorFlow reads ``TF_CPP_MIN_LOG_LEVEL`` once, when it is first imported; the variable is set
+    (unless the operator set it) only then, so importing this module leaves the environment alone.
+    """
+    if "tensorflow" not in sys.modules:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    return keras
 
 
 def bucket_width(length: int, max_len: int) -> int:
@@ -53,14 +65,14 @@ def _bucketed_batches(
     steps; grouping by length bucket (shuffled within buckets and across batches each epoch)
     keeps the gradient noise of random batches at a fraction of the cost.
     """
-    import keras
+    keras = _keras()
 
     lengths = (x != 0).sum(axis=1)
     widths = np.array([min(bucket_width(int(length), max_len), x.shape[1]) for length in lengths])
 
     size = min(batch_size, len(widths))
 
-    class BucketedWindows(keras.utils.PyDataset):  # type: ignore[misc]
+    class BucketedWindows(keras.utils.PyDataset):  # type: ignore[misc,name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.rng = np.random.default_rng(seed)
@@ -253,7 +265,7 @@ class NextEventModel(BaseSequenceModel):
             raise ValueError("no sequence has two or more tokens to learn a transition from")
         xv, yv, wv = validation_windows([self._encode(seq, index) for seq in validation], self.max_len)
 
-        import keras
+        keras = _keras()
 
         keras.utils.set_random_seed(self.random_state)
         self.model_ = self._build(len(vocabulary) + N_RESERVED)
@@ -299,7 +311,7 @@ class NextEventModel(BaseSequenceModel):
         return self
 
     def _build(self, vocab_size: int) -> Any:
-        import keras
+        keras = _keras()
 
         inputs = keras.Input(shape=(None,), dtype="int32", name="tokens")
         hidden = keras.layers.Embedding(vocab_size, self.embedding_dim, mask_zero=True, name="embedding")(
@@ -356,7 +368,7 @@ class NextEventModel(BaseSequenceModel):
         path = Path(directory) / MODEL_FILE
         if not path.is_file():
             raise ModelFormatError(f"{path}: the Keras model file is missing")
-        import keras
+        keras = _keras()
 
         try:
             network = keras.saving.load_model(path, compile=False)

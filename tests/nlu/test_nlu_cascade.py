@@ -17,13 +17,17 @@ from nlu.training import _choose_skip_confidence
 
 
 def _classifier(skip_confidence: float) -> IntentClassifier:
-    clf = IntentClassifier(temperature=1.0, dense_weight=1.0, sparse_temperature=1.0)
-    clf.skip_confidence = skip_confidence
-    clf.classes_ = ["a", "b"]
-    clf.coef_ = np.zeros((1, 2), dtype=np.float32)
-    clf.intercept_ = np.zeros(2, dtype=np.float32)
-    clf.set_dense_head(np.array([[1.0, -1.0]], dtype=np.float32), np.zeros(2, dtype=np.float32))
-    return clf
+    return IntentClassifier.from_fitted(
+        classes=["a", "b"],
+        coef=np.zeros((1, 2), dtype=np.float32),
+        intercept=np.zeros(2, dtype=np.float32),
+        dense_coef=np.array([[1.0, -1.0]], dtype=np.float32),
+        dense_intercept=np.zeros(2, dtype=np.float32),
+        temperature=1.0,
+        dense_weight=1.0,
+        sparse_temperature=1.0,
+        skip_confidence=skip_confidence,
+    )
 
 
 def test_cascade_embeds_only_the_unsure_rows() -> None:

@@ -94,3 +94,50 @@ def test_fallback_tuning_aims_at_recall_target_at_least_cost() -> None:
         proba[:10], labels[:10], classes, max_accuracy_drop=0.0, target_out_of_scope_recall=0.5
     )
     assert no_oos.in_scope_accuracy == 1.0
+
+
+def test_constructor_only_stores_parameters_and_fit_returns_self() -> None:
+    params = {"C": 2.0, "temperature": 3.0, "dense_weight": 0.5, "skip_confidence": 0.9}
+    clf = IntentClassifier(**params)
+    assert {k: clf.get_params()[k] for k in params} == params
+    assert not [name for name in vars(clf) if name.endswith("_")]  # nothing learned yet
+    assert not clf.uses_embeddings
+    X = TextFeaturizer(min_df=1).fit(TEXTS).transform(TEXTS)
+    embeddings = np.eye(len(TEXTS), 4, dtype=np.float32)
+    assert clf.fit(X, LABELS, embeddings) is clf
+    assert {k: clf.get_params()[k] for k in params} == params  # fitting changed no parameter
+    learned = {name for name in vars(clf) if name.endswith("_")}
+    assert learned == {"classes_", "coef_", "intercept_", "dense_coef_", "dense_intercept_"}
+    assert clf.dense_coef_ is not None and clf.dense_coef_.shape == (4, 2)
+    assert clf.uses_embeddings
+
+
+def test_the_parameters_describe_the_classifier_completely() -> None:
+    X = TextFeaturizer(min_df=1).fit(TEXTS).transform(TEXTS)
+    first = IntentClassifier(C=0.5, temperature=2.0).fit(X, LABELS)
+    again = IntentClassifier(**first.get_params()).fit(X, LABELS)
+    np.testing.assert_array_equal(again.coef_, first.coef_)
+    np.testing.assert_allclose(again.predict_proba(X), first.predict_proba(X))
+
+
+def test_from_fitted_rebuilds_a_classifier_and_checks_shapes() -> None:
+    X = TextFeaturizer(min_df=1).fit(TEXTS).transform(TEXTS)
+    fitted = IntentClassifier(temperature=2.0).fit(X, LABELS)
+    rebuilt = IntentClassifier.from_fitted(
+        classes=fitted.classes_, coef=fitted.coef_, intercept=fitted.intercept_, **fitted.get_params()
+    )
+    np.testing.assert_allclose(rebuilt.predict_proba(X), fitted.predict_proba(X))
+    assert rebuilt.dense_coef_ is None and not rebuilt.uses_embeddings
+    with pytest.raises(ValueError, match="coef has shape"):
+        IntentClassifier.from_fitted(classes=["a", "b", "c"], coef=fitted.coef_, intercept=fitted.intercept_)
+    with pytest.raises(ValueError, match="come together"):
+        IntentClassifier.from_fitted(
+            classes=fitted.classes_,
+            coef=fitted.coef_,
+            intercept=fitted.intercept_,
+            dense_coef=np.zeros((3, 2)),
+        )
+    with pytest.raises(ValueError, match="unknown IntentClassifier parameters"):
+        IntentClassifier.from_fitted(
+            classes=fitted.classes_, coef=fitted.coef_, intercept=fitted.intercept_, gamma=1.0
+        )

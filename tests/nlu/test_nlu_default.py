@@ -10,7 +10,7 @@ import pytest
 
 from nlu import load_or_train_default, read
 from nlu.default import default_data_paths
-from nlu.storage import METADATA_FILE
+from nlu.storage import FORMAT_VERSION, METADATA_FILE
 
 SHARED_INTENTS = {
     "greet", "goodbye", "thanks", "getting_started", "pricing", "api_keys", "rate_limits", "models",
@@ -53,3 +53,18 @@ def test_retrains_when_the_data_changes_or_the_model_is_unreadable(tmp_path: Pat
     assert new_hash != old_hash
     (model_dir / METADATA_FILE).write_text('{"format_version": 0}')
     assert "thanks" in load_or_train_default(model_dir, [data]).labels
+
+
+def test_a_model_of_an_older_format_version_is_retrained(tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text(
+        "text,intent\nhi,greet\nhello,greet\nhey,greet\nbye,goodbye\nsee you,goodbye\nciao,goodbye\n"
+    )
+    model_dir = tmp_path / "model"
+    load_or_train_default(model_dir, [data])
+    path = model_dir / METADATA_FILE
+    metadata = json.loads(path.read_text())
+    metadata["format_version"] = 2  # same data hash: only the version says it predates the nonsense class
+    path.write_text(json.dumps(metadata))
+    load_or_train_default(model_dir, [data])
+    assert json.loads(path.read_text())["format_version"] == FORMAT_VERSION

@@ -79,3 +79,21 @@ def test_garbage_metadata_is_a_clear_error(saved: Path) -> None:
     (saved / METADATA_FILE).write_text("{not json", encoding="utf-8")
     with pytest.raises(ModelLoadError, match="cannot read"):
         load_model(saved)
+
+
+def test_a_version_2_model_still_loads(toy_file: Path, tmp_path: Path) -> None:
+    from nlu import TrainingConfig, load_training_data, train
+
+    model = train(load_training_data([toy_file]), config=TrainingConfig(sentence_encoder=None))
+    assert "nlu_fallback" not in model.classifier.classes_  # too little data for a nonsense class
+    model_dir = tmp_path / "v2"
+    save_model(model, model_dir)
+    path = model_dir / METADATA_FILE
+    metadata = json.loads(path.read_text(encoding="utf-8"))
+    metadata["format_version"] = 2
+    del metadata["classes"]  # version 2 wrote the classifier's classes as "labels" only
+    path.write_text(json.dumps(metadata), encoding="utf-8")
+    loaded = load_model(model_dir)
+    assert loaded.labels == model.labels
+    for text in ["hello", "how much is the pro plan", "will it rain"]:
+        assert loaded.parse(text) == model.parse(text)
