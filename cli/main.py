@@ -15,10 +15,13 @@ from typing import TYPE_CHECKING, Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from cli import help as help_screen
 from cli.common import configure_logging, get_settings
 
 if TYPE_CHECKING:  # Typer ships its own copy of Click; these are its types
     from typer._click.core import Command, Context
+
+help_screen.install()
 
 
 @dataclass(frozen=True)
