@@ -72,7 +72,15 @@ GROUP = -100_777
         ("Как получить API ключ?", None),  # Russian outweighs the one Latin word
         ("مرحبا، كم سعر الخطة الاحترافية؟", None),
         ("API 키 발급 방법", None),  # Korean
+        ("https://x.com/a打不开", "zh"),  # ideographs glued to a URL still count
+        ("请联系support@example.com", "zh"),
+        ("/start@rapport_bot 你好", "zh"),
+        ("a." * 2048, "en"),  # long hostile texts: still one answer each
+        ("中" * 4096, "zh"),
+        ("`" * 4096, None),
+        ("a" * 4000 + "://中", "zh"),
     ],
+    ids=lambda value: repr(value)[:40],
 )
 def test_written_language_by_script_share(text: str | None, expected: str | None) -> None:
     assert written_language(text) == expected
@@ -334,3 +342,13 @@ async def test_the_flood_warning_speaks_the_language_last_written(bot: BotHarnes
     replies = [r.text for r in bot.api.sent if r.chat_id == 5012]
     assert t("flood", "zh") in replies
     assert t("flood", "en") not in replies
+
+
+async def test_a_photo_captioned_in_chinese_gets_the_hint_in_chinese(bot: BotHarness) -> None:
+    alice = bot.user(5013, "Alice", language="en")
+    since = bot.mark()
+    bot.api.user_photo(alice, caption="这个报错是什么意思？")
+    hint = await bot.reply_to(5013, since)
+    assert hint.text == t("non_text", "zh")
+    helped = await bot.command(alice, "help")
+    assert helped.text == t("help", "zh")
