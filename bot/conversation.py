@@ -57,7 +57,11 @@ class UserData:
     comment_due: CommentDue | None = None
     broadcast: BroadcastDraft | None = None
     language: str | None = None
-    """The language (`en`, `zh`) the user last wrote in; None until a message of theirs told."""
+    """The language (`en`, `zh`) the user last wrote in; None until a message of theirs told.
+
+    Kept in memory like the rest of `user_data` (the bot runs without PTB persistence): after a
+    restart the users row still has it for pushes (`bot.users.stored_language`), while replies
+    follow the client's language again until the user next writes. `/forget` drops it."""
 
     def await_comment(self, rating: int) -> None:
         """Expect the user's next message to be a comment on their rating."""

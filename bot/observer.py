@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 async def _facts(update: Update, context: Context, services: BotServices) -> Facts:
     """What describing this update needs beyond the update itself."""
     user = update.effective_user
+    # Before the NLU, so that the language is remembered even when the NLU fails on this update.
+    language = language_for(update, context) if user is not None else None
     understood = await understanding_of(update, context)
     query = update.callback_query
     return Facts(
@@ -34,7 +36,7 @@ async def _facts(update: Update, context: Context, services: BotServices) -> Fac
         and services.knowledge.can_answer(understood.intent, understood.confidence),
         button=services.codec.decode(query.data, user_id=query.from_user.id) if query else None,
         store_text=services.settings.store_text,
-        language=language_for(update, context) if user is not None else None,
+        language=language,
     )
 
 

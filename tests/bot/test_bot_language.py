@@ -352,3 +352,12 @@ async def test_a_photo_captioned_in_chinese_gets_the_hint_in_chinese(bot: BotHar
     assert hint.text == t("non_text", "zh")
     helped = await bot.command(alice, "help")
     assert helped.text == t("help", "zh")
+
+
+async def test_the_apology_for_a_failed_answer_is_in_the_questions_language(bot: BotHarness) -> None:
+    wang = bot.user(5014, "Wang", language="en")
+    bot.api.faults.server_error(502, method="sendMessage", times=1)
+    since = bot.mark()
+    bot.api.user_says(wang, "怎么创建 API 密钥？")
+    apology = await bot.reply_to(5014, since)
+    assert apology.text == t("error", "zh")
