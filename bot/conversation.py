@@ -59,9 +59,9 @@ class UserData:
     language: str | None = None
     """The language (`en`, `zh`) the user last wrote in; None until a message of theirs told.
 
-    Kept in memory like the rest of `user_data` (the bot runs without PTB persistence): after a
-    restart the users row still has it for pushes (`bot.users.stored_language`), while replies
-    follow the client's language again until the user next writes. `/forget` drops it."""
+    Kept in memory like the rest of `user_data` (the bot runs without PTB persistence), and on
+    the users row for pushes (`bot.users.stored_language`). After a restart both follow the
+    client's language again from the user's next update until they next write. `/forget` drops it."""
 
     def await_comment(self, rating: int) -> None:
         """Expect the user's next message to be a comment on their rating."""
