@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from telegram import Chat, Message, Update, User
 
+from analytics.catalogue import load_catalogue
 from bot.conversation import (
     LanguageSource,
     ReplyLanguage,
@@ -28,6 +29,7 @@ from bot.language import ScriptCounts, script_counts, written_language
 from bot.understanding import Understanding
 from bot.users import stored_language
 from store import get_user
+from store.campaign_reports import reachable_recipients
 
 if TYPE_CHECKING:
     from conftest import BotHarness
@@ -361,3 +363,17 @@ async def test_the_apology_for_a_failed_answer_is_in_the_questions_language(bot:
     bot.api.user_says(wang, "怎么创建 API 密钥？")
     apology = await bot.reply_to(5014, since)
     assert apology.text == t("error", "zh")
+
+
+async def test_pushes_are_planned_in_the_language_written(bot: BotHarness) -> None:
+    wang = bot.user(5015, "Wang", language="en-US")
+    alice = bot.user(5016, "Alice", language="en-US")
+    await bot.say(wang, "专业版多少钱？")
+    await bot.say(alice, "How much does the Pro plan cost?")
+    await bot.idle()
+    recipients = await asyncio.to_thread(reachable_recipients, bot.engine, [5015, 5016])
+    languages = {recipient.user_id: recipient.language for recipient in recipients}
+    assert languages == {5015: "zh", 5016: "en-US"}
+    message = load_catalogue().messages[0]  # what the scheduler sends: message.text(recipient.language)
+    assert message.text(languages[5015]) == message.text_zh
+    assert message.text(languages[5016]) == message.text_en
