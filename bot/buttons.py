@@ -10,9 +10,8 @@ import logging
 from telegram import Update
 
 from bot.callbacks import CallbackData
-from bot.context import Context, services_of
+from bot.context import Context, language_for, services_of
 from bot.i18n import t
-from bot.replies import lang_of
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +24,7 @@ async def verified_button(update: Update, context: Context, action: str) -> Call
     data = services_of(context).codec.decode(query.data, user_id=query.from_user.id)
     if data is None or data.action != action:
         logger.info("user %d pressed a forged or stale button %r", query.from_user.id, query.data)
-        await query.answer(t("button_expired", lang_of(update)), show_alert=False)
+        await query.answer(t("button_expired", language_for(update, context).lang), show_alert=False)
         return None
     return data
 
@@ -37,4 +36,4 @@ async def on_stale_button(update: Update, context: Context) -> None:
         return
     user_id = query.from_user.id
     logger.info("user %d pressed an unknown button %r", user_id, query.data)
-    await query.answer(t("button_expired", lang_of(update)))
+    await query.answer(t("button_expired", language_for(update, context).lang))

@@ -7,7 +7,8 @@ every hook a `RapportApp`, so no `Application` needs a `type: ignore[type-arg]`.
 PTB builds one context per update and hands that same object to the handler of each group in
 turn (the handlers here are blocking, so one update's groups run in order even with concurrent
 updates). `turn_of` and `understanding_of` keep their answers on it: whichever group asks first
-decides, later groups read that decision, and nothing is cached by update id.
+decides, later groups read that decision, and nothing is cached by update id. `language_for`
+decides the reply language the same way, so the observer logs the language the handler answers in.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from telegram.constants import ChatType
 from telegram.ext import Application, CallbackContext, ContextTypes, ExtBot
 
 from bot.addressing import command_of, is_addressed, without_mention
-from bot.conversation import Step, Turn, UserData, decide
+from bot.conversation import ReplyLanguage, Step, Turn, UserData, decide, reply_language
+from bot.language import written_language
 from bot.services import BotServices
 from bot.understanding import Understanding
 
@@ -29,11 +31,18 @@ __all__ = [
     "BotData",
     "Context",
     "RapportApp",
+    "language_for",
     "services_for",
     "services_of",
     "turn_of",
     "understanding_of",
+    "writes_in",
 ]
+
+_WRITTEN_STEPS = frozenset({Step.QUESTION, Step.FEEDBACK_COMMENT})
+"""The texts whose language the bot answers in: questions and feedback comments. A manager's
+broadcast text is for its recipients, group chatter for the group: neither is the user talking
+to the bot, so neither changes the language the bot talks to them in."""
 
 
 class BotData:
@@ -49,6 +58,7 @@ class Context(CallbackContext[ExtBot[Any], UserData, dict[Any, Any], BotData]):
     Attributes:
         turn: What this update's text message is (see `turn_of`), once decided.
         understood: What the NLU made of it (see `understanding_of`), once it ran.
+        language: The language to answer this update in (see `language_for`), once decided.
     """
 
     def __init__(
@@ -57,6 +67,7 @@ class Context(CallbackContext[ExtBot[Any], UserData, dict[Any, Any], BotData]):
         super().__init__(application, chat_id=chat_id, user_id=user_id)
         self.turn: Turn | None = None
         self.understood: Understanding | None = None
+        self.language: ReplyLanguage | None = None
 
 
 RapportApp: TypeAlias = Application[ExtBot[Any], Context, UserData, dict[Any, Any], BotData, Any]
@@ -120,3 +131,46 @@ async def understanding_of(update: Update, context: Context) -> Understanding | 
     text = without_mention(message.text, message.get_bot().username)
     context.understood = await services_of(context).understander.understand(text or message.text)
     return context.understood
+
+
+def _written_text(update: Update, context: Context) -> str | None:
+    """The text this update's user wrote to the bot: a question, a feedback comment, a caption.
+
+    Commands, buttons, group chatter and broadcast drafts have none (see `_WRITTEN_STEPS`).
+    """
+    message = update.message
+    if message is None or message.from_user is None:
+        return None
+    if message.text is None:
+        private = message.chat.type == ChatType.PRIVATE
+        return message.caption if private else None  # a photo sent to the bot with a question on it
+    turn = turn_of(update, context)
+    if turn is None or turn.step not in _WRITTEN_STEPS:
+        return None
+    return message.text  # `bot.language` leaves @mentions of the bot out by itself
+
+
+def language_for(update: Update, context: Context) -> ReplyLanguage:
+    """The language to answer this update in, decided once per update (`bot.conversation.reply_language`).
+
+    A text that tells its language is answered in it, and the user's `UserData` remembers it for
+    their buttons and commands; otherwise the language they last wrote in, else their client's.
+    """
+    if context.language is None:
+        user = update.effective_user
+        text = _written_text(update, context)
+        context.language = reply_language(
+            context.user_data,
+            written_language(text) if text else None,
+            user.language_code if user else None,
+        )
+    return context.language
+
+
+def writes_in(context: Context) -> str | None:
+    """The language the user last wrote in (`UserData.language`), None until a message told.
+
+    What the users table keeps for pushes (`bot.users.UserProfiles`): read it after
+    `language_for`, which updates it from this update's text.
+    """
+    return context.user_data.language if context.user_data is not None else None

@@ -5,6 +5,11 @@ private chat can be in the middle of: a feedback comment due after a rating, and
 broadcast draft. `decide` reads that state once per text message and says what the message is
 (`Turn`); the observer logs the message by that decision and the router answers it by the same one,
 so the log and the reply cannot disagree.
+
+It also holds the language the user last wrote in: `reply_language` answers a message in the
+language it is written in, and everything after it (buttons, commands, the feedback prompt) in
+that same language until the user writes in another one. The Telegram client's `language_code`
+only counts while the user has written nothing that tells (see `bot.language`).
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+
+from bot.i18n import language_of
 
 FEEDBACK_COMMENT_WINDOW_S = 600.0
 TIME_FORMAT = "%Y-%m-%d %H:%M"
@@ -49,6 +56,12 @@ class UserData:
 
     comment_due: CommentDue | None = None
     broadcast: BroadcastDraft | None = None
+    language: str | None = None
+    """The language (`en`, `zh`) the user last wrote in; None until a message of theirs told.
+
+    Kept in memory like the rest of `user_data` (the bot runs without PTB persistence), and on
+    the users row for pushes (`bot.users.stored_language`). After a restart both follow the
+    client's language again from the user's next update until they next write. `/forget` drops it."""
 
     def await_comment(self, rating: int) -> None:
         """Expect the user's next message to be a comment on their rating."""
@@ -134,3 +147,42 @@ def decide(
     if at is not None:
         return Turn(Step.BROADCAST_TIME, send_at=at)
     return Turn(Step.QUESTION)
+
+
+class LanguageSource(StrEnum):
+    """Why a reply is in the language it is in (logged as the event's `lang_from`)."""
+
+    TEXT = "text"
+    """The message being answered is written in it."""
+    EARLIER = "earlier"
+    """The user last wrote in it (this update is a button, a command or tells no language)."""
+    CLIENT = "client"
+    """The Telegram client's `language_code`: the user has written nothing that tells yet."""
+
+
+@dataclass(frozen=True)
+class ReplyLanguage:
+    """The language to answer one update in, and why."""
+
+    lang: str
+    source: LanguageSource
+
+
+def known_language(user_data: UserData | None, client_code: str | None) -> ReplyLanguage:
+    """The language the user last wrote in, else their client's; reads nothing new, changes nothing."""
+    if user_data is not None and user_data.language is not None:
+        return ReplyLanguage(user_data.language, LanguageSource.EARLIER)
+    return ReplyLanguage(language_of(client_code), LanguageSource.CLIENT)
+
+
+def reply_language(user_data: UserData | None, written: str | None, client_code: str | None) -> ReplyLanguage:
+    """The language to answer in: the message's own, else the one the user last wrote in, else the client's.
+
+    A message that tells its language (`written`, from `bot.language.written_language`) is
+    remembered in `user_data`, so the buttons pressed and commands sent after it answer in it too.
+    """
+    if written is None:
+        return known_language(user_data, client_code)
+    if user_data is not None:
+        user_data.language = written
+    return ReplyLanguage(written, LanguageSource.TEXT)

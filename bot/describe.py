@@ -15,7 +15,7 @@ from telegram.constants import ChatType
 
 from bot.addressing import command_of, is_addressed
 from bot.callbacks import CallbackData
-from bot.conversation import Step, Turn
+from bot.conversation import ReplyLanguage, Step, Turn
 from bot.membership import blocked_the_bot, membership_kind
 from bot.understanding import Understanding
 from store import EventRecord
@@ -53,6 +53,7 @@ class Facts:
         answerable: The knowledge base answers `understood` confidently (else a fallback).
         button: The verified data of a pressed button; None when forged or stale.
         store_text: Text may be stored: a feedback comment is kept only then, like message text.
+        language: The language the bot answers in and why (`bot.context.language_for`).
     """
 
     is_admin: bool = False
@@ -61,6 +62,19 @@ class Facts:
     answerable: bool = False
     button: CallbackData | None = None
     store_text: bool = False
+    language: ReplyLanguage | None = None
+
+
+def _add_language(attributes: dict[str, Any], facts: Facts) -> None:
+    """`lang` (`en`, `zh`) and `lang_from` (`text`, `earlier`, `client`) of what the bot answers.
+
+    On commands, questions, feedback comments and verified buttons: what analytics needs to see
+    who writes in another language than their client's (`lang_from` of a question is `client`
+    only when its text told nothing, e.g. emoji or digits).
+    """
+    if facts.language is not None:
+        attributes["lang"] = facts.language.lang
+        attributes["lang_from"] = facts.language.source
 
 
 @dataclass(frozen=True)
@@ -123,11 +137,13 @@ def _message_event(message: Message, facts: Facts) -> EventRecord:
         attributes["command"] = command[0]
         if command[0] in ADMIN_COMMANDS:
             attributes["admin"] = facts.is_admin
+        _add_language(attributes, facts)
         return origin.event(EventKind.COMMAND, attributes, text=message.text)
     turn = facts.turn or Turn(Step.CHATTER)
     step = turn.step
     if step is Step.FEEDBACK_COMMENT:
         attributes["rating"] = turn.rating
+        _add_language(attributes, facts)
         if facts.store_text:
             attributes["comment"] = message.text
         else:  # the comment is message text: kept only where text storage is on
@@ -139,6 +155,7 @@ def _message_event(message: Message, facts: Facts) -> EventRecord:
     understood = facts.understood
     if step is Step.CHATTER or understood is None:  # group chatter: logged, but not understood
         return origin.event(EventKind.MESSAGE, attributes, text=message.text)
+    _add_language(attributes, facts)
     kind = EventKind.MESSAGE
     if not facts.answerable:
         kind = EventKind.FALLBACK
@@ -169,6 +186,7 @@ def describe(update: Update, facts: Facts) -> EventRecord:
         if button is not None:
             attributes["action"] = button.action
             attributes["arg"] = button.arg
+            _add_language(attributes, facts)
             if button.action == "rate" and button.arg.isdigit():
                 attributes["rating"] = int(button.arg)
                 return origin.event(EventKind.FEEDBACK, attributes)

@@ -13,7 +13,7 @@ import logging
 
 from telegram import Update
 
-from bot.context import Context, services_of, turn_of, understanding_of
+from bot.context import Context, language_for, services_of, turn_of, understanding_of, writes_in
 from bot.describe import Facts, describe
 from bot.services import BotServices
 from store.vocabulary import EventKind
@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 async def _facts(update: Update, context: Context, services: BotServices) -> Facts:
     """What describing this update needs beyond the update itself."""
     user = update.effective_user
+    # Before the NLU, so that the language is remembered even when the NLU fails on this update.
+    language = language_for(update, context) if user is not None else None
     understood = await understanding_of(update, context)
     query = update.callback_query
     return Facts(
@@ -34,6 +36,7 @@ async def _facts(update: Update, context: Context, services: BotServices) -> Fac
         and services.knowledge.can_answer(understood.intent, understood.confidence),
         button=services.codec.decode(query.data, user_id=query.from_user.id) if query else None,
         store_text=services.settings.store_text,
+        language=language,
     )
 
 
@@ -44,5 +47,6 @@ async def observe(update: Update, context: Context) -> None:
     user = update.effective_user
     if user is not None and not user.is_bot and record.kind != EventKind.LEAVE:
         # Before logging, so that the writer thread finds the user and doesn't race to create it.
-        await services.users.remember(user)
+        # `language_for` (in `_facts`) has updated the language they write in, for pushes.
+        await services.users.remember(user, writes_in=writes_in(context))
     services.writer.log(record)

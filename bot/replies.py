@@ -25,7 +25,10 @@ class Reply:
 
 
 def lang_of(update: Update) -> str:
-    """The reply language for this update's user."""
+    """The language of this update's user's Telegram client only.
+
+    Handlers answer in `bot.context.language_for`, which follows the language the user writes in.
+    """
     user = update.effective_user
     return language_of(user.language_code if user else None)
 

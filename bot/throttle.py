@@ -15,9 +15,10 @@ from telegram.constants import ChatType
 from telegram.ext import ApplicationHandlerStop
 
 from bot.context import Context, services_of
+from bot.conversation import known_language
 from bot.describe import throttled_event
 from bot.flood import FloodVerdict
-from bot.i18n import language_of, t
+from bot.i18n import t
 
 logger = logging.getLogger(__name__)
 
@@ -43,5 +44,7 @@ async def throttle(update: Update, context: Context) -> None:
     if verdict is FloodVerdict.WARN:
         logger.warning("user %d is flooding (over %d messages)", user.id, services.flood.max_messages)
         if message.chat.type == ChatType.PRIVATE:
-            await message.reply_text(t("flood", language_of(user.language_code)))
+            # Not read, so not told from its text: the language the user last wrote in, else the client's.
+            lang = known_language(context.user_data, user.language_code).lang
+            await message.reply_text(t("flood", lang))
     raise ApplicationHandlerStop

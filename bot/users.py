@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from telegram import User
 
+from bot.i18n import language_of
 from store import EventWriter, ForgetReport, UserInfo, UserState, set_opted_out, upsert_user
 
 logger = logging.getLogger(__name__)
@@ -27,18 +28,30 @@ def _upsert(engine: Engine, info: UserInfo) -> UserState:
         return upsert_user(engine, info)
 
 
-def user_info(user: User) -> UserInfo:
-    """The store's view of a Telegram user."""
+def stored_language(user: User, writes_in: str | None = None) -> str | None:
+    """The language the users row keeps, which pushes and broadcasts are written in.
+
+    The client's `language_code` (`zh-hans`, `en-GB`), unless the user writes to the bot in
+    another language (`writes_in`, e.g. `zh` from an English client): then that one, so the
+    scheduler's pushes speak the language the conversation is in.
+    """
+    if writes_in is None or language_of(user.language_code) == writes_in:
+        return user.language_code
+    return writes_in
+
+
+def user_info(user: User, writes_in: str | None = None) -> UserInfo:
+    """The store's view of a Telegram user (`writes_in`: see `stored_language`)."""
     return UserInfo(
         id=user.id,
         username=user.username,
         first_name=user.first_name,
-        language=user.language_code,
+        language=stored_language(user, writes_in),
     )
 
 
-def _profile(user: User) -> _Profile:
-    return (user.username, user.first_name, user.language_code)
+def _profile(user: User, writes_in: str | None) -> _Profile:
+    return (user.username, user.first_name, stored_language(user, writes_in))
 
 
 class UserProfiles:
@@ -57,26 +70,30 @@ class UserProfiles:
         self.writer = writer
         self._seen: dict[int, _Profile] = {}
 
-    async def remember(self, user: User) -> None:
-        """Store or refresh a user's profile, once per process unless it changed."""
-        profile = _profile(user)
+    async def remember(self, user: User, *, writes_in: str | None = None) -> None:
+        """Store or refresh a user's profile, once per process unless it changed.
+
+        `writes_in` is the language the user last wrote in (see `stored_language`); a switch
+        to another language is a profile change, written at once.
+        """
+        profile = _profile(user, writes_in)
         if self._seen.get(user.id) == profile:
             return
-        await asyncio.to_thread(_upsert, self.engine, user_info(user))
+        await asyncio.to_thread(_upsert, self.engine, user_info(user, writes_in))
         self._seen[user.id] = profile
 
-    async def start(self, user: User) -> bool:
+    async def start(self, user: User, *, writes_in: str | None = None) -> bool:
         """Create the user or resume an opted-out one; True when they were opted out before."""
-        state = await asyncio.to_thread(_upsert, self.engine, user_info(user))
-        self._seen[user.id] = _profile(user)
+        state = await asyncio.to_thread(_upsert, self.engine, user_info(user, writes_in))
+        self._seen[user.id] = _profile(user, writes_in)
         if state.opted_out:
             await asyncio.to_thread(set_opted_out, self.engine, user.id, False)
             logger.info("user %d opted in again", user.id)
         return state.opted_out
 
-    async def stop(self, user: User) -> None:
+    async def stop(self, user: User, *, writes_in: str | None = None) -> None:
         """Switch off pushes and broadcasts for a user (`/stop`)."""
-        await asyncio.to_thread(_upsert, self.engine, user_info(user))
+        await asyncio.to_thread(_upsert, self.engine, user_info(user, writes_in))
         await asyncio.to_thread(set_opted_out, self.engine, user.id, True)
         logger.info("user %d opted out", user.id)
 

@@ -7,9 +7,8 @@ import logging
 from telegram import Update
 from telegram.constants import ChatType
 
-from bot.context import Context, services_of
+from bot.context import Context, language_for, services_of
 from bot.i18n import t
-from bot.replies import lang_of
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +22,7 @@ async def admin_in_private(update: Update, context: Context) -> bool:
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
         return False
-    lang = lang_of(update)
+    lang = language_for(update, context).lang
     if not services_of(context).is_admin(user.id):
         logger.warning("refused manager command %r from user %d", message.text, user.id)
         await message.reply_text(t("not_admin", lang))

@@ -8,9 +8,9 @@ from telegram import Update
 from telegram.constants import ChatType
 
 from bot.buttons import verified_button
-from bot.context import Context, services_of, understanding_of
+from bot.context import Context, language_for, services_of, understanding_of
 from bot.i18n import t
-from bot.replies import answer_for, lang_of, topic_reply
+from bot.replies import answer_for, topic_reply
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ async def on_text(update: Update, context: Context) -> None:
     if message.chat.type != ChatType.PRIVATE and not services.allow_group_reply(message.chat.id):
         logger.warning("not answering in group %d: its reply budget is spent", message.chat.id)
         return
-    reply = answer_for(understood, lang_of(update), services.knowledge, services.codec)
+    reply = answer_for(understood, language_for(update, context).lang, services.knowledge, services.codec)
     if not reply.answered:
         logger.info("unanswered message (intent %s, %.2f)", understood.intent, understood.confidence or 0.0)
     await message.reply_text(reply.text, reply_markup=reply.markup)
@@ -40,13 +40,13 @@ async def on_topic_button(update: Update, context: Context) -> None:
     services = services_of(context)
     topic = services.knowledge.topic(data.arg)
     if topic is None:  # the knowledge base changed since the button was made
-        await query.answer(t("button_expired", lang_of(update)))
+        await query.answer(t("button_expired", language_for(update, context).lang))
         return
     await query.answer()
     message = query.message
     if message is None or not message.is_accessible:
         return
-    reply = topic_reply(topic, lang_of(update), services.knowledge, services.codec, {})
+    reply = topic_reply(topic, language_for(update, context).lang, services.knowledge, services.codec, {})
     await context.bot.send_message(message.chat.id, reply.text, reply_markup=reply.markup)
 
 
@@ -55,7 +55,7 @@ async def on_non_text(update: Update, context: Context) -> None:
     message = update.effective_message
     if message is None:
         return
-    await message.reply_text(t("non_text", lang_of(update)))
+    await message.reply_text(t("non_text", language_for(update, context).lang))
 
 
 async def unknown_command(update: Update, context: Context) -> None:
@@ -65,7 +65,7 @@ async def unknown_command(update: Update, context: Context) -> None:
         return
     if message.chat.type != ChatType.PRIVATE and not services_of(context).allow_group_reply(message.chat.id):
         return
-    await message.reply_text(t("unknown_command", lang_of(update)))
+    await message.reply_text(t("unknown_command", language_for(update, context).lang))
 
 
 async def use_private_chat(update: Update, context: Context) -> None:
@@ -73,4 +73,4 @@ async def use_private_chat(update: Update, context: Context) -> None:
     message = update.effective_message
     if message is None or not services_of(context).allow_group_reply(message.chat.id):
         return
-    await message.reply_text(t("private_only", lang_of(update)))
+    await message.reply_text(t("private_only", language_for(update, context).lang))

@@ -7,9 +7,9 @@ import logging
 from telegram import ChatMember, Update
 from telegram.constants import ChatType, ParseMode
 
-from bot.context import Context, services_of
-from bot.i18n import Html, language_of, t, t_html
-from bot.replies import lang_of
+from bot.context import Context, language_for, services_of
+from bot.conversation import known_language
+from bot.i18n import Html, t, t_html
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,8 @@ async def welcome(update: Update, context: Context) -> None:
     member = change.new_chat_member.user
     if member.is_bot or not services_of(context).allow_group_reply(change.chat.id):
         return
-    lang = language_of(member.language_code)
+    # The member's own language: the one they last wrote to the bot in, else their client's.
+    lang = known_language(context.application.user_data.get(member.id), member.language_code).lang
     text = t_html("group_welcome", lang, chat=change.chat.title or "", name=Html(member.mention_html()))
     await context.bot.send_message(change.chat.id, text, parse_mode=ParseMode.HTML)
 
@@ -48,7 +49,7 @@ async def poll(update: Update, context: Context) -> None:
     if message is None or user is None:
         return
     services = services_of(context)
-    lang = lang_of(update)
+    lang = language_for(update, context).lang
     if not services.is_admin(user.id):
         logger.warning("user %d tried the manager command /poll in chat %d", user.id, message.chat.id)
         await message.reply_text(t("not_admin", lang))

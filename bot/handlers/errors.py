@@ -7,9 +7,8 @@ import logging
 from telegram import Update
 from telegram.error import Forbidden, RetryAfter, TelegramError
 
-from bot.context import Context
+from bot.context import Context, language_for
 from bot.i18n import t
-from bot.replies import lang_of
 
 logger = logging.getLogger(__name__)
 
@@ -24,12 +23,12 @@ async def on_error(update: object, context: Context) -> None:
     query = update.callback_query
     try:
         if query is not None:
-            await query.answer(t("error", lang_of(update)))
+            await query.answer(t("error", language_for(update, context).lang))
         elif (
             update.effective_message is not None
             and update.effective_chat is not None
             and update.effective_chat.type == "private"
         ):
-            await update.effective_message.reply_text(t("error", lang_of(update)))
+            await update.effective_message.reply_text(t("error", language_for(update, context).lang))
     except TelegramError as exc:
         logger.warning("could not apologise for update %s: %s", update_id, exc)

@@ -7,9 +7,8 @@ import logging
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot.buttons import verified_button
-from bot.context import Context, services_of
+from bot.context import Context, language_for, services_of
 from bot.i18n import t
-from bot.replies import lang_of
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ async def feedback(update: Update, context: Context) -> None:
             ]
         ]
     )
-    await message.reply_text(t("feedback_ask", lang_of(update)), reply_markup=keyboard)
+    await message.reply_text(t("feedback_ask", language_for(update, context).lang), reply_markup=keyboard)
 
 
 async def on_rating_button(update: Update, context: Context) -> None:
@@ -39,14 +38,15 @@ async def on_rating_button(update: Update, context: Context) -> None:
     query = update.callback_query
     if data is None or query is None:
         return
+    lang = language_for(update, context).lang
     if data.arg not in RATINGS:
-        await query.answer(t("button_expired", lang_of(update)))
+        await query.answer(t("button_expired", lang))
         return
     rating = int(data.arg)  # the observer logged it as a feedback event
     if context.user_data is not None:
         context.user_data.await_comment(rating)
     await query.answer()
-    await query.edit_message_text(t("feedback_thanks_rating", lang_of(update), rating=rating))
+    await query.edit_message_text(t("feedback_thanks_rating", lang, rating=rating))
 
 
 async def take_feedback_comment(update: Update, context: Context) -> None:
@@ -55,7 +55,7 @@ async def take_feedback_comment(update: Update, context: Context) -> None:
     if context.user_data is not None:
         context.user_data.clear_comment()
     if message is not None:
-        await message.reply_text(t("feedback_thanks", lang_of(update)))
+        await message.reply_text(t("feedback_thanks", language_for(update, context).lang))
 
 
 async def skip(update: Update, context: Context) -> None:
@@ -64,4 +64,4 @@ async def skip(update: Update, context: Context) -> None:
     if context.user_data is not None:
         context.user_data.clear_comment()
     if message is not None:
-        await message.reply_text(t("feedback_skipped", lang_of(update)))
+        await message.reply_text(t("feedback_skipped", language_for(update, context).lang))

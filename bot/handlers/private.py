@@ -7,9 +7,8 @@ import logging
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot.buttons import verified_button
-from bot.context import Context, services_of
+from bot.context import Context, language_for, services_of, writes_in
 from bot.i18n import t
-from bot.replies import lang_of
 from store import EventLogBehindError
 
 logger = logging.getLogger(__name__)
@@ -20,8 +19,8 @@ async def start(update: Update, context: Context) -> None:
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
         return
-    lang = lang_of(update)
-    was_opted_out = await services_of(context).users.start(user)
+    lang = language_for(update, context).lang
+    was_opted_out = await services_of(context).users.start(user, writes_in=writes_in(context))
     key = "welcome_back" if was_opted_out else "welcome"
     await message.reply_text(t(key, lang, name=user.first_name))
 
@@ -34,7 +33,7 @@ async def help_command(update: Update, context: Context) -> None:
     services = services_of(context)
     if message.chat.type != "private" and not services.allow_group_reply(message.chat.id):
         return
-    lang = lang_of(update)
+    lang = language_for(update, context).lang
     text = t("help", lang)
     if user is not None and services.is_admin(user.id) and message.chat.type == "private":
         text += t("admin_help", lang)
@@ -46,7 +45,7 @@ async def privacy(update: Update, context: Context) -> None:
     message = update.effective_message
     if message is None:
         return
-    lang = lang_of(update)
+    lang = language_for(update, context).lang
     policy = t("text_on" if services_of(context).settings.store_text else "text_off", lang)
     await message.reply_text(t("privacy", lang, text_policy=policy))
 
@@ -56,8 +55,8 @@ async def stop(update: Update, context: Context) -> None:
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
         return
-    await services_of(context).users.stop(user)
-    await message.reply_text(t("stopped", lang_of(update)))
+    await services_of(context).users.stop(user, writes_in=writes_in(context))
+    await message.reply_text(t("stopped", language_for(update, context).lang))
 
 
 async def forget(update: Update, context: Context) -> None:
@@ -65,7 +64,7 @@ async def forget(update: Update, context: Context) -> None:
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
         return
-    lang = lang_of(update)
+    lang = language_for(update, context).lang
     codec = services_of(context).codec
     keyboard = InlineKeyboardMarkup(
         [
@@ -88,7 +87,7 @@ async def on_forget_button(update: Update, context: Context) -> None:
     query = update.callback_query
     if data is None or query is None:
         return
-    lang = lang_of(update)
+    lang = language_for(update, context).lang
     await query.answer()
     if data.arg != "yes":
         await query.edit_message_text(t("forget_cancelled", lang))
