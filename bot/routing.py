@@ -15,6 +15,7 @@ from telegram.ext import (
 
 from bot.addressing import ADDRESSED
 from bot.admin.broadcast import broadcast, cancel, on_confirm_button, on_segment_button
+from bot.admin.dashboard import dashboard
 from bot.admin.reports import campaigns, insights, segments, stats
 from bot.handlers.answers import on_non_text, on_text, on_topic_button, unknown_command, use_private_chat
 from bot.handlers.buttons import on_stale_button
@@ -81,6 +82,7 @@ def register_admin_handlers(application: Application) -> None:  # type: ignore[t
         "campaigns": campaigns,
         "broadcast": broadcast,
         "cancel": cancel,
+        "dashboard": dashboard,
     }.items():
         application.add_handler(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE))
     application.add_handler(CallbackQueryHandler(on_segment_button, pattern=r"^bseg:"))

@@ -8,6 +8,7 @@ from cli.admin import campaigns, insights, segments, stats
 from cli.analytics import app as analytics_app
 from cli.broadcast import app as broadcast_app
 from cli.common import configure_logging, get_settings
+from cli.dashboard import dashboard
 from cli.data import db_app, events_app, users_app
 from cli.demo import demo
 from cli.followup import app as followup_app
@@ -32,6 +33,7 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(broadcast_app, name="broadcast")
 app.add_typer(followup_app, name="followup")
 app.command("run")(run)
+app.command("dashboard")(dashboard)
 for _command in (stats, segments, insights, campaigns):
     app.command()(_command)
 

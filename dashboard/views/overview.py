@@ -1,0 +1,145 @@
+"""Overview: active users over time, new users, retention cohorts, activity by hour, reach."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from dashboard.auth import config_of, manager
+from dashboard.sessions import Session
+from dashboard.templating import render
+from store.analytics_queries import (
+    active_users_by,
+    activity_heatmap,
+    distinct_users_between,
+    period_counts,
+    retention_cohorts,
+)
+from store.dashboard_queries import ReachCounts, reach_counts
+
+router = APIRouter()
+
+RANGES = (7, 30, 90)
+MIN_COHORT = 20  # cohorts smaller than this are shown greyed: one user moves the rate by 5 points
+MAX_COHORTS = 10
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Every figure of the overview page, computed together and cached."""
+
+    computed_at: datetime
+    since: datetime
+    until: datetime
+    dau: int
+    wau: int
+    mau: int
+    new_users: int
+    messages: int
+    unanswered: int
+    top_intents: list[tuple[str, int]]
+    daily: list[tuple[str, int]]
+    weekly: list[tuple[str, int]]
+    cohorts: list[dict[str, Any]]
+    cohort_weeks: int
+    heatmap: list[list[int]]
+    heat_max: int
+    reach: ReachCounts
+
+
+def _day_label(day_number: int) -> str:
+    return (EPOCH + timedelta(days=day_number)).date().isoformat()
+
+
+def _cohorts(rows: list[tuple[int, int, int]], *, last_week: int) -> tuple[list[dict[str, Any]], int]:
+    sizes: dict[int, int] = {c: n for c, o, n in rows if o == 0}
+    shown = sorted(sizes)[-MAX_COHORTS:]
+    weeks = max((last_week - c for c in shown), default=0) + 1
+    cohorts = []
+    for cohort in shown:
+        size = sizes[cohort]
+        counts = {o: n for c, o, n in rows if c == cohort}
+        cells: list[tuple[int, float] | None] = []
+        for offset in range(weeks):
+            if cohort + offset > last_week:
+                cells.append(None)  # not observed yet: blank, not zero
+            else:
+                cells.append((counts.get(offset, 0), counts.get(offset, 0) / size))
+        cohorts.append(
+            {"week": _day_label(cohort * 7), "size": size, "cells": cells, "small": size < MIN_COHORT}
+        )
+    return cohorts, weeks
+
+
+def _heatmap(rows: list[tuple[int, int, int]], offset_hours: int) -> list[list[int]]:
+    """Events per local (weekday Mon..Sun, hour), shifted from UTC by the zone's current offset."""
+    grid = [[0] * 24 for _ in range(7)]
+    for weekday_sun0, hour, n in rows:
+        total = (weekday_sun0 * 24 + hour + offset_hours) % (7 * 24)
+        local_day, local_hour = divmod(total, 24)
+        grid[(local_day - 1) % 7][local_hour] += n  # Sunday-first to Monday-first
+    return grid
+
+
+def compute_overview(request: Request, days: int) -> Overview:
+    """The overview figures for the last `days` days, from grouped, indexed SQL."""
+    config = config_of(request)
+    engine = config.engine
+    until = request.app.state.now()
+    since = until - timedelta(days=days)
+
+    counts = period_counts(engine, since=since, until=until, top=8)
+    daily = active_users_by(engine, period_days=1, since=since, until=until).rows
+    weekly = active_users_by(engine, period_days=7, since=since, until=until).rows
+    cohort_rows = retention_cohorts(engine, until=until).rows
+    last_week = int((until - EPOCH).days // 7)
+    cohorts, weeks = _cohorts(cohort_rows, last_week=last_week)
+    offset = until.astimezone(config.zone).utcoffset() or timedelta(0)
+    grid = _heatmap(
+        activity_heatmap(engine, since=since, until=until).rows, int(offset.total_seconds() // 3600)
+    )
+    return Overview(
+        computed_at=until,
+        since=since,
+        until=until,
+        dau=distinct_users_between(engine, since=until - timedelta(days=1), until=until),
+        wau=distinct_users_between(engine, since=until - timedelta(days=7), until=until),
+        mau=distinct_users_between(engine, since=until - timedelta(days=30), until=until),
+        new_users=counts["new_users"],
+        messages=counts["messages"],
+        unanswered=counts["unanswered"],
+        top_intents=counts["top_intents"],
+        daily=[(_day_label(d), n) for d, n in daily],
+        weekly=[(_day_label(d), n) for d, n in weekly],
+        cohorts=cohorts,
+        cohort_weeks=weeks,
+        heatmap=grid,
+        heat_max=max((max(row) for row in grid), default=0),
+        reach=reach_counts(engine),
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview_page(
+    request: Request, days: int = Query(30, ge=1, le=366), session: Session = Depends(manager)
+) -> Response:
+    """The overview for a period (cached for a few minutes: these figures scan the event log)."""
+    config = config_of(request)
+    data: Overview = request.app.state.cache.get(("overview", days), lambda: compute_overview(request, days))
+    return render(
+        request,
+        "overview.html",
+        session=session,
+        data=data,
+        days=days,
+        ranges=RANGES,
+        weekdays=WEEKDAYS,
+        min_cohort=MIN_COHORT,
+        cache_minutes=int(config.cache_ttl_s // 60),
+    )
