@@ -18,11 +18,12 @@ from dashboard.cache import TTLCache
 from dashboard.config import DashboardConfig
 from dashboard.errors import AccessDenied, LoginLinkRejected
 from dashboard.templating import render
-from dashboard.views import audit, broadcast, campaigns, overview
+from dashboard.views import audit, broadcast, campaigns, insights, overview, segments, users
 
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
+RUN_CACHE_S = 24 * 3600.0
 # Telegram Web shows Mini Apps in an iframe: allow it (and only it) to frame the dashboard.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; "
@@ -49,9 +50,11 @@ def create_app(config: DashboardConfig, *, now: Callable[[], datetime] = _utcnow
     app.state.now = now
     app.state.default_lang = _default_lang
     app.state.cache = TTLCache(config.cache_ttl_s)
+    # Per-run figures (a run's events end at its as_of): kept until a restart or a forgotten user.
+    app.state.run_cache = TTLCache(RUN_CACHE_S)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(auth.router)
-    for module in (overview, campaigns, broadcast, audit):
+    for module in (overview, campaigns, broadcast, segments, insights, users, audit):
         app.include_router(module.router)
 
     @app.middleware("http")
