@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 from starlette.exceptions import StarletteDeprecationWarning
 
 from dashboard import DashboardConfig, create_app
 from store import EventRecord, UserInfo, append_events, mark_blocked, set_opted_out, upsert_user
 from store.logins import issue_login_token
+from store.models import AnalyticsRun, Rule, Segment, SegmentMembership
 
 with warnings.catch_warnings():
     # Starlette 1.x asks for `httpx2`; the installed httpx works the same for these tests.
@@ -88,6 +90,75 @@ def seed_users(engine: Engine, *, n: int = 12, now: datetime = NOW) -> None:
     append_events(engine, rows)
     mark_blocked(engine, 3)
     set_opted_out(engine, 4, True)
+
+
+def seed_runs(engine: Engine) -> tuple[int, int]:
+    """Two analytics runs over users 1-12: 'Askers' (1-6) then 'Askers' (1-4) and 'Quiet' (5-12)."""
+    with Session(engine) as session, session.begin():
+        first = AnalyticsRun(
+            status="done",
+            is_current=False,
+            created_at=NOW - timedelta(days=1),
+            n_users=12,
+            params={"as_of": NOW.isoformat()},
+            metrics={},
+        )
+        session.add(first)
+        session.flush()
+        a = Segment(run_id=first.id, label=0, name="Askers", description="ask a lot", size=6, profile={})
+        b = Segment(run_id=first.id, label=1, name="Lurkers", description="read", size=6, profile={})
+        session.add_all([a, b])
+        session.flush()
+        for uid in range(1, 13):
+            session.add(SegmentMembership(run_id=first.id, user_id=uid, segment_id=(a if uid <= 6 else b).id))
+        second = AnalyticsRun(
+            status="done",
+            is_current=True,
+            created_at=NOW,
+            n_users=12,
+            params={"as_of": NOW.isoformat()},
+            metrics={"matched_segments": {"0": a.id}},
+        )
+        session.add(second)
+        session.flush()
+        askers = Segment(
+            run_id=second.id,
+            label=0,
+            name="Askers",
+            description="ask a lot",
+            size=4,
+            profile={"questions": 9.0, "recency_days": 2.0},
+        )
+        quiet = Segment(
+            run_id=second.id, label=1, name="Quiet", description="silent", size=8, profile={"questions": 1.0}
+        )
+        session.add_all([askers, quiet])
+        session.flush()
+        for uid in range(1, 13):
+            session.add(
+                SegmentMembership(
+                    run_id=second.id, user_id=uid, segment_id=(askers if uid <= 4 else quiet).id
+                )
+            )
+        for ante, cons, lift in (
+            (["segment:Askers"], ["intent:pricing"], 3.0),
+            (["intent:pricing"], ["segment:Askers"], 2.5),
+            (["intent:docs"], ["churned_30d"], 1.5),
+        ):
+            session.add(
+                Rule(
+                    run_id=second.id,
+                    antecedents=ante,
+                    consequents=cons,
+                    support=0.3,
+                    confidence=0.8,
+                    lift=lift,
+                    leverage=0.1,
+                    conviction=2.0,
+                    sentence=f"{ante} then {cons}",
+                )
+            )
+        return askers.id, quiet.id
 
 
 @pytest.fixture
