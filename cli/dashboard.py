@@ -54,9 +54,9 @@ def dashboard(
             print(url)
             return
         app = create_app(config_from_settings(settings, engine))
-        print("Rapport dashboard: open this one-time login link within 10 minutes:")
-        print(f"    {url}")
-        print("(another: `rapport dashboard --login-url`; managers can also send /dashboard to the bot)")
+        print("Rapport dashboard: open this one-time login link within 10 minutes:", flush=True)
+        print(f"    {url}", flush=True)
+        print("(another: `rapport dashboard --login-url`; managers can also send /dashboard to the bot)", flush=True)
         uvicorn.run(
             app,
             host=settings.dashboard_host,

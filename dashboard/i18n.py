@@ -55,6 +55,9 @@ EN: dict[str, str] = {
     "overview.heatmap": "Events by weekday and hour ({tz})",
     "overview.top_intents": "Top intents",
     "overview.cached": "Figures computed at {at} from the event log; refreshed every {minutes} minutes.",
+    "overview.partial": "* partial bucket: the period starts or ends inside it.",
+    "overview.heat_note": "Colours top out at {cap} events (the 95th percentile cell); outlined cells are "
+    "above it, so one outlier cannot wash out the rest.",
     "overview.empty": "No events in this period yet: the bot logs every message once it runs.",
     "overview.small_cohort": "cohorts under {n} users are greyed: their rates are noise",
     # campaigns
@@ -78,6 +81,7 @@ EN: dict[str, str] = {
     "campaign.uplift": "Return within 48 h: pushed users against the holdout",
     "campaign.not_significant": "not significant: the 95% interval includes zero",
     "campaign.significant": "the 95% interval excludes zero",
+    "campaign.small_groups": "The smaller group has {n} users: the interval (normal approximation) is rough.",
     "campaign.not_measurable": "Not measurable yet: both groups need measured users.",
     "campaign.created_by": "Created by",
     "campaign.ambiguous_note": "Ambiguous: the process stopped while these were being sent; "
@@ -92,7 +96,7 @@ EN: dict[str, str] = {
     "broadcast.plain": "Sent as plain text, exactly as typed (at most 4096 characters).",
     "broadcast.when": "When",
     "broadcast.now": "Now",
-    "broadcast.at": "At (your time zone: {tz})",
+    "broadcast.at": "At (community time zone: {tz})",
     "broadcast.preview": "Review",
     "broadcast.recipients_live": "Recipients now",
     "broadcast.rules": "Opted-out and blocked users are never sent to (and are checked again right before "
@@ -137,6 +141,8 @@ EN: dict[str, str] = {
     "insights.filter": "Filter",
     "insights.hidden": "{n} rule(s) hidden that only restate what defines a segment.",
     "insights.show_hidden": "show them",
+    "insights.redundant": "{n} rule(s) hidden that only add conditions to a simpler rule that is as "
+    "confident.",
     "insights.explain": "Support: share of users with every item of the rule. Confidence: of the users "
     "with the left side, the share who also have the right side. Lift: how many times likelier the "
     "right side is with the left side than without it (1 = unrelated).",
@@ -221,6 +227,9 @@ ZH: dict[str, str] = {
     "overview.week": "第 {n} 周",
     "overview.heatmap": "按星期和小时的事件数（{tz}）",
     "overview.top_intents": "热门意图",
+    "overview.partial": "* 不完整的区间：时间范围在其中开始或结束。",
+    "overview.heat_note": "颜色上限为 {cap} 个事件（第 95 百分位）；"
+    "带边框的格子超过该值，避免单个异常值淹没其余数据。",
     "overview.empty": "此期间暂无事件：机器人运行后会记录每条消息。",
     "campaigns.title": "推送活动",
     "campaigns.empty": "暂无活动。可以撰写一条群发，或等待每日的召回任务。",
@@ -246,7 +255,7 @@ ZH: dict[str, str] = {
     "broadcast.text": "消息",
     "broadcast.when": "发送时间",
     "broadcast.now": "立即",
-    "broadcast.at": "定时（您的时区：{tz}）",
+    "broadcast.at": "定时（社区时区：{tz}）",
     "broadcast.preview": "预览",
     "broadcast.recipients_live": "当前接收人数",
     "broadcast.confirm_title": "确认群发",

@@ -64,9 +64,12 @@
       var ctx = chart.ctx;
       chart.data.datasets.forEach(function (dataset, i) {
         var meta = chart.getDatasetMeta(i);
-        var many = meta.data.length > 45;
+        // Every bar keeps its number unless they would overlap; then every k-th (hover shows all).
+        var widest = Math.max.apply(null, dataset.data.map(function (v) { return String(v).length; }).concat([1]));
+        var room = chart.chartArea.width / Math.max(1, meta.data.length);
+        var step = Math.max(1, Math.ceil((widest * 7 + 4) / room));
         meta.data.forEach(function (bar, index) {
-          if (many && index % 2) return;
+          if ((meta.data.length - 1 - index) % step) return;
           var value = dataset.data[index];
           if (value === null || value === undefined) return;
           ctx.save();

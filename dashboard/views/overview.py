@@ -49,7 +49,7 @@ class Overview:
     cohorts: list[dict[str, Any]]
     cohort_weeks: int
     heatmap: list[list[int]]
-    heat_max: int
+    heat_max: int  # colour cap: cells above it get the darkest colour and an outline
     reach: ReachCounts
 
 
@@ -75,6 +75,26 @@ def _cohorts(rows: list[tuple[int, int, int]], *, last_week: int) -> tuple[list[
             {"week": _day_label(cohort * 7), "size": size, "cells": cells, "small": size < MIN_COHORT}
         )
     return cohorts, weeks
+
+
+def _buckets(
+    rows: list[tuple[int, int]], period_days: int, since: datetime, until: datetime
+) -> list[tuple[str, int]]:
+    """Labelled buckets; one the period cuts (the first and last, usually) is starred as partial."""
+    labelled = []
+    for start_day, n in rows:
+        start = EPOCH + timedelta(days=start_day)
+        partial = start < since or start + timedelta(days=period_days) > until
+        labelled.append((_day_label(start_day) + (" *" if partial else ""), n))
+    return labelled
+
+
+def _colour_cap(grid: list[list[int]]) -> int:
+    """The heatmap's colour cap: the 95th percentile cell, so one outlier cannot wash out the rest."""
+    cells = sorted(n for row in grid for n in row if n)
+    if not cells:
+        return 0
+    return cells[min(len(cells) - 1, int(0.95 * len(cells)))]
 
 
 def _heatmap(rows: list[tuple[int, int, int]], offset_hours: int) -> list[list[int]]:
@@ -115,12 +135,12 @@ def compute_overview(request: Request, days: int) -> Overview:
         messages=counts["messages"],
         unanswered=counts["unanswered"],
         top_intents=counts["top_intents"],
-        daily=[(_day_label(d), n) for d, n in daily],
-        weekly=[(_day_label(d), n) for d, n in weekly],
+        daily=_buckets(daily, 1, since, until),
+        weekly=_buckets(weekly, 7, since, until),
         cohorts=cohorts,
         cohort_weeks=weeks,
         heatmap=grid,
-        heat_max=max((max(row) for row in grid), default=0),
+        heat_max=_colour_cap(grid),
         reach=reach_counts(engine),
     )
 

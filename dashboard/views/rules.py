@@ -22,6 +22,7 @@ class RuleFilter:
     segment: str = ""
     sort: str = "lift"
     show_restating: bool = False
+    show_redundant: bool = False
 
 
 def restates_segment(rule: RuleInfo) -> bool:
@@ -39,12 +40,28 @@ def mentions_segment(rule: RuleInfo, name: str) -> bool:
     return f"{SEGMENT_PREFIX}{name}" in rule.antecedents and not restates_segment(rule)
 
 
-def filter_rules(rules: Sequence[RuleInfo], wanted: RuleFilter) -> tuple[list[RuleInfo], int]:
-    """The rules passing the filter, sorted; and how many were hidden for restating a segment."""
+def redundant(rule: RuleInfo, rules: Sequence[RuleInfo], *, tolerance: float = 0.01) -> bool:
+    """A rule is redundant when a simpler one (fewer conditions, same conclusion) is as confident.
+
+    "Users who asked about docs and billing also ask about models, 100%" adds nothing when "users
+    who asked about docs also ask about models, 100%" is there.
+    """
+    ante = set(rule.antecedents)
+    return any(
+        other.consequents == rule.consequents
+        and set(other.antecedents) < ante
+        and other.confidence >= rule.confidence - tolerance
+        for other in rules
+    )
+
+
+def filter_rules(rules: Sequence[RuleInfo], wanted: RuleFilter) -> tuple[list[RuleInfo], int, int]:
+    """The rules passing the filter, sorted; how many were hidden for restating a segment, for redundancy."""
     item = wanted.item.strip().casefold()
     segment = f"{SEGMENT_PREFIX}{wanted.segment}" if wanted.segment else ""
     kept: list[RuleInfo] = []
     hidden = 0
+    hidden_redundant = 0
     for rule in rules:
         items = (*rule.antecedents, *rule.consequents)
         if rule.support < wanted.min_support or rule.confidence < wanted.min_confidence:
@@ -58,10 +75,13 @@ def filter_rules(rules: Sequence[RuleInfo], wanted: RuleFilter) -> tuple[list[Ru
         if restates_segment(rule) and not wanted.show_restating:
             hidden += 1
             continue
+        if not wanted.show_redundant and redundant(rule, rules):
+            hidden_redundant += 1
+            continue
         kept.append(rule)
     key = wanted.sort if wanted.sort in SORTS else "lift"
     kept.sort(key=lambda r: (getattr(r, key), r.confidence, r.support), reverse=True)
-    return kept, hidden
+    return kept, hidden, hidden_redundant
 
 
 def item_words(item: str) -> str:

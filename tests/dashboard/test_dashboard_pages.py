@@ -126,14 +126,26 @@ def test_rule_filters_and_restating_rules() -> None:
         _rule(("intent:y",), ("churned_30d",), 0.1, 0.5, 1.2),
     ]
     assert restates_segment(rules[1]) and not restates_segment(rules[0])
-    kept, hidden = filter_rules(rules, RuleFilter())
-    assert (kept, hidden) == ([rules[0], rules[2]], 1)
-    kept, _ = filter_rules(rules, RuleFilter(show_restating=True))
+    kept, hidden, redundant_ = filter_rules(rules, RuleFilter())
+    assert (kept, hidden, redundant_) == ([rules[0], rules[2]], 1, 0)
+    kept, _, _ = filter_rules(rules, RuleFilter(show_restating=True))
     assert kept[0] is rules[1]  # strongest lift first
     assert filter_rules(rules, RuleFilter(min_support=0.2))[0] == [rules[0]]
     assert filter_rules(rules, RuleFilter(min_lift=2.0, item="INTENT:X"))[0] == [rules[0]]
     assert filter_rules(rules, RuleFilter(segment="A"))[0] == [rules[0]]
     assert filter_rules(rules, RuleFilter(sort="support"))[0] == [rules[0], rules[2]]
+
+
+def test_rules_that_only_add_conditions_are_hidden_as_redundant() -> None:
+    simple = _rule(("intent:docs",), ("intent:models",), 0.2, 1.0, 5.0)
+    longer = _rule(("intent:docs", "intent:billing"), ("intent:models",), 0.1, 1.0, 5.0)
+    sharper = _rule(("intent:docs", "action:reply"), ("intent:models",), 0.1, 0.9, 4.0)
+    weaker_simple = _rule(("intent:docs",), ("intent:pricing",), 0.2, 0.5, 2.0)
+    sharper_than_simple = _rule(("intent:docs", "action:reply"), ("intent:pricing",), 0.1, 0.8, 3.0)
+    rules = [simple, longer, sharper, weaker_simple, sharper_than_simple]
+    kept, _, hidden = filter_rules(rules, RuleFilter())
+    assert hidden == 2 and longer not in kept and sharper not in kept and sharper_than_simple in kept
+    assert len(filter_rules(rules, RuleFilter(show_redundant=True))[0]) == 5
 
 
 def test_insights_page_filters_and_says_how_many_are_hidden(dash: Dash) -> None:
