@@ -40,19 +40,24 @@ def mentions_segment(rule: RuleInfo, name: str) -> bool:
     return f"{SEGMENT_PREFIX}{name}" in rule.antecedents and not restates_segment(rule)
 
 
-def redundant(rule: RuleInfo, rules: Sequence[RuleInfo], *, tolerance: float = 0.01) -> bool:
-    """A rule is redundant when a simpler one (fewer conditions, same conclusion) is as confident.
+def redundant_rules(rules: Sequence[RuleInfo], *, tolerance: float = 0.01) -> set[int]:
+    """Indexes of rules for which a simpler one (fewer conditions, same conclusion) is as confident.
 
     "Users who asked about docs and billing also ask about models, 100%" adds nothing when "users
     who asked about docs also ask about models, 100%" is there.
     """
-    ante = set(rule.antecedents)
-    return any(
-        other.consequents == rule.consequents
-        and set(other.antecedents) < ante
-        and other.confidence >= rule.confidence - tolerance
-        for other in rules
-    )
+    by_conclusion: dict[tuple[str, ...], list[tuple[frozenset[str], float]]] = {}
+    for rule in rules:
+        by_conclusion.setdefault(rule.consequents, []).append((frozenset(rule.antecedents), rule.confidence))
+    found = set()
+    for index, rule in enumerate(rules):
+        ante = frozenset(rule.antecedents)
+        if any(
+            other < ante and confidence >= rule.confidence - tolerance
+            for other, confidence in by_conclusion[rule.consequents]
+        ):
+            found.add(index)
+    return found
 
 
 def filter_rules(rules: Sequence[RuleInfo], wanted: RuleFilter) -> tuple[list[RuleInfo], int, int]:
@@ -62,7 +67,8 @@ def filter_rules(rules: Sequence[RuleInfo], wanted: RuleFilter) -> tuple[list[Ru
     kept: list[RuleInfo] = []
     hidden = 0
     hidden_redundant = 0
-    for rule in rules:
+    redundant = set() if wanted.show_redundant else redundant_rules(rules)
+    for index, rule in enumerate(rules):
         items = (*rule.antecedents, *rule.consequents)
         if rule.support < wanted.min_support or rule.confidence < wanted.min_confidence:
             continue
@@ -75,7 +81,7 @@ def filter_rules(rules: Sequence[RuleInfo], wanted: RuleFilter) -> tuple[list[Ru
         if restates_segment(rule) and not wanted.show_restating:
             hidden += 1
             continue
-        if not wanted.show_redundant and redundant(rule, rules):
+        if index in redundant:
             hidden_redundant += 1
             continue
         kept.append(rule)
