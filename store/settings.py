@@ -168,6 +168,11 @@ class Settings(BaseSettings):
         "else generated once and kept in <data_dir>/dashboard_secret. Set it when the bot and the "
         "dashboard run on different hosts without the same token.",
     )
+    dashboard_in_run: bool = Field(
+        default=False,
+        description="Whether `rapport run` also serves the dashboard, in the same process, on "
+        "dashboard_host/dashboard_port (off: run `rapport dashboard` beside it).",
+    )
     dashboard_session_hours: float = Field(
         default=12.0, description="How long a dashboard session lasts after login."
     )
