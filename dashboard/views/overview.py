@@ -27,7 +27,7 @@ RANGES = (7, 30, 90)
 MIN_COHORT = 20  # cohorts smaller than this are shown greyed: one user moves the rate by 5 points
 MAX_COHORTS = 10
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+WEEKDAYS = tuple(f"weekday.{n}" for n in range(7))  # Monday first; words in dashboard.i18n
 
 
 @dataclass(frozen=True)

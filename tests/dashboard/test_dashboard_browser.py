@@ -8,6 +8,7 @@ reachable users. Screenshots of every page go to var/screenshots/ (git-ignored) 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import socket
 import threading
@@ -17,12 +18,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import pytest
 import uvicorn
 from sqlalchemy import Engine, select
 
 from dashboard import DashboardConfig, create_app
+from dashboard.initdata import init_data_hash
 from scheduler import segment_recipients
 from store.campaigns import get_campaign
 from store.logins import issue_login_token, login_url
@@ -250,3 +253,33 @@ def test_refusals_in_the_browser(served: Served, browser_page: tuple[Any, list[s
     )
     assert status == 403
     assert response is not None
+
+
+def test_the_mini_app_logs_in_from_telegram_data_and_takes_its_theme(
+    served: Served, browser_page: tuple[Any, list[str]]
+) -> None:
+    page, errors = browser_page
+    fields = {
+        "auth_date": str(int(datetime.now(UTC).timestamp())),
+        "query_id": "AAH",
+        "user": f'{{"id":{ADMIN},"first_name":"M","language_code":"zh"}}',
+    }
+    init_data = urlencode({**fields, "hash": init_data_hash(fields, BOT_TOKEN)})
+    theme = json.dumps(
+        {
+            "bg_color": "#17212b",
+            "secondary_bg_color": "#0e1621",
+            "text_color": "#f5f5f5",
+            "button_color": "#5288c1",
+        }
+    )
+    # Telegram opens the Mini App with its launch parameters in the URL fragment.
+    page.goto(f"{served.base}/webapp#tgWebAppData={quote(init_data)}&tgWebAppThemeParams={quote(theme)}")
+    page.wait_for_url(f"{served.base}/")
+    assert page.locator("h1").first.inner_text() == "概览"
+    background = page.evaluate("getComputedStyle(document.querySelector('.card, .tile')).backgroundColor")
+    assert background == "rgb(23, 33, 43)"
+    _shot(page, "14-mini-app-dark-zh")
+    page.goto(served.base + "/webapp")  # opened outside Telegram: says so, logs nobody in
+    assert page.locator("#webapp-missing").is_visible()
+    assert errors == []
