@@ -147,6 +147,30 @@ EN: dict[str, str] = {
     "with the left side, the share who also have the right side. Lift: how many times likelier the "
     "right side is with the left side than without it (1 = unrelated).",
     # users
+    "followups.title": "Follow-ups",
+    "followups.catalogue": "Catalogue",
+    "followups.empty": "The catalogue is empty: it is loaded from the follow-up YAML when the scheduler "
+    "starts.",
+    "followups.rate_note": "Response: the user was active within 48 h of the push. Rates from fewer than {n} "
+    "measured sends are greyed.",
+    "followups.targets": "Targets",
+    "followups.sent": "Sent",
+    "followups.sends": "Measured (48 h passed)",
+    "followups.responded": "Returned",
+    "followups.rate": "Response rate",
+    "followups.inactive": "inactive",
+    "followups.model": "Follow-up model: held-out figures and activation decisions",
+    "followups.explain": "HR@k: share of held-out next events the model had among its top k guesses (HR@10 = "
+    "in its first ten). NDCG@10 and MRR also reward ranking the right event higher. A new model is "
+    "activated only when its held-out figure is no worse than the active model's on the same days.",
+    "followups.no_model": "No follow-up model trained yet: `rapport followup train` or the nightly "
+    "retraining.",
+    "followups.decision": "Decision",
+    "followups.active": "active",
+    "followups.vs_active": "active:",
+    "followups.baselines": "The Markov and popularity baselines are not stored with the runs: "
+    "`rapport followup evaluate` prints them beside the model.",
+    "nav.followups": "Follow-ups",
     "users.title": "Users",
     "users.lookup": "Look up by id or username",
     "users.none": "No user matches.",
@@ -280,6 +304,27 @@ ZH: dict[str, str] = {
     "segments.stayed": "留存",
     "insights.title": "洞察：关联规则",
     "insights.filter": "筛选",
+    "followups.title": "跟进消息",
+    "followups.catalogue": "消息目录",
+    "followups.empty": "目录为空：调度器启动时会从跟进消息 YAML 加载。",
+    "followups.rate_note": "回应：用户在推送后 48 小时内有活动。少于 {n} 次已测量发送的比率显示为灰色。",
+    "followups.targets": "目标",
+    "followups.sent": "已发送",
+    "followups.sends": "已测量（已过 48 小时）",
+    "followups.responded": "回访",
+    "followups.rate": "回应率",
+    "followups.inactive": "未启用",
+    "followups.model": "跟进模型：留出数据上的指标与启用决定",
+    "followups.explain": "HR@k：留出的下一事件出现在模型前 k 个猜测中的比例（HR@10 = 前十个之内）。"
+    "NDCG@10 和 MRR 还会奖励把正确事件排得更靠前。"
+    "只有当新模型在相同日期上的留出指标不差于当前模型时才会启用。",
+    "followups.no_model": "尚未训练跟进模型：运行 `rapport followup train` 或等待夜间重训练。",
+    "followups.decision": "决定",
+    "followups.active": "当前使用",
+    "followups.vs_active": "当前：",
+    "followups.baselines": "马尔可夫和流行度基线不随模型运行保存："
+    "`rapport followup evaluate` 会在模型旁打印它们。",
+    "nav.followups": "跟进消息",
     "users.title": "用户",
     "users.lookup": "按 ID 或用户名查找",
     "users.forget": "删除此用户的数据",

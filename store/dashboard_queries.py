@@ -14,7 +14,16 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, case, func, or_, select
 
-from store.models import AnalyticsRun, Campaign, Delivery, Event, Segment, SegmentMembership, User
+from store.models import (
+    AnalyticsRun,
+    Campaign,
+    Delivery,
+    Event,
+    FollowupMessage,
+    Segment,
+    SegmentMembership,
+    User,
+)
 
 MAX_PAGE = 200
 
@@ -249,3 +258,47 @@ def users_by_ids(engine: Engine, user_ids: Collection[int]) -> dict[int, MemberR
         return {}
     with engine.connect() as connection:
         return {row.id: _member(row) for row in connection.execute(select(u).where(u.c.id.in_(wanted)))}
+
+
+@dataclass(frozen=True)
+class CatalogueRow:
+    """A follow-up message of the catalogue."""
+
+    id: str
+    text_en: str
+    text_zh: str
+    targets: list[Any]
+    segments: list[Any]
+    cooldown_days: int
+    active: bool
+
+
+def followup_catalogue(engine: Engine) -> list[CatalogueRow]:
+    """Every follow-up message, active first, by id."""
+    f = FollowupMessage.__table__
+    query = select(f).order_by(f.c.active.desc(), f.c.id)
+    with engine.connect() as connection:
+        return [
+            CatalogueRow(
+                row.id,
+                row.text_en,
+                row.text_zh,
+                list(row.targets or []),
+                list(row.segments or []),
+                int(row.cooldown_days),
+                bool(row.active),
+            )
+            for row in connection.execute(query)
+        ]
+
+
+def followup_sends(engine: Engine) -> dict[str, int]:
+    """Messages sent per follow-up id (measured or not yet)."""
+    d = Delivery.__table__
+    query = (
+        select(d.c.followup_id, func.count())
+        .where(d.c.status == "sent", d.c.followup_id.is_not(None))
+        .group_by(d.c.followup_id)
+    )
+    with engine.connect() as connection:
+        return {str(fid): int(n) for fid, n in connection.execute(query)}

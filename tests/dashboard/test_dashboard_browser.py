@@ -167,6 +167,7 @@ def test_a_manager_logs_in_opens_every_page_and_broadcasts(
         ("/campaigns", "02-campaigns-empty"),
         ("/segments", "04-segments"),
         ("/insights", "06-insights"),
+        ("/followups", "06b-followups"),
         ("/users?q=user", "07-users"),
         ("/users/3", "08-user"),
         ("/users/3/forget", "09-forget"),

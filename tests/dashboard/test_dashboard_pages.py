@@ -19,6 +19,7 @@ EMPTY_STATES = {
     "/segments": "No segments yet",
     "/insights": "No rules yet",
     "/audit": "login",  # the manager's own login is the first entry
+    "/followups": "The catalogue is empty",
 }
 
 
@@ -49,6 +50,7 @@ def test_every_page_renders_on_a_segmented_store(dash: Dash) -> None:
         "/users?q=user",
         "/users/5",
         "/users/5/forget",
+        "/followups",
         "/audit",
     ]
     for page in pages:
@@ -194,3 +196,54 @@ def test_forgetting_a_user_needs_the_typed_id_and_is_audited(dash: Dash) -> None
     assert entry.details["events"] == 3 and entry.details["users"] == 1
     assert "User 5 was forgotten" in client.get(done.headers["location"]).text
     assert _count(dash.engine, Delivery, 5) == 0
+
+
+def test_followups_show_sends_response_rates_and_model_decisions(dash: Dash) -> None:
+    from store.campaigns import NewDelivery, create_campaign
+    from store.model_runs import record_model_run
+    from store.models import FollowupMessage
+
+    now = dash.clock.now
+    with Session(dash.engine) as session, session.begin():
+        session.add(
+            FollowupMessage(id="tips", text_en="Try this", text_zh="试试", targets=["pricing"], segments=[])
+        )
+        session.add(
+            FollowupMessage(id="old", text_en="Old", text_zh="旧", targets=[], segments=[], active=False)
+        )
+    rows = [
+        NewDelivery(user_id=u, chat_id=u, text="Try this", due_at=now, followup_id="tips")
+        for u in range(1, 6)
+    ]
+    campaign = create_campaign(
+        dash.engine,
+        kind="reengagement",
+        name="r",
+        segment="inactive:7",
+        text=None,
+        scheduled_at=now,
+        now=now,
+        deliveries=rows,
+    )
+    with Session(dash.engine) as session, session.begin():
+        for delivery in session.query(Delivery).filter(Delivery.campaign_id == campaign):
+            delivery.status = "sent"
+            delivery.sent_at = now
+            delivery.responded = True if delivery.user_id <= 2 else (False if delivery.user_id <= 4 else None)
+    record_model_run(
+        dash.engine,
+        kind="followup",
+        artefact_path="/m",
+        metrics={"candidate": {"hr@10": 0.5}, "active": {"hr@10": 0.4}},
+        params={},
+        activate=True,
+        decision="activated: held-out hr@10 0.5000 >= active 0.4000",
+        now=now,
+    )
+    html = dash.logged_in().get("/followups").text
+    row = html.split('data-id="tips"', 1)[1].split("</tr>", 1)[0]
+    # 5 sent, 4 measured, 2 returned: 50% (greyed: under 20 measured sends).
+    assert [cell.split(">")[-1] for cell in row.split("</td>")[3:7]] == ["5", "4", "2", "50.0%"]
+    assert 'class="small" data-id="tips"' in html
+    assert "inactive" in html.split('data-id="old"', 1)[1].split("</tr>", 1)[0]
+    assert "50.0%" in html and "40.0%" in html and "activated: held-out hr@10" in html
