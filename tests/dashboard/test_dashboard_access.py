@@ -12,7 +12,7 @@ from dashboard.initdata import init_data_hash
 from dashboard.sessions import COOKIE_NAME
 from store.audit import list_actions
 from store.logins import TERMINAL_OPERATOR
-from tests.dashboard.conftest import ADMIN, BOT_TOKEN, STRANGER, Dash, csrf_of
+from tests.dashboard.conftest import ADMIN, BOT_TOKEN, OTHER_ADMIN, STRANGER, Dash, TestClient, csrf_of
 
 PAGES = ["/", "/campaigns", "/broadcast", "/audit"]
 
@@ -182,3 +182,30 @@ def test_pages_carry_security_headers(dash: Dash) -> None:
     response = dash.client().get("/login")
     assert "frame-ancestors" in response.headers["content-security-policy"]
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_over_https_the_cookie_is_secure(dash: Dash) -> None:
+    from dataclasses import replace
+
+    from dashboard import create_app
+
+    app = create_app(replace(dash.config, base_url="https://dash.example"), now=dash.clock)
+    client = TestClient(app, base_url="https://testserver", follow_redirects=False)
+    response = client.post("/login", data={"token": dash.link_token()})
+    assert response.status_code == 303 and "secure" in response.headers["set-cookie"].lower()
+
+
+def test_a_manager_removed_from_the_admin_ids_loses_the_session(dash: Dash) -> None:
+    from dataclasses import replace
+
+    from dashboard import create_app
+
+    client = dash.logged_in()
+    cookie = client.cookies[COOKIE_NAME]
+    demoted = TestClient(
+        create_app(replace(dash.config, admin_ids=frozenset({OTHER_ADMIN})), now=dash.clock),
+        follow_redirects=False,
+    )
+    demoted.cookies.set(COOKIE_NAME, cookie)
+    response = demoted.get("/")
+    assert response.status_code == 403 and "not a manager" in response.text

@@ -160,3 +160,19 @@ def test_pause_resume_cancel_from_the_page_are_audited(dash: Dash) -> None:
     assert "not possible, the campaign is cancelled" in refused.text
     assert len(list_actions(dash.engine)) == 4  # login + three controls
     assert client.post("/campaigns/999/pause", data={"csrf": csrf}).status_code == 404
+
+
+def test_the_time_is_read_in_a_non_utc_community_zone(dash: Dash) -> None:
+    from dataclasses import replace
+
+    from dashboard import create_app
+
+    seed_users(dash.engine, now=dash.clock.now)
+    berlin = replace(dash, app=create_app(replace(dash.config, timezone="Europe/Berlin"), now=dash.clock))
+    client = berlin.logged_in()
+    csrf = csrf_of(client.get("/broadcast").text)
+    assert "Europe/Berlin" in client.get("/broadcast").text
+    form = {"csrf": csrf, "segment": "all", "text": "Later", "when": "at", "at": "2026-11-21T09:30"}
+    response = client.post("/broadcast/confirm", data=form)
+    made = get_campaign(dash.engine, int(response.headers["location"].rsplit("/", 1)[1]))
+    assert made is not None and made.scheduled_at == datetime(2026, 11, 21, 8, 30, tzinfo=UTC)  # CET = UTC+1
