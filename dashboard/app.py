@@ -18,7 +18,17 @@ from dashboard.cache import TTLCache
 from dashboard.config import DashboardConfig
 from dashboard.errors import AccessDenied, LoginLinkRejected
 from dashboard.templating import render
-from dashboard.views import audit, broadcast, campaigns, followups, insights, overview, segments, users
+from dashboard.views import (
+    audit,
+    broadcast,
+    campaigns,
+    followups,
+    insights,
+    overview,
+    questions,
+    segments,
+    users,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +64,7 @@ def create_app(config: DashboardConfig, *, now: Callable[[], datetime] = _utcnow
     app.state.run_cache = TTLCache(RUN_CACHE_S)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(auth.router)
-    for module in (overview, campaigns, broadcast, segments, insights, followups, users, audit):
+    for module in (overview, campaigns, broadcast, segments, insights, questions, followups, users, audit):
         app.include_router(module.router)
 
     @app.middleware("http")

@@ -170,6 +170,18 @@ EN: dict[str, str] = {
     "followups.vs_active": "active:",
     "followups.baselines": "The Markov and popularity baselines are not stored with the runs: "
     "`rapport followup evaluate` prints them beside the model.",
+    "nav.questions": "Questions",
+    "questions.title": "Unanswered questions",
+    "questions.unanswered": "Unanswered messages",
+    "questions.share": "of {n} messages",
+    "questions.text": "Question (lower-cased, trimmed)",
+    "questions.asked": "Asked",
+    "questions.users": "Users",
+    "questions.no_text": "Message texts are not stored (RAPPORT_STORE_TEXT is off): only the counts are "
+    "known.",
+    "questions.none": "No unanswered questions in this period.",
+    "questions.grouping": "Grouped by identical text. Grouping by meaning, turning a group into training "
+    "examples and retraining from this page are not built yet: use `rapport nlu train`.",
     "nav.followups": "Follow-ups",
     "users.title": "Users",
     "users.lookup": "Look up by id or username",
@@ -324,6 +336,17 @@ ZH: dict[str, str] = {
     "followups.vs_active": "当前：",
     "followups.baselines": "马尔可夫和流行度基线不随模型运行保存："
     "`rapport followup evaluate` 会在模型旁打印它们。",
+    "nav.questions": "问题",
+    "questions.title": "未回答的问题",
+    "questions.unanswered": "未回答的消息",
+    "questions.share": "占 {n} 条消息",
+    "questions.text": "问题（小写、去空格）",
+    "questions.asked": "次数",
+    "questions.users": "用户数",
+    "questions.no_text": "未存储消息文本（RAPPORT_STORE_TEXT 已关闭）：只知道数量。",
+    "questions.none": "此期间没有未回答的问题。",
+    "questions.grouping": "按相同文本分组。按语义分组、把一组问题变成训练样例以及在此页面重新训练尚未实现："
+    "请使用 `rapport nlu train`。",
     "nav.followups": "跟进消息",
     "users.title": "用户",
     "users.lookup": "按 ID 或用户名查找",

@@ -168,6 +168,7 @@ def test_a_manager_logs_in_opens_every_page_and_broadcasts(
         ("/segments", "04-segments"),
         ("/insights", "06-insights"),
         ("/followups", "06b-followups"),
+        ("/questions", "06c-questions"),
         ("/users?q=user", "07-users"),
         ("/users/3", "08-user"),
         ("/users/3/forget", "09-forget"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -20,6 +22,7 @@ EMPTY_STATES = {
     "/insights": "No rules yet",
     "/audit": "login",  # the manager's own login is the first entry
     "/followups": "The catalogue is empty",
+    "/questions": "No unanswered questions in this period",
 }
 
 
@@ -51,6 +54,7 @@ def test_every_page_renders_on_a_segmented_store(dash: Dash) -> None:
         "/users/5",
         "/users/5/forget",
         "/followups",
+        "/questions",
         "/audit",
     ]
     for page in pages:
@@ -247,3 +251,39 @@ def test_followups_show_sends_response_rates_and_model_decisions(dash: Dash) -> 
     assert 'class="small" data-id="tips"' in html
     assert "inactive" in html.split('data-id="old"', 1)[1].split("</tr>", 1)[0]
     assert "50.0%" in html and "40.0%" in html and "activated: held-out hr@10" in html
+
+
+def test_questions_group_unanswered_texts_or_say_texts_are_not_stored(dash: Dash) -> None:
+    from store import EventRecord, append_events
+
+    now = dash.clock.now
+    rows = [
+        EventRecord(
+            user_id=u,
+            chat_id=u,
+            ts=now - timedelta(hours=u),
+            kind="fallback",
+            intent="nlu_fallback",
+            text=text,
+        ).as_row(store_text=True)
+        for u, text in ((1, "Do you ship to Mars?"), (2, " do you ship to mars? "), (3, "Weather?"))
+    ]
+    rows.append(
+        EventRecord(
+            user_id=4, chat_id=4, ts=now - timedelta(hours=1), kind="message", intent="pricing", text="price?"
+        ).as_row(store_text=True)
+    )
+    append_events(dash.engine, rows)
+    html = dash.logged_in().get("/questions").text
+    assert "do you ship to mars?" in html and "75.0%" in html
+    row = html.split("do you ship to mars?", 1)[1].split("</tr>", 1)[0]
+    assert ">2<" in row  # asked twice, by two users
+    textless = [
+        EventRecord(user_id=9, chat_id=9, ts=now - timedelta(hours=1), kind="fallback").as_row(
+            store_text=False
+        )
+    ]
+    with Session(dash.engine) as session, session.begin():
+        session.query(Event).delete()
+    append_events(dash.engine, textless)
+    assert "texts are not stored" in dash.logged_in().get("/questions").text
