@@ -153,5 +153,6 @@ def switch_language(
     session: Session = Depends(manager_with_csrf),
 ) -> Response:
     """Switch the interface language (kept in the session cookie)."""
-    target = back if back.startswith("/") and not back.startswith("//") else "/"
+    # Only a path of this site: "//host" and "/\\host" would send the manager elsewhere.
+    target = back if back.startswith("/") and not back.startswith("//") and "\\" not in back else "/"
     return start_session(request, session.with_lang(lang), to=target)

@@ -209,3 +209,19 @@ def test_a_manager_removed_from_the_admin_ids_loses_the_session(dash: Dash) -> N
     demoted.cookies.set(COOKIE_NAME, cookie)
     response = demoted.get("/")
     assert response.status_code == 403 and "not a manager" in response.text
+
+
+def test_a_server_error_is_a_plain_500_page(dash: Dash, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dashboard.views.audit as audit_view
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(audit_view, "list_actions", broken)
+    client = dash.logged_in()
+    quiet = TestClient(dash.app, raise_server_exceptions=False, follow_redirects=False)  # type: ignore[arg-type]
+    quiet.cookies = client.cookies
+    response = quiet.get("/audit")
+    assert response.status_code == 500
+    assert "it has been logged" in response.text
+    assert "database on fire" not in response.text and "Traceback" not in response.text
