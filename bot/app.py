@@ -67,6 +67,7 @@ ADMIN_COMMANDS = [
     ("insights", "Top behaviour rules"),
     ("broadcast", "Send a message to a segment"),
     ("campaigns", "Recent sends and delivery"),
+    ("dashboard", "A one-time login link to the dashboard"),
 ]
 
 

@@ -21,7 +21,7 @@ from bot.understanding import Understanding
 from store import EventRecord
 from store.vocabulary import EventKind
 
-ADMIN_COMMANDS = frozenset({"stats", "segments", "insights", "broadcast", "campaigns", "poll"})
+ADMIN_COMMANDS = frozenset({"stats", "segments", "insights", "broadcast", "campaigns", "poll", "dashboard"})
 OTHER_KIND = "other"
 """The kind of an update of a type the bot does not ask Telegram for (not in `EventKind`)."""
 _CONTENT_FIELDS = (

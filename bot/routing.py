@@ -33,6 +33,7 @@ from bot.admin.broadcast import (
     on_segment_button,
     take_broadcast_text,
 )
+from bot.admin.dashboard import dashboard
 from bot.admin.reports import campaigns, insights, segments, stats
 from bot.buttons import on_stale_button
 from bot.context import Context, RapportApp, turn_of
@@ -122,6 +123,7 @@ def register_admin_handlers(application: RapportApp) -> None:
         "campaigns": campaigns,
         "broadcast": broadcast,
         "cancel": cancel,
+        "dashboard": dashboard,
     }.items():
         application.add_handler(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE))
     application.add_handler(CallbackQueryHandler(on_segment_button, pattern=r"^bseg:"))

@@ -62,6 +62,10 @@ COMMANDS: dict[str, LazyCommand] = {
         "cli.run:run",
         "Start the bot (long polling, or a webhook verified by its secret token) and the scheduler.",
     ),
+    "dashboard": LazyCommand(
+        "cli.dashboard:dashboard",
+        "Serve the managers' dashboard against the database (prints a one-time login URL first).",
+    ),
     "stats": LazyCommand(
         "cli.admin:stats", "Activity: DAU/WAU/MAU, new users, questions, top intents and the fallback rate."
     ),

@@ -12,6 +12,7 @@ from bot.app import attach_scheduler, build_application
 from bot.errors import BotStartupError, KnowledgeBaseError
 from bot.runner import WebhookOptions, serve
 from cli.common import fail, get_settings, open_engine
+from cli.dashboard import serve_dashboard_beside
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ def run(
     except (BotStartupError, KnowledgeBaseError) as exc:
         fail(str(exc))
     attach_scheduler(application, settings)
+    stop_dashboard = serve_dashboard_beside(settings, engine)
     try:
         asyncio.run(serve(application, webhook=options))
     except InvalidToken:
@@ -48,5 +50,6 @@ def run(
     except OSError as exc:
         fail(f"cannot start: {exc.strerror or exc}")
     finally:
+        stop_dashboard()
         engine.dispose()
     logger.info("bot stopped")

@@ -272,3 +272,36 @@ class ImportBatch(Base):
     rows: Mapped[int] = mapped_column(Integer)
     skipped: Mapped[int] = mapped_column(Integer, default=0)
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- Dashboard (login links, audit log, lookup indexes) -----------------------------
+
+
+class LoginToken(Base):
+    """A one-time dashboard login link: redeemed at most once, before `expires_at`."""
+
+    __tablename__ = "login_tokens"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditRecord(Base):
+    """One manager action taken in the dashboard: who, what, on what, when."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor_id: Mapped[int] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(256), default="")
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+# User lookup by username and a segment's member list are dashboard pages: index them.
+Index("ix_users_username", User.username)
+Index("ix_segment_memberships_segment", SegmentMembership.segment_id, SegmentMembership.user_id)

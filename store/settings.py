@@ -178,6 +178,31 @@ class Settings(BaseSettings):
         "(e.g. `spark.executor.memory=4g`).",
     )
 
+    # --- Dashboard ------------------------------------------------------------------
+    dashboard_host: str = Field(
+        default="127.0.0.1", description="Interface `rapport dashboard` binds (localhost only by default)."
+    )
+    dashboard_port: int = Field(default=8780, description="Port `rapport dashboard` listens on.")
+    dashboard_url: str | None = Field(
+        default=None,
+        description="Public base URL of the dashboard, used in login links; default "
+        "http://<dashboard_host>:<dashboard_port>. With https, /dashboard also offers a Mini App button.",
+    )
+    dashboard_secret: str | None = Field(
+        default=None,
+        description="Key signing login links and session cookies; default: derived from the bot token, "
+        "else generated once and kept in <data_dir>/dashboard_secret. Set it when the bot and the "
+        "dashboard run on different hosts without the same token.",
+    )
+    dashboard_in_run: bool = Field(
+        default=False,
+        description="Whether `rapport run` also serves the dashboard, in the same process, on "
+        "dashboard_host/dashboard_port (off: run `rapport dashboard` beside it).",
+    )
+    dashboard_session_hours: float = Field(
+        default=12.0, description="How long a dashboard session lasts after login."
+    )
+
     @field_validator("admin_ids", "nlu_data", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
@@ -209,6 +234,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'rapport.db'}"
+
+    @property
+    def resolved_dashboard_url(self) -> str:
+        """The dashboard's public base URL, without a trailing slash."""
+        return (self.dashboard_url or f"http://{self.dashboard_host}:{self.dashboard_port}").rstrip("/")
 
     @property
     def resolved_nlu_model_dir(self) -> Path:

@@ -22,7 +22,8 @@ ALLOWED = {
     "bot": {"store", "nlu", "analytics", "scheduler"},
     "fakeapi": set(),
     "demo": {"store", "nlu", "analytics", "scheduler", "bot", "fakeapi"},
-    "cli": {"store", "nlu", "analytics", "scheduler", "bot", "fakeapi", "demo"},
+    "cli": {"store", "nlu", "analytics", "scheduler", "bot", "fakeapi", "demo", "dashboard"},
+    "dashboard": {"store", "nlu", "analytics", "scheduler"},
 }
 PROJECT = set(ALLOWED)
 FORBIDDEN_THIRD_PARTY = {

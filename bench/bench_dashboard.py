@@ -1,0 +1,130 @@
+"""Dashboard server time per page at the demo's size: p50/p95 of each page, and the cache's effect.
+
+Usage: python -m bench.bench_dashboard [--users 400] [--events-per-user 60] [--repeat 30] [--database-url URL]
+
+It writes a synthetic population (`demo.synthetic.populate`) into a fresh SQLite file (or the
+given database), runs analytics once, creates a broadcast, then times every page through the
+ASGI app in-process (no network: what the server spends). The overview is timed twice: with its
+5-minute cache (what managers get, after the one request per 5 minutes that fills it) and with
+the cache off (its peer: the grouped SQL that one request pays).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import warnings
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine
+from starlette.exceptions import StarletteDeprecationWarning
+
+from analytics import current_segments, run_analytics
+from dashboard import DashboardConfig, create_app
+from demo.synthetic import populate
+from scheduler import create_broadcast
+from store import create_db_engine, upgrade
+from store.logins import issue_login_token
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
+
+ADMIN = 1
+TARGET_P95_MS = 300.0
+
+
+def _prepare(engine: Engine, users: int, events_per_user: float) -> tuple[int, int, int]:
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    population = populate(engine, users, events_per_user=events_per_user, end=now, seed=7)
+    print(f"populated {users} users, {population.n_events} events in {time.perf_counter() - started:.1f} s")
+    run_analytics(engine)
+    segment = current_segments(engine)[0]
+    campaign = create_broadcast(engine, segment="all", text="bench", at=now + timedelta(hours=1), now=now)
+    return segment.id, campaign, 1
+
+
+def _time(client: TestClient, path: str, repeat: int) -> list[float]:
+    """Milliseconds per request after one warm-up request (templates compiled, cache filled)."""
+    client.get(path)
+    timings = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        response = client.get(path)
+        timings.append((time.perf_counter() - started) * 1000)
+        assert response.status_code in (200, 303), (path, response.status_code)
+    return timings
+
+
+def _p(values: list[float], q: float) -> float:
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=400)
+    parser.add_argument("--events-per-user", type=float, default=60.0)
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        engine = create_db_engine(url)
+        upgrade(engine)
+        segment_id, campaign_id, user_id = _prepare(engine, args.users, args.events_per_user)
+        results: list[tuple[str, float, float]] = []
+        for label, ttl in (("cached", 300.0), ("no cache", 0.0)):
+            config = DashboardConfig(
+                engine=engine,
+                secret=b"bench",
+                admin_ids=frozenset({ADMIN}),
+                base_url="http://b",
+                cache_ttl_s=ttl,
+            )
+            client = TestClient(create_app(config), follow_redirects=False)
+            token = issue_login_token(engine, config.secret, user_id=ADMIN, now=datetime.now(UTC))
+            assert client.post("/login", data={"token": token}).status_code == 303
+            pages = ["/", "/?days=90"]
+            if label == "cached":
+                pages += [
+                    "/campaigns",
+                    f"/campaigns/{campaign_id}",
+                    "/broadcast",
+                    "/broadcast/recipients?segment=all",
+                    "/segments",
+                    f"/segments/{segment_id}",
+                    f"/segments/{segment_id}?q=1",
+                    "/insights",
+                    "/users?q=a",
+                    f"/users/{user_id}",
+                    "/audit",
+                ]
+            for page in pages:
+                timings = _time(client, page, args.repeat)
+                results.append(
+                    (
+                        f"{page} ({label})" if page.startswith("/?") or page == "/" else page,
+                        _p(timings, 50),
+                        _p(timings, 95),
+                    )
+                )
+        print(f"\n{'page':45s} {'p50 ms':>8s} {'p95 ms':>8s} {'p95/target':>10s}")
+        for page, p50, p95 in results:
+            print(f"{page:45s} {p50:8.1f} {p95:8.1f} {p95 / TARGET_P95_MS:10.2f}")
+        worst = max(p95 for page, _, p95 in results if "no cache" not in page)
+        print(f"\nworst p95 (as managers get it): {worst:.1f} ms; target {TARGET_P95_MS:.0f} ms")
+        cached = {p: p50 for p, p50, _ in results}
+        for days in ("/", "/?days=90"):
+            cold, warm = cached[f"{days} (no cache)"], cached[f"{days} (cached)"]
+            print(f"overview {days}: uncached p50 {cold:.1f} ms vs cached {warm:.1f} ms ({cold / warm:.1f}x)")
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
