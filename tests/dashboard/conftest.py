@@ -85,7 +85,7 @@ def seed_users(engine: Engine, *, n: int = 12, now: datetime = NOW) -> None:
                     ts=now - timedelta(days=uid, hours=k),
                     kind="message",
                     intent="pricing",
-                ).as_row(store_text=False)
+                )
             )
     append_events(engine, rows)
     mark_blocked(engine, 3)

@@ -265,24 +265,20 @@ def test_questions_group_unanswered_texts_or_say_texts_are_not_stored(dash: Dash
             kind="fallback",
             intent="nlu_fallback",
             text=text,
-        ).as_row(store_text=True)
+        )
         for u, text in ((1, "Do you ship to Mars?"), (2, " do you ship to mars? "), (3, "Weather?"))
     ]
     rows.append(
         EventRecord(
             user_id=4, chat_id=4, ts=now - timedelta(hours=1), kind="message", intent="pricing", text="price?"
-        ).as_row(store_text=True)
+        )
     )
     append_events(dash.engine, rows)
     html = dash.logged_in().get("/questions").text
     assert "do you ship to mars?" in html and "75.0%" in html
     row = html.split("do you ship to mars?", 1)[1].split("</tr>", 1)[0]
     assert ">2<" in row  # asked twice, by two users
-    textless = [
-        EventRecord(user_id=9, chat_id=9, ts=now - timedelta(hours=1), kind="fallback").as_row(
-            store_text=False
-        )
-    ]
+    textless = [EventRecord(user_id=9, chat_id=9, ts=now - timedelta(hours=1), kind="fallback")]
     with Session(dash.engine) as session, session.begin():
         session.query(Event).delete()
     append_events(dash.engine, textless)
