@@ -8,6 +8,7 @@ from sqlalchemy import Engine, delete, func, select, update
 
 from store.db import unit_of_work
 from store.models import Delivery, Event, SegmentMembership, User, utcnow
+from store.product import forget_product_data
 from store.records import ForgetReport, UserInfo, UserState
 
 
@@ -74,6 +75,7 @@ def forget_user(engine: Engine, user_id: int) -> ForgetReport:
     """Delete everything stored about one user, in one transaction."""
     deleted: dict[str, int] = {}
     with unit_of_work(engine) as session:
+        deleted.update(forget_product_data(session, user_id))
         for name, statement in (
             ("events", delete(Event).where(Event.user_id == user_id)),
             ("deliveries", delete(Delivery).where(Delivery.user_id == user_id)),
