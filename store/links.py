@@ -4,13 +4,15 @@ The start-up's backend shows `https://t.me/<bot>?start=<payload>`; Telegram hand
 to the bot as `/start <payload>`. Telegram allows at most 64 characters from `A-Z a-z 0-9 _ -`
 in `start`, so the payload is the unpadded base64url of
 
-    account id (UTF-8, 1 to 32 bytes) | expiry (4 bytes, big-endian unix minutes) | MAC (12 bytes)
+    format (1 byte) | account id | expiry (4 bytes, big-endian unix minutes) | MAC (11 bytes)
 
-where MAC = HMAC-SHA256(RAPPORT_LINK_SECRET, b"rapport-link-v1\\x00" + account id + expiry)[:12].
-The account id has a variable length; the expiry and MAC have a fixed one, so the last 16
-bytes split off unambiguously. 48 bytes encode to exactly 64 characters. A 96-bit MAC is
-beyond brute force through a chat; single use is enforced by the store (`store.product`),
-which remembers the MAC of every redeemed payload until it expires.
+where MAC = HMAC-SHA256(RAPPORT_LINK_SECRET, b"rapport-link-v1\\x00" + format + account id +
+expiry)[:11]. Format 0x01: the account id as UTF-8, 1 to 32 bytes; format 0x02: a canonical
+(lower-case, hyphenated) UUID as its 16 bytes, so the most common account id shape fits too.
+The account id has a variable length; the rest a fixed one, so the parts split off
+unambiguously, and 48 bytes encode to exactly 64 characters. An 88-bit MAC is beyond brute
+force through a chat; single use is enforced by the store (`store.product`), which remembers
+the MAC of every redeemed payload until it expires.
 """
 
 from __future__ import annotations
@@ -20,14 +22,17 @@ import binascii
 import hashlib
 import hmac
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 MAX_PAYLOAD_CHARS = 64
-MAC_BYTES = 12
+MAC_BYTES = 11
 EXPIRY_BYTES = 4
-MAX_ACCOUNT_ID_BYTES = (MAX_PAYLOAD_CHARS * 6 // 8) - MAC_BYTES - EXPIRY_BYTES  # 32
+FORMAT_TEXT = b"\x01"
+FORMAT_UUID = b"\x02"
+MAX_ACCOUNT_ID_BYTES = (MAX_PAYLOAD_CHARS * 6 // 8) - 1 - MAC_BYTES - EXPIRY_BYTES  # 32
 DOMAIN = b"rapport-link-v1\x00"
 _ALPHABET = re.compile(r"^[A-Za-z0-9_-]+$")
 _BOT_USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
@@ -76,7 +81,27 @@ class PayloadRejected(ValueError):
 
 
 def _mac(secret: str, account: bytes, expiry: bytes) -> bytes:
+    """`account` is the format byte and the encoded account id."""
     return hmac.new(secret.encode("utf-8"), DOMAIN + account + expiry, hashlib.sha256).digest()[:MAC_BYTES]
+
+
+def _encode_account(account_id: str) -> bytes:
+    """Format byte and account id: a canonical UUID as 16 bytes, anything else as UTF-8."""
+    try:
+        if str(uuid.UUID(account_id)) == account_id:
+            return FORMAT_UUID + uuid.UUID(account_id).bytes
+    except ValueError:
+        pass
+    return FORMAT_TEXT + account_id.encode("utf-8")
+
+
+def _decode_account(account: bytes) -> str:
+    kind, body = account[:1], account[1:]
+    if kind == FORMAT_UUID and len(body) == 16:
+        return str(uuid.UUID(bytes=body))
+    if kind == FORMAT_TEXT and body:
+        return body.decode("utf-8")
+    raise ValueError("unknown account id format")
 
 
 def _b64(raw: bytes) -> str:
@@ -95,12 +120,12 @@ def sign_payload(account_id: str, secret: str, *, expires_at: datetime) -> str:
     """
     if not secret:
         raise LinkError("RAPPORT_LINK_SECRET is not set: cannot sign deep-link payloads")
-    account = account_id.encode("utf-8")
-    if not account:
+    if not account_id:
         raise LinkError("account id is empty")
-    if len(account) > MAX_ACCOUNT_ID_BYTES:
+    account = _encode_account(account_id)
+    if len(account) - 1 > MAX_ACCOUNT_ID_BYTES:
         raise LinkError(
-            f"account id {account_id[:40]!r} is {len(account)} bytes in UTF-8; a Telegram start "
+            f"account id {account_id[:40]!r} is {len(account) - 1} bytes in UTF-8; a Telegram start "
             f"payload holds at most {MAX_ACCOUNT_ID_BYTES} (64 characters with expiry and signature)"
         )
     if expires_at.tzinfo is None:
@@ -128,7 +153,7 @@ def verify_payload(payload: str, secret: str, *, now: datetime | None = None) ->
         raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
     except (binascii.Error, ValueError) as exc:
         raise PayloadRejected(LinkRefusal.MALFORMED, "not base64url") from exc
-    if len(raw) <= MAC_BYTES + EXPIRY_BYTES:
+    if len(raw) <= 1 + MAC_BYTES + EXPIRY_BYTES:
         raise PayloadRejected(LinkRefusal.MALFORMED, "too short")
     account, expiry, mac = (
         raw[: -MAC_BYTES - EXPIRY_BYTES],
@@ -141,9 +166,9 @@ def verify_payload(payload: str, secret: str, *, now: datetime | None = None) ->
     if (now or datetime.now(UTC)) >= expires_at:
         raise PayloadRejected(LinkRefusal.EXPIRED, f"expired at {expires_at.isoformat()}")
     try:
-        account_id = account.decode("utf-8")
-    except UnicodeDecodeError as exc:  # signed by us, so only a signer bug gets here
-        raise PayloadRejected(LinkRefusal.MALFORMED, "account id is not UTF-8") from exc
+        account_id = _decode_account(account)
+    except ValueError as exc:  # signed with our secret, so only a signer bug gets here
+        raise PayloadRejected(LinkRefusal.MALFORMED, "account id is not in a known format") from exc
     return VerifiedLink(account_id=account_id, expires_at=expires_at, mac=mac)
 
 

@@ -270,7 +270,9 @@ def _links(session: Session, accounts: Sequence[str]) -> dict[str, int]:
         links.update(
             session.execute(
                 select(AccountLink.account_id, AccountLink.user_id).where(AccountLink.account_id.in_(chunk))
-            ).tuples()
+            )
+            .tuples()
+            .all()
         )
     return links
 

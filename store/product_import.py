@@ -162,9 +162,8 @@ def import_links(engine: Engine, path: Path, *, now: datetime | None = None) -> 
     with unit_of_work(engine) as session:
         taken: list[BadRow] = []
         for number, account_id, user_id in pairs:
-            try:
-                with session.begin_nested():
-                    result = link_account(session, account_id, user_id, source=LinkSource.IMPORT, now=moment)
+            try:  # link_account checks before it writes: a refused pair leaves nothing behind
+                result = link_account(session, account_id, user_id, source=LinkSource.IMPORT, now=moment)
             except LinkTakenError as exc:
                 taken.append(BadRow(number, str(exc)))
                 continue

@@ -21,8 +21,9 @@ ALLOWED = {
     "scheduler": {"store", "analytics"},
     "bot": {"store", "nlu", "analytics", "scheduler"},
     "fakeapi": set(),
+    "ingest": {"store"},
     "demo": {"store", "nlu", "analytics", "scheduler", "bot", "fakeapi"},
-    "cli": {"store", "nlu", "analytics", "scheduler", "bot", "fakeapi", "demo"},
+    "cli": {"store", "nlu", "analytics", "scheduler", "bot", "fakeapi", "demo", "ingest"},
 }
 PROJECT = set(ALLOWED)
 FORBIDDEN_THIRD_PARTY = {
@@ -31,6 +32,7 @@ FORBIDDEN_THIRD_PARTY = {
     "store": {"telegram"},
     "nlu": {"telegram"},
     "fakeapi": {"telegram"},
+    "ingest": {"telegram"},
 }
 
 
