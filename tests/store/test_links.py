@@ -51,7 +51,7 @@ def test_a_uuid_account_id_is_packed_into_16_bytes() -> None:
 
 
 def test_account_id_too_long_is_refused_clearly() -> None:
-    with pytest.raises(LinkError, match="33 bytes.*at most 32"):
+    with pytest.raises(LinkError, match=r"33 bytes.*at most 32"):
         sign_payload("x" * 33, SECRET, expires_at=LATER)
     with pytest.raises(LinkError, match="at most 32"):
         sign_payload("用" * 11, SECRET, expires_at=LATER)  # 33 UTF-8 bytes
