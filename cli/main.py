@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from cli.accounts import app as accounts_app
+from cli.accounts import users_import
 from cli.admin import campaigns, insights, segments, stats
 from cli.analytics import app as analytics_app
 from cli.broadcast import app as broadcast_app
@@ -25,6 +27,8 @@ app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
 app.add_typer(users_app, name="users")
+users_app.command("import")(users_import)
+app.add_typer(accounts_app, name="accounts")
 app.command("demo")(demo)
 app.add_typer(nlu_app, name="nlu")
 app.add_typer(analytics_app, name="analytics")
