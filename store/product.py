@@ -23,14 +23,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store.db import unit_of_work
 from store.events import append_rows
 from store.links import LinkRefusal, PayloadRejected, verify_payload
-from store.models import AccountLink, IngestedMessage, PendingProductEvent, Trait, UsedLinkToken, utcnow
+from store.models import AccountLink, Base, IngestedMessage, PendingProductEvent, Trait, UsedLinkToken, utcnow
 from store.vocabulary import EventKind
 
 logger = logging.getLogger(__name__)
@@ -190,6 +190,13 @@ class IngestReport:
     traits: int
 
 
+def _table(model: type[Base]) -> Table:
+    """A model's Core table, for executemany inserts without ORM objects."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
 def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
     for start in range(0, len(values), _IN_CHUNK):
         yield values[start : start + _IN_CHUNK]
@@ -254,13 +261,16 @@ def _new_messages(
             )
         )
     fresh: list[ProductMessage] = []
+    taken: list[dict[str, Any]] = []
     for message in messages:
         if message.message_id:
             if message.message_id in seen:
                 continue
             seen.add(message.message_id)
-            session.add(IngestedMessage(key_id=key_id, message_id=message.message_id, received_at=now))
+            taken.append({"key_id": key_id, "message_id": message.message_id, "received_at": now})
         fresh.append(message)
+    if taken:  # Core executemany: ORM objects cost more than the insert itself here
+        session.execute(insert(_table(IngestedMessage)), taken)
     return fresh, len(messages) - len(fresh)
 
 
@@ -284,7 +294,8 @@ def _ingest_once(
         fresh, duplicates = _new_messages(session, key_id, messages, now)
         links = _links(session, sorted({m.account_id for m in fresh if m.type == "track"}))
         rows: list[dict[str, Any]] = []
-        pending = traits = 0
+        waiting: list[dict[str, Any]] = []
+        traits = 0
         for message in fresh:
             if message.type == "identify":
                 traits += upsert_traits(session, message.account_id, message.traits, message.ts)
@@ -292,17 +303,16 @@ def _ingest_once(
             assert message.event is not None
             user_id = links.get(message.account_id)
             if user_id is None:
-                session.add(
-                    PendingProductEvent(
-                        account_id=message.account_id,
-                        ts=message.ts,
-                        name=message.event,
-                        properties=message.properties or None,
-                        message_id=message.message_id,
-                        received_at=now,
-                    )
+                waiting.append(
+                    {
+                        "account_id": message.account_id,
+                        "ts": message.ts,
+                        "name": message.event,
+                        "properties": message.properties or None,
+                        "message_id": message.message_id,
+                        "received_at": now,
+                    }
                 )
-                pending += 1
             else:
                 rows.append(
                     _event_row(
@@ -315,9 +325,11 @@ def _ingest_once(
                     )
                 )
         session.flush()
+        if waiting:
+            session.execute(insert(_table(PendingProductEvent)), waiting)
         append_rows(session.connection(), rows)
     return IngestReport(
-        accepted=len(fresh), duplicates=duplicates, logged=len(rows), pending=pending, traits=traits
+        accepted=len(fresh), duplicates=duplicates, logged=len(rows), pending=len(waiting), traits=traits
     )
 
 
