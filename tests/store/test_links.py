@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -149,3 +151,14 @@ def test_forged_and_expired_payloads_link_nothing(engine: Engine) -> None:
     with pytest.raises(PayloadRejected):
         redeem_payload(engine, sign_payload("acct", SECRET, expires_at=NOW), 5, secret=SECRET, now=NOW)
     assert account_of(engine, 5) is None
+
+
+def test_the_readme_reference_function_gives_the_same_payloads() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Product data", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)  # the documented algorithm, written without Rapport
+    for account in ("acct_42", "用户-7", "x" * 32, "550e8400-e29b-41d4-a716-446655440000", "550E8400-E29B"):
+        expected = sign_payload(account, SECRET, expires_at=LATER)
+        assert namespace["payload"](account, SECRET, int(LATER.timestamp())) == expected
