@@ -24,6 +24,7 @@ COPY fakeapi ./fakeapi
 COPY demo ./demo
 COPY cli ./cli
 COPY dashboard ./dashboard
+COPY ingest ./ingest
 RUN pip install --no-cache-dir --no-deps . \
     && useradd --system --uid 10001 --home-dir /data rapport \
     && mkdir -p /data && chown rapport /data

@@ -27,7 +27,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy store nlu analytics scheduler bot fakeapi demo cli dashboard
+	$(BIN)/mypy store nlu analytics scheduler bot fakeapi demo cli dashboard ingest
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all

@@ -167,6 +167,38 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Please use this command in a group.",
         "zh": "请在群组中使用此命令。",
     },
+    # --- account linking (issue 16): replies to /start <payload> -------------------------
+    "link_done": {
+        "en": (
+            "Done: this Telegram account is now linked to your account on our platform, so my "
+            "tips can take your plan and usage into account. /forget removes the link and the "
+            "product data I hold about you."
+        ),
+        "zh": "完成：此 Telegram 账号已与你在我们平台上的账户关联，我的提示会参考你的套餐和用量。"
+        "发送 /forget 可解除关联并删除我保存的关于你的产品数据。",
+    },
+    "link_already": {
+        "en": "This Telegram account is already linked to that account; nothing changed.",
+        "zh": "此 Telegram 账号已与该账户关联，无需重复操作。",
+    },
+    "link_refused": {
+        "en": (
+            "Sorry, I can't use this link: it may have expired or been used already. "
+            "Please get a fresh one from your account page."
+        ),
+        "zh": "抱歉，此链接无法使用：可能已过期或已被使用。请在你的账户页面获取新链接。",
+    },
+    "link_taken": {
+        "en": (
+            "Sorry, I can't link this: that account, or this Telegram account, is already linked "
+            "to another one. /forget removes the existing link."
+        ),
+        "zh": "抱歉，无法关联：该账户或此 Telegram 账号已与其他账号关联。发送 /forget 可删除现有关联。",
+    },
+    "link_unavailable": {
+        "en": "Sorry, account linking isn't set up here yet.",
+        "zh": "抱歉，这里尚未开启账户关联。",
+    },
 }
 
 

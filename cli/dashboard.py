@@ -11,15 +11,24 @@ from pathlib import Path
 
 import typer
 import uvicorn
+from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from cli.common import fail, get_settings, open_engine
-from dashboard import config_from_settings, create_app
+from ingest import create_router
 from store import Settings
 from store.logins import TERMINAL_OPERATOR, dashboard_secret, issue_login_token, login_url
 
 logger = logging.getLogger(__name__)
 START_TIMEOUT_S = 10.0
+
+
+def web_app(settings: Settings, engine: Engine) -> FastAPI:
+    """The dashboard, with the Segment-spec ingestion API (`/v1/*`) mounted when write keys are set."""
+    app = web_app(settings, engine)
+    if settings.write_keys:
+        app.include_router(create_router(settings, engine))
+    return app
 
 
 def serve_dashboard_beside(settings: Settings, engine: Engine) -> Callable[[], None]:
@@ -30,7 +39,7 @@ def serve_dashboard_beside(settings: Settings, engine: Engine) -> Callable[[], N
     """
     if not settings.dashboard_in_run:
         return lambda: None
-    app = create_app(config_from_settings(settings, engine))
+    app = web_app(settings, engine)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -95,7 +104,7 @@ def dashboard(
         if print_login_url:
             print(url)
             return
-        app = create_app(config_from_settings(settings, engine))
+        app = web_app(settings, engine)
         print("Rapport dashboard: open this one-time login link within 10 minutes:", flush=True)
         print(f"    {url}", flush=True)
         print(

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 
+from cli.accounts import users_import
 from cli.common import engine_scope, fail, get_settings
 from store import ImportFileError, export_events, forget_stored_user, import_events
 from store.migrate import current_revision, head_revision
@@ -102,3 +103,6 @@ def users_forget(ctx: typer.Context, user_id: int = typer.Argument(..., help="Te
     scrubbed = ", ".join(f"{count} {place}" for place, count in report.scrubbed.items() if count)
     summary = f"forgot user {user_id}: deleted {details or 'nothing'}"
     out.print(summary + (f"; removed their id from {scrubbed}" if scrubbed else ""), soft_wrap=True)
+
+
+users_app.command("import")(users_import)

@@ -77,6 +77,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "db": LazyCommand("cli.data:db_app", "Database schema."),
     "events": LazyCommand("cli.data:events_app", "Import and export the interaction log."),
     "users": LazyCommand("cli.data:users_app", "Users and their data."),
+    "accounts": LazyCommand("cli.accounts:app", "Product accounts linked to Telegram users."),
     "nlu": LazyCommand("cli.nlu:app", "Rasa-compatible NLU: intents, entities and out-of-scope detection."),
     "analytics": LazyCommand("cli.analytics:app", "Segments, association rules and the analytics report."),
     "jobs": LazyCommand("cli.jobs:app", "The scheduler's jobs: list them, run one now."),

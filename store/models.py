@@ -305,3 +305,67 @@ class AuditRecord(Base):
 # User lookup by username and a segment's member list are dashboard pages: index them.
 Index("ix_users_username", User.username)
 Index("ix_segment_memberships_segment", SegmentMembership.segment_id, SegmentMembership.user_id)
+
+
+# --- Product data (issue 16): account links, traits, product events ---------------------------
+
+
+class AccountLink(Base):
+    """A product account linked to one Telegram user (each side at most once)."""
+
+    __tablename__ = "account_links"
+
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    source: Mapped[str] = mapped_column(String(16))  # deep_link | import
+
+
+class UsedLinkToken(Base):
+    """A redeemed deep-link payload (by its MAC), kept until it expires so it cannot be reused."""
+
+    __tablename__ = "used_link_tokens"
+
+    token_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class Trait(Base):
+    """The latest value of one trait of a product account, typed, with its update time."""
+
+    __tablename__ = "traits"
+
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value_type: Mapped[str] = mapped_column(String(16))  # numeric | categorical | date
+    number: Mapped[float | None] = mapped_column(Float)
+    category: Mapped[str | None] = mapped_column(String(256))
+    date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IngestedMessage(Base):
+    """A Segment `messageId` already taken from one write key: a retry is acknowledged, not stored."""
+
+    __tablename__ = "ingested_messages"
+
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PendingProductEvent(Base):
+    """A product event of an account not linked yet; moved into `events` when the link appears."""
+
+    __tablename__ = "pending_product_events"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(String(64), index=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    name: Mapped[str] = mapped_column(String(128))
+    properties: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    message_id: Mapped[str | None] = mapped_column(String(128))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -203,7 +203,29 @@ class Settings(BaseSettings):
         default=12.0, description="How long a dashboard session lasts after login."
     )
 
-    @field_validator("admin_ids", "nlu_data", mode="before")
+    # --- Product data ---------------------------------------------------------------
+    link_secret: str | None = Field(
+        default=None,
+        description="HMAC key that signs `/start` deep-link payloads for product accounts; "
+        "linking is off when unset.",
+    )
+    bot_username: str | None = Field(
+        default=None,
+        description="The bot's Telegram username, for `rapport accounts link-url` links.",
+    )
+    link_ttl_days: int = Field(default=7, description="Days a deep link stays valid.")
+    write_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Write keys of the Segment-spec HTTP API (comma-separated); none: the API "
+        "refuses every call.",
+    )
+    ingest_rate_per_s: float = Field(
+        default=100.0,
+        description="Calls per second one write key may make to the HTTP API (bursts up to one "
+        "second's worth); more get HTTP 429.",
+    )
+
+    @field_validator("admin_ids", "nlu_data", "write_keys", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         """Accept `1,2,3` from the environment as well as JSON lists."""

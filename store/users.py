@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from store.db import unit_of_work
 from store.models import Campaign, Chat, Delivery, Event, SegmentMembership, User, utcnow
+from store.product import forget_product_data
 from store.records import MESSAGE_REFERENCE_ATTRIBUTES, USER_ID_ATTRIBUTES, ForgetReport, UserInfo, UserState
 from store.sanitize import storable_text
 from store.vocabulary import EventKind
@@ -181,6 +182,7 @@ def forget_user(engine: Engine, user_id: int) -> ForgetReport:
     deleted: dict[str, int] = {}
     scrubbed: dict[str, int] = {}
     with unit_of_work(engine) as session:
+        deleted.update(forget_product_data(session, user_id))
         scrubbed["event references"] = _scrub_references(session, user_id)
         scrubbed["campaigns"] = int(
             session.execute(

@@ -41,6 +41,10 @@ class EventKind(StrEnum):
     """A membership change that is neither a join nor a leave (e.g. promoted to admin)."""
     PUSH_RECEIVED = "push_received"
     PUSH_RESPONSE = "push_response"
+    PRODUCT = "product"
+    """An event from the start-up's own product (Segment `track`); the name is `attributes.event`."""
+    ACCOUNT_LINK = "account_link"
+    """A `/start <payload>` deep link redeemed or refused (`attributes.outcome`)."""
 
 
 MESSAGE_KINDS: tuple[EventKind, ...] = (EventKind.MESSAGE, EventKind.FALLBACK)

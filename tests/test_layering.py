@@ -21,8 +21,9 @@ ALLOWED = {
     "scheduler": {"store", "analytics"},
     "bot": {"store", "nlu", "analytics", "scheduler"},
     "fakeapi": set(),
+    "ingest": {"store"},
     "demo": {"store", "nlu", "analytics", "scheduler", "bot", "fakeapi"},
-    "cli": {"store", "nlu", "analytics", "scheduler", "bot", "fakeapi", "demo", "dashboard"},
+    "cli": {"store", "nlu", "analytics", "scheduler", "bot", "fakeapi", "demo", "dashboard", "ingest"},
     "dashboard": {"store", "nlu", "analytics", "scheduler"},
 }
 PROJECT = set(ALLOWED)
@@ -32,6 +33,7 @@ FORBIDDEN_THIRD_PARTY = {
     "store": {"telegram"},
     "nlu": {"telegram"},
     "fakeapi": {"telegram"},
+    "ingest": {"telegram"},
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -9,7 +10,11 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from bot.buttons import verified_button
 from bot.context import Context, language_for, services_of, writes_in
 from bot.i18n import t
-from store import EventLogBehindError
+from store import EventLogBehindError, EventRecord
+from store.links import LinkRefusal, PayloadRejected
+from store.models import utcnow
+from store.product import redeem_payload
+from store.vocabulary import EventKind
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +28,48 @@ async def start(update: Update, context: Context) -> None:
     was_opted_out = await services_of(context).users.start(user, writes_in=writes_in(context))
     key = "welcome_back" if was_opted_out else "welcome"
     await message.reply_text(t(key, lang, name=user.first_name))
+    if context.args:  # a deep link: https://t.me/<bot>?start=<payload>
+        await _link_account(update, context, context.args[0], lang)
+
+
+_REFUSAL_KEYS = {LinkRefusal.TAKEN: "link_taken", LinkRefusal.NOT_CONFIGURED: "link_unavailable"}
+
+
+async def _link_account(update: Update, context: Context, payload: str, lang: str) -> None:
+    """Redeem a deep-link payload: link the user to a product account once, or refuse politely.
+
+    Forged, expired and reused payloads get the same answer (nothing to learn from it); a
+    payload that is not a link at all (e.g. a referral code) gets none. Every outcome is logged
+    as an `account_link` event.
+    """
+    message, user = update.effective_message, update.effective_user
+    assert message is not None and user is not None
+    services = services_of(context)
+    attributes: dict[str, object]
+    try:
+        result = await asyncio.to_thread(
+            redeem_payload, services.engine, payload, user.id, secret=services.settings.link_secret
+        )
+    except PayloadRejected as exc:
+        logger.warning("refused a /start link payload from user %d: %s", user.id, exc)
+        attributes = {"outcome": exc.reason.value}
+        if exc.reason is not LinkRefusal.MALFORMED:
+            await message.reply_text(t(_REFUSAL_KEYS.get(exc.reason, "link_refused"), lang))
+    else:
+        attributes = {"outcome": "linked" if result.new else "already_linked", "attached": result.attached}
+        logger.info(
+            "user %d linked to account %s (%d waiting events)", user.id, result.account_id, result.attached
+        )
+        await message.reply_text(t("link_done" if result.new else "link_already", lang))
+    services.writer.log(
+        EventRecord(
+            user_id=user.id,
+            chat_id=message.chat.id,
+            ts=utcnow(),
+            kind=EventKind.ACCOUNT_LINK,
+            attributes=attributes,
+        )
+    )
 
 
 async def help_command(update: Update, context: Context) -> None:
