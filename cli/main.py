@@ -40,7 +40,7 @@ for _command in (stats, segments, insights, campaigns):
 def root(ctx: typer.Context) -> None:
     """Build the settings once and configure logging for this process."""
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, secrets=[settings.telegram_bot_token])
     ctx.obj = settings
 
 

@@ -11,7 +11,8 @@ from telegram.error import InvalidToken, NetworkError
 from bot.app import attach_scheduler, build_application
 from bot.errors import BotStartupError, KnowledgeBaseError
 from bot.runner import WebhookOptions, serve
-from cli.common import fail, get_settings, open_engine
+from bot.transport import NotBotApiError, without_token
+from cli.common import TokenRedactingFilter, fail, get_settings, open_engine
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +40,19 @@ def run(
     except (BotStartupError, KnowledgeBaseError) as exc:
         fail(str(exc))
     attach_scheduler(application, settings)
+    redact = TokenRedactingFilter([settings.telegram_bot_token]).redact
+    api_url = redact(without_token(settings.telegram_api_base_url))
     try:
         asyncio.run(serve(application, webhook=options))
+    except NotBotApiError as exc:
+        fail(
+            f"{api_url} does not answer like a Bot API server (HTTP {exc.status}, {exc.what}): "
+            "check TELEGRAM_API_BASE_URL"
+        )
     except InvalidToken:
         fail("Telegram rejected the bot token (Unauthorized): check TELEGRAM_BOT_TOKEN")
     except NetworkError as exc:
-        fail(f"cannot reach the Bot API at {settings.telegram_api_base_url}: {exc.message}")
+        fail(f"cannot reach the Bot API at {api_url}: {redact(exc.message)}")
     except OSError as exc:
         fail(f"cannot start: {exc.strerror or exc}")
     finally:
