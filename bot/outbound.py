@@ -360,7 +360,9 @@ class OutboundLimiter(BaseRateLimiter[Any]):
                     await _event_sleep(kick, wait)
                 continue
             waiter = heapq.heappop(self._heap)
-            self._next_slot = max(self._next_slot + self.interval_s, self._clock())
+            # The next slot is one interval on; a dispatcher that woke a little late (event-loop
+            # lag) may catch up half an interval, never more, so calls never bunch up.
+            self._next_slot = max(self._next_slot, self._clock() - self.interval_s / 2) + self.interval_s
             self._in_flight += 1
             waiter.future.set_result(None)
             await asyncio.sleep(0)

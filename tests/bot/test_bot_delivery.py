@@ -48,7 +48,7 @@ async def make_sender(api: LocalBotAPI) -> AsyncIterator[Callable[..., Awaitable
 
 async def test_sender_satisfies_the_protocol_and_sends(api: LocalBotAPI, make_sender: Any) -> None:
     api.add_user(7001, "Alice")
-    sender = (await make_sender())
+    sender = await make_sender()
     assert isinstance(sender, Sender)
     result = await sender.send(
         OutgoingMessage(7001, "New: rapport-vision", buttons=(Button("Tell me more", "topic:models:0:x"),))
@@ -63,7 +63,7 @@ async def test_sender_satisfies_the_protocol_and_sends(api: LocalBotAPI, make_se
 
 async def test_403_is_blocked_and_400_rejected_without_raising(api: LocalBotAPI, make_sender: Any) -> None:
     api.add_user(7002, "Alice")
-    sender = (await make_sender())
+    sender = await make_sender()
     api.faults.forbidden(method="sendMessage")
     blocked = await sender.send(OutgoingMessage(7002, "hi"))
     assert blocked.status is SendStatus.BLOCKED
@@ -91,7 +91,7 @@ async def test_unknown_chat_is_rejected(api: LocalBotAPI, make_sender: Any) -> N
 async def test_429_pauses_every_send_for_retry_after(api: LocalBotAPI, make_sender: Any) -> None:
     api.add_user(7004, "Alice")
     api.add_user(7005, "Bob")
-    sender = (await make_sender())
+    sender = await make_sender()
     api.faults.retry_after(1, method="sendMessage")
     first = await sender.send(OutgoingMessage(7004, "hi"))
     assert first.status is SendStatus.RETRY
@@ -105,7 +105,7 @@ async def test_429_pauses_every_send_for_retry_after(api: LocalBotAPI, make_send
 
 async def test_per_chat_pacing_spaces_messages_to_one_chat(api: LocalBotAPI, make_sender: Any) -> None:
     api.add_user(7006, "Alice")
-    sender = (await make_sender(chat=10.0))
+    sender = await make_sender(chat=10.0)
     started = time.monotonic()
     for i in range(4):
         assert (await sender.send(OutgoingMessage(7006, f"m{i}"))).status is SendStatus.SENT
@@ -163,7 +163,10 @@ async def test_a_read_error_after_the_request_was_written_is_ambiguous(
 async def test_a_read_timeout_is_ambiguous(api: LocalBotAPI) -> None:
     api.add_user(7011, "Alice")
     bot: ExtBot[Any] = ExtBot(
-        api.token, base_url=api.base_url, request=BotApiRequest(read_timeout=0.2), rate_limiter=OutboundLimiter()
+        api.token,
+        base_url=api.base_url,
+        request=BotApiRequest(read_timeout=0.2),
+        rate_limiter=OutboundLimiter(),
     )
     async with TelegramSender(bot, owns_bot=True) as sender:
         api.latency = 1.0

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine, select
+
 from bot.delivery import TelegramSender
 from fakeapi import LocalBotAPI, RateLimits
 from scheduler.engine import DeliveryEngine, EngineConfig
@@ -51,6 +52,7 @@ async def test_broadcast_within_telegram_limits_with_a_user_blocking_midway(
     add_users(sqlite_engine, USERS)
     now = datetime.now(UTC)
     create_broadcast(sqlite_engine, segment="all", text="Launch day!", at=now, now=now)
+
     async def block_when_halfway() -> None:
         await api.sent.wait_for(lambda _record: True, timeout=30, since=19)  # the 20th message
         api.block_bot(5050)
