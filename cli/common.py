@@ -26,8 +26,9 @@ def fail(message: str, *, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-# A Telegram bot token: the bot's numeric id, a colon, and 35 URL-safe characters.
-_TOKEN_PATTERN = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{30,}")
+# A Telegram bot token: the bot's numeric id, a colon, and 35 URL-safe characters (no word
+# boundary before it: in a URL it follows "bot").
+_TOKEN_PATTERN = re.compile(r"(?<!\d)\d{5,}:[A-Za-z0-9_-]{30,}")
 REDACTED = "<bot-token>"
 
 
