@@ -41,6 +41,7 @@ ALLOWED_UPDATES: list[str] = [
 QUIET_LOGGERS = ("httpx", "httpcore")
 WRITER_BATCH_DELAY_S = 0.05
 CONCURRENT_UPDATES = 4  # more only adds HTTP-pool overhead on small machines (see bench_bot)
+MAX_SEND_POOL = 256  # connections for the calls the outbound limiter lets through at once
 
 USER_COMMANDS = {
     "en": [
@@ -190,7 +191,9 @@ def build_application(
         .base_url(settings.telegram_api_base_url)
         .base_file_url(settings.telegram_api_file_url)
         .rate_limiter(limiter)
-        .request(_request(pool_size=max(8, 2 * concurrent_updates) + limiter.window_limit))
+        .request(
+            _request(pool_size=max(8, 2 * concurrent_updates) + min(limiter.window_limit, MAX_SEND_POOL))
+        )
         .get_updates_request(_request(pool_size=1))
         .concurrent_updates(concurrent_updates)
         .post_init(_post_init)
