@@ -4,9 +4,11 @@ Telegram's limits are per bot: about 30 messages a second overall, about one a s
 private chat (short bursts allowed) and 20 a minute per group; more answers 429 with
 `retry_after`. Replies and scheduled pushes share that budget, so both go through this one
 PTB rate limiter (installed on the application's `ExtBot`): it owns the global rate, the 429
-pause and the per-chat and per-group spacing. A waiting reply is always granted before a
-waiting push; a reply that still meets a 429 waits `retry_after` and is retried (bounded),
-while a push's 429 goes back to the delivery engine, which requeues the row.
+pause and the per-chat and per-group spacing of pushes. A waiting reply is always granted
+before a waiting push; a reply that still meets a 429 waits `retry_after` and is retried
+(bounded), while a push's 429 goes back to the delivery engine, which requeues the row.
+Replies are not spaced per chat here (see `acquire`): the bot bounds them per user and per
+group before they are written.
 
 Why not PTB's `AIORateLimiter`: it has no priorities (a 10,000-user broadcast would queue
 every reply behind it) and no per-private-chat spacing.
@@ -38,7 +40,6 @@ logger = logging.getLogger(__name__)
 
 _EPSILON_S = 0.002
 _MAX_CHATS = 10_000
-PRIVATE_BURST = 3  # Telegram tolerates short bursts in one private chat (replies of several parts)
 
 
 class Priority(IntEnum):
@@ -249,10 +250,16 @@ class OutboundLimiter(BaseRateLimiter[Any]):
         self._wake()
 
     async def acquire(self, priority: Priority, chat_id: int | None) -> Ticket:
-        """Wait for a slot to `chat_id` (per-chat spacing, then the global budget); it is held."""
-        if chat_id is not None:
-            burst = PRIVATE_BURST if priority is Priority.REPLY and chat_id > 0 else 1
-            wait = self._chat_pacer(chat_id).reserve(burst=burst)
+        """Wait for a slot to `chat_id` (a push: per-chat spacing first), then the global budget.
+
+        The slot is held until released. Replies skip the per-chat spacing: a waiting reply
+        holds one of the few concurrent update handlers, so spacing one talkative chat would
+        stall everyone else's answers; replies in one chat are bounded before they are written
+        instead (the flood guard per user, the group reply budget of 15/min per group), and a
+        reply that still meets a 429 waits `retry_after` and is retried.
+        """
+        if chat_id is not None and priority is Priority.PUSH:
+            wait = self._chat_pacer(chat_id).reserve()
             if wait > 0:
                 await self._sleep_plain(wait)
         self._ensure_dispatcher()

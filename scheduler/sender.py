@@ -62,8 +62,10 @@ class Sender(Protocol):
       rate limiter, and `bot.delivery.TelegramSender` draws its slots from it), replies are
       served first, and a 429 holds *every* message until `retry_after` has passed; the
       attempt that met it is reported as RETRY with `retry_after`.
-    - **The sender owns the per-chat and per-group spacing** (1/s per private chat, 20/min per
-      group), for the same reason: replies to the same chat share it.
+    - **The sender owns the per-chat and per-group spacing of pushes** (1/s per private chat,
+      20/min per group). Replies are bounded per chat before they are written (the bot's flood
+      guard per user, its group reply budget of 15/min per group), and one that still meets a
+      429 waits `retry_after` and is retried by the same limiter.
     - **The delivery engine owns none of the pacing.** It owns concurrency (how many sends are
       in flight, hence the crash bound), retries with back-off, quiet hours and bookkeeping.
       It enters `slot(chat_id)` *before* marking a row `sending`, so a row is only `sending`

@@ -94,14 +94,25 @@ def test_only_message_methods_use_the_budget() -> None:
     assert not is_message_endpoint("getMe")
 
 
-def test_a_private_chat_may_burst_replies_but_not_pushes() -> None:
-    now = [0.0]
-    limiter = OutboundLimiter(per_chat_rate_per_s=1.0, clock=lambda: now[0])
-    pacer = limiter._chat_pacer(42)
-    assert [pacer.reserve(burst=3) for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert pacer.reserve(burst=3) == pytest.approx(1.0)
-    pushes = limiter._chat_pacer(43)
-    assert [pushes.reserve(burst=1) for _ in range(2)] == [0.0, 1.0]
+async def test_pushes_are_spaced_per_chat_and_replies_are_not() -> None:
+    clock = ManualClock(datetime(2026, 3, 2, 12, tzinfo=UTC))
+    limiter = OutboundLimiter(
+        rate_per_s=1000.0, per_chat_rate_per_s=1.0, clock=clock.monotonic, sleep=clock.sleep
+    )
+
+    async def grant_times(priority: Priority, chat_id: int) -> list[float]:
+        times = []
+        for _ in range(3):
+            ticket = await limiter.acquire(priority, chat_id)
+            times.append(clock.monotonic())
+            limiter.release(ticket)
+        return times
+
+    pushes = await grant_times(Priority.PUSH, 42)
+    assert pushes[2] - pushes[0] >= 2.0  # 1/s to one chat
+    replies = await grant_times(Priority.REPLY, 43)
+    assert replies[2] - replies[0] < 0.1
+    await limiter.shutdown()
 
 
 async def test_a_reply_that_meets_a_429_is_retried_not_dropped(bot: BotHarness) -> None:
