@@ -1,7 +1,7 @@
 """Delivery-engine benchmark: broadcasts through the local Bot API enforcing Telegram's limits.
 
 Usage:
-    python -m bench.bench_scheduler [--users 10000] [--rate 30] [--fast-rate 1000] [--fast-lanes 1,8]
+    python -m bench.bench_scheduler [--users 10000] [--rate 30] [--fast-rate 1000] [--fast-lanes 1,16]
                                     [--restarts 20] [--restart-users 200] [--database-url URL]
 
 Scenarios (each on a fresh database and a fresh server; the engine runs in its own process,
@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, select, text
 
 from fakeapi import LocalBotAPI, RateLimits, WaitTimeout
+from scheduler.engine import DEFAULT_LANES
 from scheduler.planning import create_broadcast
 from store import EventRecord, append_events, create_db_engine, upgrade
 from store.db import unit_of_work
@@ -190,7 +191,7 @@ def restart_runs(url: str | None, runs: int, users: int, rate: float, seed: int)
     for run in range(runs):
         ids = list(range(FIRST_USER, FIRST_USER + users))
         with broadcast_setup(url, ids, rate) as (db_url, engine, api, campaign_id):
-            first = spawn(db_url, api, rate, 1, campaign_id, 120)
+            first = spawn(db_url, api, rate, DEFAULT_LANES, campaign_id, 120)
             kill_after = rng.randint(1, users - 10)
             try:
                 api.sent.wait_for_blocking(lambda _record: True, timeout=120, since=kill_after - 1)
@@ -203,7 +204,7 @@ def restart_runs(url: str | None, runs: int, users: int, rate: float, seed: int)
             first.send_signal(signal.SIGKILL)
             first.wait(30)
             discard(first)
-            second = finish(spawn(db_url, api, rate, 1, campaign_id, 120), 240)
+            second = finish(spawn(db_url, api, rate, DEFAULT_LANES, campaign_id, 120), 240)
             counts = tally(engine, api, ids)
             counts["reported_ambiguous"] = len(second["ambiguous"])
             counts["http_429"] = api.rate_limited_count
@@ -221,7 +222,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=30.0)
     parser.add_argument("--fast-rate", type=float, default=1000.0)
-    parser.add_argument("--fast-lanes", default="1,8", help="lane counts to try at the fast rate")
+    parser.add_argument("--fast-lanes", default="1,16", help="lane counts to try at the fast rate")
     parser.add_argument("--restarts", type=int, default=20)
     parser.add_argument("--restart-users", type=int, default=200)
     parser.add_argument("--restart-rate", type=float, default=100.0)
@@ -233,7 +234,7 @@ def main() -> None:
     backend = "postgresql" if args.database_url else "sqlite"
     print(f"backend: {backend}")
     if "limit" not in skip:
-        result = broadcast_run(args.database_url, args.users, args.rate, 1)
+        result = broadcast_run(args.database_url, args.users, args.rate, DEFAULT_LANES)
         print(f"broadcast at Telegram's limit: {json.dumps(result)}", flush=True)
     if "fast" not in skip:
         for lanes in (int(x) for x in args.fast_lanes.split(",") if x.strip()):

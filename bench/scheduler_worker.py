@@ -12,8 +12,6 @@ import os
 import sys
 import time
 
-from telegram import Bot
-
 from bot.delivery import TelegramSender
 from scheduler.engine import EngineConfig
 from scheduler.service import SchedulerService
@@ -25,11 +23,12 @@ async def work(
     db_url: str, base_url: str, token: str, rate: float, lanes: int, campaign_id: int, limit: float
 ) -> None:
     """Run a scheduler service (lease, recovery, delivery loop) until the campaign has nothing left."""
-    settings = load_settings(database_url=db_url, send_rate_per_s=rate, telegram_bot_token=token)
+    settings = load_settings(
+        database_url=db_url, send_rate_per_s=rate, telegram_bot_token=token, telegram_api_base_url=base_url
+    )
     engine = create_db_engine(db_url)
     loop = asyncio.get_running_loop()
-    async with Bot(token, base_url=base_url) as bot:
-        sender = TelegramSender(bot, rate_per_s=rate, per_chat_rate_per_s=1.0)
+    async with TelegramSender.from_settings(settings) as sender:
         config = EngineConfig(rate_per_s=rate, lanes=lanes, max_retries=settings.send_max_retries)
         service = SchedulerService(
             engine, settings, sender, owner=f"bench-{os.getpid()}", lease_ttl_s=1.5, poll_s=0.05,

@@ -14,7 +14,6 @@ from sqlalchemy import Engine
 from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
 from telegram.error import TelegramError
 from telegram.ext import ApplicationBuilder
-from telegram.request import HTTPXRequest
 
 from bot.callbacks import CallbackCodec
 from bot.context import CONTEXT_TYPES, RapportApp
@@ -22,8 +21,10 @@ from bot.context import services_for as services_for  # re-exported: hooks, the 
 from bot.delivery import TelegramSender
 from bot.errors import BotStartupError
 from bot.knowledge import KnowledgeBase, load_knowledge_base
+from bot.outbound import OutboundLimiter
 from bot.routing import register_handlers
 from bot.services import BotServices
+from bot.transport import BotApiRequest
 from nlu import IntentParser, RemoteRasaParser, load_or_train_default
 from scheduler import SchedulerService
 from store import EventWriter, Settings, create_db_engine, replay_spool
@@ -42,6 +43,7 @@ ALLOWED_UPDATES: list[str] = [
 QUIET_LOGGERS = ("httpx", "httpcore")
 WRITER_BATCH_DELAY_S = 0.05
 CONCURRENT_UPDATES = 4  # more only adds HTTP-pool overhead on small machines (see bench_bot)
+MAX_SEND_POOL = 256  # connections for the calls the outbound limiter lets through at once
 
 USER_COMMANDS = {
     "en": [
@@ -86,8 +88,8 @@ def _tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def _request(*, pool_size: int) -> HTTPXRequest:
-    return HTTPXRequest(connection_pool_size=pool_size, httpx_kwargs={"verify": _tls_context()})
+def _request(*, pool_size: int) -> BotApiRequest:
+    return BotApiRequest(connection_pool_size=pool_size, httpx_kwargs={"verify": _tls_context()})
 
 
 def callback_secret(settings: Settings) -> str:
@@ -183,12 +185,18 @@ def build_application(
         knowledge=knowledge or load_knowledge_base(settings.knowledge_base),
         codec=CallbackCodec(callback_secret(settings)),
     )
+    # One outbound budget for replies and pushes (see bot.outbound); every call the limiter
+    # lets through at once needs its own connection, or it would wait out the pool timeout.
+    limiter = OutboundLimiter.from_settings(settings)
     application = (
         ApplicationBuilder()
         .token(token)
         .base_url(settings.telegram_api_base_url)
         .base_file_url(settings.telegram_api_file_url)
-        .request(_request(pool_size=max(8, 2 * concurrent_updates)))
+        .rate_limiter(limiter)
+        .request(
+            _request(pool_size=max(8, 2 * concurrent_updates) + min(limiter.window_limit, MAX_SEND_POOL))
+        )
         .get_updates_request(_request(pool_size=1))
         .context_types(CONTEXT_TYPES)
         .concurrent_updates(concurrent_updates)
@@ -204,16 +212,12 @@ def build_application(
 def attach_scheduler(application: RapportApp, settings: Settings) -> SchedulerService:
     """Run the scheduler in this process: deliveries through the bot, broadcasts from /broadcast.
 
-    The service starts in post_init and stops (giving up its lease) in post_shutdown, before
-    the event log is flushed. Only one process per database sends: the others stand by.
+    The service starts in post_init and stops (finishing the sends in flight, then giving up
+    its lease) in post_stop, while the bot's HTTP client is still open; the shutdown hook
+    only makes sure. Only one process per database sends: the others stand by.
     """
     services = services_for(application)
-    sender = TelegramSender(
-        application.bot,
-        rate_per_s=settings.send_rate_per_s,
-        per_chat_rate_per_s=settings.per_chat_rate_per_s,
-        group_rate_per_min=settings.group_rate_per_min,
-    )
+    sender = TelegramSender.from_settings(settings, bot=application.bot)
     service = SchedulerService(services.engine, settings, sender)
     services.broadcasts = service
 
@@ -223,6 +227,14 @@ def attach_scheduler(application: RapportApp, settings: Settings) -> SchedulerSe
     async def stop(_: RapportApp) -> None:
         await service.stop()
 
+    previous_post_stop = application.post_stop
+
+    async def stop_before_close(app: RapportApp) -> None:
+        await service.stop()
+        if previous_post_stop is not None:
+            await previous_post_stop(app)
+
+    application.post_stop = stop_before_close
     services.startup_hooks.append(start)
-    services.shutdown_hooks.append(stop)
+    services.shutdown_hooks.append(stop)  # a no-op after post_stop; covers callers that skip it
     return service

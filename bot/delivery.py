@@ -1,154 +1,149 @@
-"""`TelegramSender`: the scheduler's `Sender`, one paced attempt per call over the Bot API.
+"""`TelegramSender`: the scheduler's `Sender`, one attempt per call over the Bot API.
 
-Telegram allows about 30 messages a second overall, one a second per private chat and
-20 a minute per group; more answers 429 with `retry_after`, and a bot that keeps pushing
-gets longer bans. So every send waits for a slot in three schedules (global, per chat)
-and a 429 pauses *every* send until `retry_after` has passed. Errors are classified,
-never raised: the delivery engine in `scheduler/` owns retries and bookkeeping.
+Pacing is not done here but by the bot's one `OutboundLimiter` (the `ExtBot`'s PTB rate
+limiter), whose slots the sender takes at push priority, so broadcasts and replies share one
+budget and replies go first. What the sender adds is the classification the delivery engine
+needs: sent, blocked (403), rejected (400), retry (429, 5xx, or never sent: a connect error)
+and ambiguous (the request was written but the answer was lost: a read error or timeout, a
+dropped connection), which must never be retried blindly. Errors are classified, never
+raised: the delivery engine in `scheduler/` owns retries and bookkeeping.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextvars
 import logging
-import time
-import warnings
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
+import httpx
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
+from telegram.ext import ExtBot
 
+from bot.outbound import OutboundLimiter, Pacer, Priority, Ticket, retry_after_seconds
+from bot.transport import BotApiRequest
 from scheduler.sender import OutgoingMessage, SendResult, SendStatus
+from store import Settings
+
+__all__ = ["Pacer", "TelegramSender", "is_ambiguous", "retry_after_seconds"]
 
 logger = logging.getLogger(__name__)
 
-_MAX_PAUSE_CHECKS = 100
+# Errors raised before any byte of the request left: safe to send again.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+SEND_POOL_SIZE = 40  # a standalone sender's connections: at least the limiter's calls in flight
+
+_slot: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar("rapport_send_slot", default=None)
 
 
-class Pacer:
-    """A generic cell-rate schedule: at most `rate` per second, bursts of up to `burst`.
+def is_ambiguous(exc: BaseException) -> bool:
+    """Whether a failed call may have reached Telegram (the request was written, the answer lost).
 
-    `reserve()` hands out the next free slot and returns how long to wait for it; callers
-    sleep outside any lock, so many senders queue without blocking each other.
+    PTB wraps httpx's errors (`TimedOut`, `NetworkError`) with the original as `__cause__`:
+    a connect error or a pool timeout means nothing was sent; anything else at the transport
+    level (read error or timeout, write error, a connection dropped mid-answer) may have been
+    accepted by Telegram. A `RuntimeError` from a closed client was raised before sending.
     """
-
-    def __init__(self, rate_per_s: float, *, burst: int = 1, clock: Callable[[], float] = time.monotonic):
-        if rate_per_s <= 0:
-            raise ValueError(f"rate_per_s={rate_per_s} must be positive")
-        self.interval = 1.0 / rate_per_s
-        self.burst = max(1, burst)
-        self._clock = clock
-        self._tat = 0.0  # theoretical arrival time of the next message
-
-    def reserve(self) -> float:
-        """Take the next slot; the seconds to wait before using it."""
-        now = self._clock()
-        tat = max(self._tat, now)
-        allowed_at = tat - (self.burst - 1) * self.interval
-        wait = max(0.0, allowed_at - now)
-        self._tat = tat + self.interval
-        return wait
-
-    def idle(self) -> bool:
-        """Whether the schedule is back at rest (can be forgotten)."""
-        return self._tat <= self._clock()
-
-
-def _seconds(value: int | float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def retry_after_seconds(exc: RetryAfter) -> float:
-    """`retry_after` in seconds whatever PTB's time-period setting is."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _seconds(exc.retry_after)
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    if isinstance(cause, _NOT_SENT) or isinstance(exc, RuntimeError):
+        return False
+    return isinstance(cause, httpx.TransportError | TimeoutError | OSError)
 
 
 class TelegramSender:
-    """Sends `OutgoingMessage`s through a PTB `Bot`, within Telegram's limits.
+    """Sends `OutgoingMessage`s through a PTB `ExtBot` whose rate limiter is an `OutboundLimiter`.
+
+    Build it with `from_settings`: with the application's bot (`rapport run`) or, without one,
+    with a bot of its own (`rapport broadcast`, benchmarks), which `async with sender:` opens
+    and closes.
 
     Args:
-        bot: An initialised PTB bot (the application's).
-        rate_per_s: Messages per second across all chats.
-        per_chat_rate_per_s: Messages per second to one private chat.
-        group_rate_per_min: Messages per minute to one group or channel.
-        clock: Monotonic seconds; injectable for tests.
+        bot: An `ExtBot` built with an `OutboundLimiter` as its rate limiter.
+        owns_bot: Whether `async with` initialises and shuts the bot down.
     """
 
-    def __init__(
-        self,
-        bot: Bot,
-        *,
-        rate_per_s: float = 30.0,
-        per_chat_rate_per_s: float = 1.0,
-        group_rate_per_min: float = 20.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, bot: ExtBot[Any], *, owns_bot: bool = False) -> None:
+        limiter = bot.rate_limiter
+        if not isinstance(limiter, OutboundLimiter):
+            raise ValueError(
+                f"TelegramSender needs a bot whose rate limiter is an OutboundLimiter, got {limiter!r}"
+            )
         self._bot = bot
-        self._clock = clock
-        self._per_chat_rate = per_chat_rate_per_s
-        self._group_rate = group_rate_per_min / 60.0
-        self._global = Pacer(rate_per_s, clock=clock)
-        self._chats: dict[int, Pacer] = {}
-        self._paused_until = 0.0
+        self.limiter: OutboundLimiter = limiter
+        self._owns_bot = owns_bot
         self.sent = 0
         self.rate_limited = 0
+        self.ambiguous = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, bot: Bot | None = None) -> TelegramSender:
+        """The sender for these settings: on `bot` (the application's), or on a bot of its own."""
+        if bot is not None:
+            if not isinstance(bot, ExtBot):
+                raise ValueError(f"the application's bot must be an ExtBot with a rate limiter, got {bot!r}")
+            return cls(bot)
+        if not settings.telegram_bot_token:
+            raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+        own: ExtBot[Any] = ExtBot(
+            settings.telegram_bot_token,
+            base_url=settings.telegram_api_base_url,
+            base_file_url=settings.telegram_api_file_url,
+            request=BotApiRequest(connection_pool_size=SEND_POOL_SIZE),
+            rate_limiter=OutboundLimiter.from_settings(settings),
+        )
+        return cls(own, owns_bot=True)
+
+    async def __aenter__(self) -> TelegramSender:
+        if self._owns_bot:
+            await self._bot.initialize()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._owns_bot:
+            await self._bot.shutdown()
+
+    @property
+    def bot(self) -> ExtBot[Any]:
+        """The bot the sender sends through."""
+        return self._bot
 
     @property
     def paused_for(self) -> float:
         """Seconds left of a 429 pause (0 when sending freely)."""
-        return max(0.0, self._paused_until - self._clock())
+        return self.limiter.paused_for
 
-    def pause(self, seconds: float) -> None:
-        """Hold every send for `seconds` (Telegram's `retry_after`)."""
-        self._paused_until = max(self._paused_until, self._clock() + seconds)
-
-    def _chat_pacer(self, chat_id: int) -> Pacer:
-        pacer = self._chats.get(chat_id)
-        if pacer is None:
-            if len(self._chats) > 10_000:
-                self._chats = {cid: p for cid, p in self._chats.items() if not p.idle()}
-            rate = self._per_chat_rate if chat_id > 0 else self._group_rate
-            pacer = self._chats[chat_id] = Pacer(rate, clock=self._clock)
-        return pacer
-
-    async def _sleep_out_pause(self) -> None:
-        # A pause can be extended while we sleep (another 429), so look again after waking.
-        for _ in range(_MAX_PAUSE_CHECKS):
-            pause = self.paused_for
-            if pause <= 0:
-                return
-            await asyncio.sleep(pause)
-
-    async def _wait_turn(self, chat_id: int) -> None:
-        await self._sleep_out_pause()
-        await asyncio.sleep(self._chat_pacer(chat_id).reserve())
-        await asyncio.sleep(self._global.reserve())
-        await self._sleep_out_pause()  # a 429 may have arrived while we queued
+    @asynccontextmanager
+    async def slot(self, chat_id: int) -> AsyncIterator[None]:
+        """Hold a push slot to `chat_id` from the shared budget for the `send` in the block."""
+        ticket = await self.limiter.acquire(Priority.PUSH, chat_id)
+        token = _slot.set(ticket)
+        try:
+            yield
+        finally:
+            _slot.reset(token)
+            self.limiter.release(ticket)
 
     async def send(self, message: OutgoingMessage) -> SendResult:
-        """Make one attempt to deliver `message`; never raises for Telegram errors."""
+        """Make one attempt to deliver `message`; never raises for Telegram or network errors."""
         markup = None
         if message.buttons:
             markup = InlineKeyboardMarkup(
                 [[InlineKeyboardButton(b.text, callback_data=b.callback_data)] for b in message.buttons]
             )
-        await self._wait_turn(message.chat_id)
+        ticket = _slot.get()
         try:
             sent = await self._bot.send_message(
                 chat_id=message.chat_id,
                 text=message.text,
                 reply_markup=markup,
                 disable_notification=message.disable_notification,
+                rate_limit_args=ticket if ticket is not None and not ticket.used else Priority.PUSH,
             )
         except RetryAfter as exc:
-            seconds = retry_after_seconds(exc)
-            self.pause(seconds)
             self.rate_limited += 1
-            logger.warning("Telegram asked to slow down: pausing all sends for %.0fs", seconds)
-            return SendResult(SendStatus.RETRY, error=str(exc), retry_after=seconds)
+            return SendResult(SendStatus.RETRY, error=str(exc), retry_after=retry_after_seconds(exc))
         except Forbidden as exc:
             logger.info("chat %d blocked the bot: %s", message.chat_id, exc.message)
             return SendResult(SendStatus.BLOCKED, error=exc.message)
@@ -157,10 +152,20 @@ class TelegramSender:
         except BadRequest as exc:
             logger.info("chat %d rejected a message: %s", message.chat_id, exc.message)
             return SendResult(SendStatus.REJECTED, error=exc.message)
-        except TelegramError as exc:  # NetworkError, TimedOut, 5xx, anything transient
-            logger.info("send to chat %d failed, will retry: %s", message.chat_id, exc.message)
-            return SendResult(SendStatus.RETRY, error=exc.message or type(exc).__name__)
-        except (TimeoutError, OSError) as exc:
-            return SendResult(SendStatus.RETRY, error=f"{type(exc).__name__}: {exc}")
+        except (TelegramError, TimeoutError, OSError, RuntimeError) as exc:
+            return self._transport_failure(message, exc)
         self.sent += 1
         return SendResult(SendStatus.SENT, telegram_message_id=sent.message_id)
+
+    def _transport_failure(self, message: OutgoingMessage, exc: BaseException) -> SendResult:
+        text = exc.message if isinstance(exc, TelegramError) else f"{type(exc).__name__}: {exc}"
+        if is_ambiguous(exc):
+            self.ambiguous += 1
+            logger.warning(
+                "send to chat %d may have arrived (%s after the request was written): not resending",
+                message.chat_id,
+                type(exc.__cause__ or exc).__name__,
+            )
+            return SendResult(SendStatus.AMBIGUOUS, error=text or type(exc).__name__)
+        logger.info("send to chat %d failed before it left, will retry: %s", message.chat_id, text)
+        return SendResult(SendStatus.RETRY, error=text or type(exc).__name__)

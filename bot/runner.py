@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from telegram.error import TelegramError
 from telegram.ext import Application
 
 from bot.app import ALLOWED_UPDATES
+from bot.transport import is_poll_conflict
 from bot.webhook import WebhookServer
 
 logger = logging.getLogger(__name__)
@@ -46,8 +48,11 @@ async def running(
     """Run the bot inside the current event loop until the block exits.
 
     Mirrors `run_polling`'s order: initialize, post_init, start, receive updates; on exit
-    stop receiving, stop, shutdown, post_shutdown (which flushes the event log). With
-    `webhook` it registers the webhook with a secret token and serves it instead of polling.
+    stop receiving, stop, post_stop, shutdown, post_shutdown (which flushes the event log).
+    post_stop stops the scheduler's deliveries while the bot's HTTP client is still open, so
+    a send in flight gets its answer (closing the client under it turns a delivered message
+    into a read error). With `webhook` it registers the webhook with a secret token and
+    serves it instead of polling.
     """
     await application.initialize()
     receiver: WebhookServer | None = None
@@ -59,7 +64,11 @@ async def running(
         assert updater is not None
         if webhook is None:
             await updater.start_polling(
-                poll_interval=0.0, timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES, **polling
+                poll_interval=0.0,
+                timeout=poll_timeout,
+                allowed_updates=ALLOWED_UPDATES,
+                error_callback=_polling_error,
+                **polling,
             )
         else:
             secret = webhook.secret_token or secrets.token_urlsafe(32)
@@ -78,10 +87,20 @@ async def running(
                 await updater.stop()
             if application.running:
                 await application.stop()
+                if application.post_stop is not None:
+                    await application.post_stop(application)
     finally:
         await application.shutdown()
         if application.post_shutdown is not None:
             await application.post_shutdown(application)
+
+
+def _polling_error(exc: TelegramError) -> None:
+    """PTB's polling error callback: one line for a second poller, a traceback for the rest."""
+    if is_poll_conflict(exc):  # `BotApiRequest` said it once and backs the next poll off
+        logger.debug("getUpdates conflict: %s", exc.message)
+        return
+    logger.error("polling for updates failed: %s", exc, exc_info=exc)
 
 
 async def serve(

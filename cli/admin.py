@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import typer
@@ -47,8 +48,9 @@ def insights(
 def campaigns(
     ctx: typer.Context,
     last: int = typer.Option(10, "--last", "-n", help="How many recent campaigns to show."),
+    as_json: bool = typer.Option(False, "--json", help="Print the reports as JSON."),
 ) -> None:
-    """Status and delivery report of recent campaigns."""
+    """Status and delivery report of recent campaigns (ambiguous deliveries on their own line)."""
     if last < 1:
         fail(f"--last must be at least 1, got {last}")
     with engine_scope(get_settings(ctx)) as engine:
@@ -56,4 +58,7 @@ def campaigns(
         reports = recent_reports(
             engine, now=datetime.now(UTC), rate_per_s=settings.send_rate_per_s, limit=last
         )
-        out.print(format_campaigns(reports))
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in reports], indent=2, ensure_ascii=False))
+        return
+    out.print(format_campaigns(reports))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 
 import typer
@@ -19,6 +20,7 @@ from scheduler import (
     recent_reports,
     resume_campaign,
 )
+from scheduler.engine import EngineConfig
 from store import Settings
 
 app = typer.Typer(
@@ -47,7 +49,7 @@ def parse_at(text: str | None, now: datetime) -> datetime:
 
 
 def _rate(settings: Settings) -> float:
-    return settings.send_rate_per_s * 0.99
+    return EngineConfig.from_settings(settings).effective_rate_per_s
 
 
 @app.callback()
@@ -89,7 +91,9 @@ def broadcast(
 
 @app.command("list")
 def list_campaigns(
-    ctx: typer.Context, last: int = typer.Option(10, "--last", "-n", help="How many recent campaigns.")
+    ctx: typer.Context,
+    last: int = typer.Option(10, "--last", "-n", help="How many recent campaigns."),
+    as_json: bool = typer.Option(False, "--json", help="Print the reports as JSON."),
 ) -> None:
     """Recent campaigns (broadcasts and re-engagement) with progress and outcomes."""
     if last < 1:
@@ -97,6 +101,9 @@ def list_campaigns(
     settings = get_settings(ctx)
     with engine_scope(settings) as engine:
         reports = recent_reports(engine, now=datetime.now(UTC), rate_per_s=_rate(settings), limit=last)
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in reports], indent=2, ensure_ascii=False))
+        return
     if not reports:
         out.print("No campaigns yet.")
     for report in reports:
@@ -105,14 +112,21 @@ def list_campaigns(
 
 
 @app.command("report")
-def report(ctx: typer.Context, campaign_id: int = typer.Argument(..., help="Campaign id.")) -> None:
-    """One campaign: targeted, sent, failed, blocked, skipped by reason, returns, progress, uplift."""
+def report(
+    ctx: typer.Context,
+    campaign_id: int = typer.Argument(..., help="Campaign id."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """One campaign: targeted, sent, failed, ambiguous, blocked, skipped by reason, returns, uplift."""
     settings = get_settings(ctx)
     with engine_scope(settings) as engine:
         try:
             result = campaign_report(engine, campaign_id, now=datetime.now(UTC), rate_per_s=_rate(settings))
         except SchedulerError as exc:
             fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+        return
     out.print(*result.lines(), sep="\n")
 
 

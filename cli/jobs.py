@@ -54,21 +54,9 @@ async def send_due(settings: Settings, engine: Engine) -> str:
         return f"the running scheduler ({holder.owner}) sends the deliveries"
     if not settings.telegram_bot_token:
         return "TELEGRAM_BOT_TOKEN is not set: deliveries stay pending until `rapport run` starts"
-    from telegram import Bot
-
     from bot.delivery import TelegramSender
 
-    async with Bot(
-        settings.telegram_bot_token,
-        base_url=settings.telegram_api_base_url,
-        base_file_url=settings.telegram_api_file_url,
-    ) as bot:
-        sender = TelegramSender(
-            bot,
-            rate_per_s=settings.send_rate_per_s,
-            per_chat_rate_per_s=settings.per_chat_rate_per_s,
-            group_rate_per_min=settings.group_rate_per_min,
-        )
+    async with TelegramSender.from_settings(settings) as sender:
         service = SchedulerService(engine, settings, sender, clock=clock, use_apscheduler=False, poll_s=0.5)
         await service.start()
         try:

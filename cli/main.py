@@ -148,7 +148,7 @@ def root(
 ) -> None:
     """Build the settings once and configure logging for this process."""
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, secrets=[settings.telegram_bot_token])
     ctx.obj = settings
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from urllib.parse import urlsplit
 
 import typer
 from telegram.error import InvalidToken, NetworkError
@@ -11,10 +12,32 @@ from telegram.error import InvalidToken, NetworkError
 from bot.app import attach_scheduler, build_application
 from bot.errors import BotStartupError, KnowledgeBaseError
 from bot.runner import WebhookOptions, serve
-from cli.common import fail, get_settings, open_engine
+from bot.transport import NotBotApiError, without_token
+from cli.common import TokenRedactingFilter, fail, get_settings, open_engine
 from cli.dashboard import serve_dashboard_beside
 
 logger = logging.getLogger(__name__)
+
+
+TELEGRAM_WEBHOOK_PORTS = (443, 80, 88, 8443)
+"""The only ports Telegram posts webhooks to (Bot API, setWebhook)."""
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """Why Telegram would refuse this webhook URL, in one line; None when it is acceptable."""
+    parts = urlsplit(url)
+    if parts.scheme == "http":
+        return f"--webhook must be an https:// URL (Telegram posts webhooks over HTTPS only), got {url!r}"
+    if parts.scheme != "https" or not parts.hostname:
+        return f"--webhook must be a URL, got {url!r}"
+    try:
+        port = parts.port or 443
+    except ValueError:
+        return f"--webhook has an invalid port: {url!r}"
+    if port not in TELEGRAM_WEBHOOK_PORTS:
+        ports = ", ".join(map(str, TELEGRAM_WEBHOOK_PORTS))
+        return f"--webhook port {port} is not one Telegram posts to ({ports}): {url!r}"
+    return None
 
 
 def run(
@@ -31,8 +54,9 @@ def run(
         fail("TELEGRAM_BOT_TOKEN is not set: get a token from @BotFather and export it")
     options = None
     if webhook is not None:
-        if not webhook.startswith(("https://", "http://")):
-            fail(f"--webhook must be a URL, got {webhook!r}")
+        problem = webhook_url_problem(webhook)
+        if problem is not None:
+            fail(problem)
         options = WebhookOptions(url=webhook, listen=listen, port=port, secret_token=settings.webhook_secret)
     engine = open_engine(settings)
     try:
@@ -41,12 +65,19 @@ def run(
         fail(str(exc))
     attach_scheduler(application, settings)
     stop_dashboard = serve_dashboard_beside(settings, engine)
+    redact = TokenRedactingFilter([settings.telegram_bot_token]).redact
+    api_url = redact(without_token(settings.telegram_api_base_url))
     try:
         asyncio.run(serve(application, webhook=options))
+    except NotBotApiError as exc:
+        fail(
+            f"{api_url} does not answer like a Bot API server (HTTP {exc.status}, {exc.what}): "
+            "check TELEGRAM_API_BASE_URL"
+        )
     except InvalidToken:
         fail("Telegram rejected the bot token (Unauthorized): check TELEGRAM_BOT_TOKEN")
     except NetworkError as exc:
-        fail(f"cannot reach the Bot API at {settings.telegram_api_base_url}: {exc.message}")
+        fail(f"cannot reach the Bot API at {api_url}: {redact(exc.message)}")
     except OSError as exc:
         fail(f"cannot start: {exc.strerror or exc}")
     finally:

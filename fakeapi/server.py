@@ -60,6 +60,9 @@ class LocalBotAPI(EventSimulator):
         strict_webhooks: Enforce Telegram's HTTPS/port rules in setWebhook (off by default
             because a local webhook receiver is plain HTTP).
         webhook_retry_delay: Seconds between failed webhook deliveries.
+        latency: Round-trip time to simulate on every call, in seconds: half before the call
+            is processed, half after (so a message is delivered while its answer is still on
+            the way, as with a real network). Settable at any time as ``api.latency``.
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class LocalBotAPI(EventSimulator):
         port: int = 0,
         strict_webhooks: bool = False,
         webhook_retry_delay: float = 1.0,
+        latency: float = 0.0,
     ):
         user = bot_user or _default_bot(token)
         if not user.is_bot:
@@ -87,6 +91,9 @@ class LocalBotAPI(EventSimulator):
         self.ctx = MethodContext(self.state, self.sent)
         self.ctx.strict_webhooks = strict_webhooks
         self.rate_limited_count = 0
+        if latency < 0:
+            raise ValueError(f"latency must be >= 0, got {latency}")
+        self.latency = latency
         self.files: dict[str, bytes] = {}
         self._webhook_retry_delay = webhook_retry_delay
         self._runner: web.AppRunner | None = None
@@ -303,8 +310,22 @@ class LocalBotAPI(EventSimulator):
         if request.match_info["token"] != self.token:
             return self._answer(requested, None, started, error=_UNAUTHORIZED)
         params: Params | None = None
+        latency = self.latency
         try:
             params = await self._read_params(request)
+            if latency > 0:
+                await asyncio.sleep(latency / 2)
+            response = await self._dispatch(request, requested, params, started)
+        except BotApiError as exc:
+            response = self._answer(requested, params, started, error=exc)
+        if latency > 0:
+            await asyncio.sleep(latency / 2)
+        return response
+
+    async def _dispatch(
+        self, request: web.Request, requested: str, params: Params, started: float
+    ) -> web.Response:
+        try:
             key = requested.lower()
             if key != "getupdates" and key not in _HANDLERS:
                 return self._answer(requested, params, started, error=_NOT_FOUND)

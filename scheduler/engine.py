@@ -1,20 +1,23 @@
-"""The delivery engine: claims due deliveries and sends them one at a time, paced, through a `Sender`.
+"""The delivery engine: claims due deliveries and sends them, several in flight, through a `Sender`.
 
 Invariants:
-- a row is `sending` only between `begin_send` and the recorded outcome, and an engine
-  sends one message at a time, so a crash leaves at most one row per engine ambiguous;
-- the engine paces itself slightly under the allowed rate (the sender paces too), so the
-  server's limits are never hit by its own traffic; a 429 still pauses every send for
-  `retry_after` and puts the row back without using up a retry;
-- 403 blocks the user, 400 fails the row, 5xx/timeouts retry with exponential back-off up to
-  `max_retries`; automated pushes that reach quiet hours are deferred, not sent.
+- a row is `sending` only between `begin_send` and the recorded outcome; each lane sends one
+  message at a time, so a crash (kill -9) leaves at most `lanes` rows ambiguous, and every one
+  of them is reported (`recover_sending`); a clean stop lets the sends in flight finish and
+  records them, and a send cut off by a timeout is marked ambiguous before the lease goes;
+- the engine does not pace: the `Sender` owns the global rate, the 429 pause and the per-chat
+  spacing (see `scheduler.sender.Sender`); the engine takes a sender slot *before* marking a
+  row `sending`, and a 429 puts the row back without using up a retry;
+- 403 blocks the user, 400 fails the row, 5xx and errors before the request left retry with
+  exponential back-off up to `max_retries`; an error after the request was written marks the
+  row ambiguous (never resent); automated pushes that reach quiet hours are deferred, not sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import math
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,32 +29,44 @@ from scheduler.errors import LeaseLostError
 from scheduler.policy import QuietHours
 from scheduler.sender import OutgoingMessage, Sender, SendResult, SendStatus
 from store import Settings
-from store.campaigns import BLOCKED, FAILED, SKIPPED, finish_campaigns, next_due_at, start_due_campaigns
-from store.deliveries import DeliveryTask, begin_send, claim_batch, mark_final, mark_sent, requeue
+from store.campaigns import finish_campaigns, next_due_at, start_due_campaigns
+from store.deliveries import (
+    DeliveryTask,
+    begin_send,
+    claim_batch,
+    mark_ambiguous,
+    mark_final,
+    mark_sent,
+    requeue,
+)
+from store.vocabulary import CampaignKind, DeliveryStatus, SendVerdict
 
 logger = logging.getLogger(__name__)
 
-AUTOMATED_KINDS = ("reengagement",)
+AUTOMATED_KINDS = (CampaignKind.REENGAGEMENT,)
 STALE_AFTER = timedelta(hours=12)
-_EPSILON_S = 0.002
+DEFAULT_LANES = 16
+"""Sends in flight: 30 messages/s at round trips up to ~0.5 s (rate x round trip, plus the
+database time of each send); also the most rows a crash can leave ambiguous."""
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """How the engine paces and retries.
+    """How many sends the engine keeps in flight, and how it retries.
 
     Args:
-        rate_per_s: Telegram's allowed messages/s for this bot (30, more with paid broadcasts).
-        rate_safety: Share of `rate_per_s` the engine aims at, leaving room for network jitter
-            so that the server never sees more than the limit in any one-second window.
-        max_retries: Retries after 5xx/timeouts before a row fails.
+        rate_per_s: The bot's allowed messages/s (the sender paces; the engine uses it to
+            estimate progress and to check that `lanes` can reach it).
+        rate_safety: Share of `rate_per_s` the sender aims at (for reports' expected end).
+        max_retries: Retries after 5xx or errors before sending, before a row fails.
         backoff_base_s: First retry delay; doubles with each attempt.
         backoff_max_s: Longest retry delay.
         batch_size: Rows claimed per database round trip.
         quiet_hours: Quiet hours for automated pushes.
         lanes: Sends in flight at once. Each lane has its own sender name and at most one
-            `sending` row, so a crash leaves at most `lanes` rows ambiguous; one lane keeps up
-            with 30 messages/s, more lanes serve paid-broadcast rates.
+            `sending` row, so a crash leaves at most `lanes` rows ambiguous. To reach
+            `rate_per_s` the engine needs about `rate_per_s x round trip` lanes (30/s at
+            300 ms: 9, plus the database time of each send), hence the default of 16.
     """
 
     rate_per_s: float = 30.0
@@ -61,7 +76,7 @@ class EngineConfig:
     backoff_max_s: float = 300.0
     batch_size: int = 50
     quiet_hours: QuietHours = field(default_factory=QuietHours)
-    lanes: int = 1
+    lanes: int = DEFAULT_LANES
 
     def __post_init__(self) -> None:
         if self.rate_per_s <= 0 or not 0 < self.rate_safety <= 1:
@@ -82,14 +97,17 @@ class EngineConfig:
         )
 
     @property
-    def window_limit(self) -> int:
-        """Most attempts in any one-second window (Telegram counts whole messages)."""
-        return max(1, math.floor(self.rate_per_s))
+    def effective_rate_per_s(self) -> float:
+        """The rate the sender aims at."""
+        return self.rate_per_s * self.rate_safety
 
-    @property
-    def interval_s(self) -> float:
-        """Seconds between two sends."""
-        return 1.0 / (self.rate_per_s * self.rate_safety)
+    def reachable_rate(self, round_trip_s: float) -> float:
+        """The most messages/s `lanes` sends in flight can carry at this round trip."""
+        return (
+            self.effective_rate_per_s
+            if round_trip_s <= 0
+            else min(self.effective_rate_per_s, self.lanes / round_trip_s)
+        )
 
     def backoff(self, attempt: int) -> float:
         """Delay before retry number `attempt` (1-based)."""
@@ -137,43 +155,7 @@ class DeliveryEngine:
         self.config = config or EngineConfig()
         self.lease = lease
         self.stats = EngineStats()
-        self._next_slot = 0.0
-        self._paused_until = 0.0
-        self._recent: deque[float] = deque()
-        self._in_flight = 0
-        self.stop_requested = False  # finish the message in flight, then send no more
-
-    # ---- pacing ----------------------------------------------------------------------
-    def pause(self, seconds: float) -> None:
-        """Hold every send for `seconds` (Telegram's `retry_after`)."""
-        self._paused_until = max(self._paused_until, self.clock.monotonic() + seconds)
-
-    async def _wait_for_slot(self) -> None:
-        """Wait for the next send slot: the paced interval, any 429 pause, and the 1-s window.
-
-        The window rule counts attempts that *completed* within the last second plus those in
-        flight: a message the server has answered arrived before we saw the answer, so starting
-        at least one second after the `limit`-th latest completion can never put more than
-        `limit` messages into any one-second window at the server, whatever the network jitter.
-        """
-        limit = self.config.window_limit
-        while True:
-            now = self.clock.monotonic()
-            while self._recent and self._recent[0] <= now - 1.0:
-                self._recent.popleft()
-            ready = max(self._next_slot, self._paused_until)
-            if len(self._recent) + self._in_flight >= limit:
-                ready = max(ready, self._recent[0] + 1.0 + _EPSILON_S if self._recent else now + _EPSILON_S)
-            if ready <= now:
-                self._next_slot = max(self._next_slot + self.config.interval_s, now)
-                self._in_flight += 1
-                return
-            await self.clock.sleep(ready - now)
-
-    def _attempt_done(self, *, attempted: bool) -> None:
-        self._in_flight -= 1
-        if attempted:
-            self._recent.append(self.clock.monotonic())
+        self.stop_requested = False  # finish the messages in flight, then send no more
 
     # ---- one delivery ----------------------------------------------------------------
     async def _deliver(self, task: DeliveryTask, owner: str) -> None:
@@ -183,7 +165,7 @@ class DeliveryEngine:
             if now - task.due_at > STALE_AFTER:
                 # Held up past its day (a long outage or 429 storm): the next daily run plans anew.
                 await asyncio.to_thread(
-                    mark_final, self.engine, task.id, status=SKIPPED, reason="quiet_hours"
+                    mark_final, self.engine, task.id, status=DeliveryStatus.SKIPPED, reason="quiet_hours"
                 )
                 self.stats.add("skipped_quiet_hours")
                 return
@@ -193,28 +175,35 @@ class DeliveryEngine:
             )
             self.stats.add("deferred_quiet_hours")
             return
-        await self._wait_for_slot()
-        attempted = False
-        try:
+        async with self.sender.slot(task.chat_id):
             verdict = await asyncio.to_thread(
                 begin_send, self.engine, task.id, owner=owner, now=self.clock.now(), lease=self.lease
             )
-            if verdict == "lease_lost":
+            if verdict is SendVerdict.LEASE_LOST:
                 raise LeaseLostError(f"{self.owner} lost the scheduler lease {self.lease}")
-            if verdict != "send":
+            if verdict is not SendVerdict.SEND:
                 self.stats.add(verdict)
                 return
-            attempted = True
             try:
                 result = await self.sender.send(OutgoingMessage(chat_id=task.chat_id, text=task.text))
             except (asyncio.CancelledError, KeyboardInterrupt):
-                raise  # the row stays `sending`: recovery reports it as ambiguous
-            except Exception as exc:  # a Sender must not raise; if one does, treat it as transient
-                logger.exception("sender raised for delivery %d; treating it as a transient error", task.id)
-                result = SendResult(SendStatus.RETRY, error=f"{type(exc).__name__}: {exc}")
-        finally:
-            self._attempt_done(attempted=attempted)
+                # Cut off mid-send (a stop that outlasted its grace time): say so before the lease
+                # goes, rather than leave the row for the next process's recovery.
+                await self._mark_cut_off(task)
+                raise
+            except Exception as exc:  # a Sender must not raise; if one does, the outcome is unknown
+                logger.exception("sender raised for delivery %d; marking it ambiguous", task.id)
+                result = SendResult(SendStatus.AMBIGUOUS, error=f"{type(exc).__name__}: {exc}")
         await self._record(task, result)
+
+    async def _mark_cut_off(self, task: DeliveryTask) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(
+                asyncio.to_thread(
+                    mark_ambiguous, self.engine, task.id, error=f"{self.owner} stopped while sending"
+                )
+            )
+        self.stats.add(DeliveryStatus.AMBIGUOUS)
 
     async def _record(self, task: DeliveryTask, result: SendResult) -> None:
         now = self.clock.now()
@@ -224,24 +213,26 @@ class DeliveryEngine:
             )
             self.stats.add("sent")
         elif result.status is SendStatus.BLOCKED:
-            await asyncio.to_thread(mark_final, self.engine, task.id, status=BLOCKED, reason="blocked",
-                                    error=result.error)  # fmt: skip
+            await asyncio.to_thread(mark_final, self.engine, task.id, status=DeliveryStatus.BLOCKED,
+                                    reason="blocked", error=result.error)  # fmt: skip
             self.stats.add("blocked")
         elif result.status is SendStatus.REJECTED:
-            await asyncio.to_thread(mark_final, self.engine, task.id, status=FAILED, reason="rejected",
-                                    error=result.error)  # fmt: skip
+            await asyncio.to_thread(mark_final, self.engine, task.id, status=DeliveryStatus.FAILED,
+                                    reason="rejected", error=result.error)  # fmt: skip
             self.stats.add("rejected")
+        elif result.status is SendStatus.AMBIGUOUS:
+            await asyncio.to_thread(mark_ambiguous, self.engine, task.id, error=result.error)
+            self.stats.add(DeliveryStatus.AMBIGUOUS)
         elif result.retry_after is not None:
-            self.pause(result.retry_after)
+            # The sender has paused every send for `retry_after`; the row waits as long.
             due = now + timedelta(seconds=result.retry_after)
             await asyncio.to_thread(requeue, self.engine, task.id, due_at=due, error=result.error,
                                     count_attempt=False)  # fmt: skip
             self.stats.add("rate_limited")
-            logger.warning("429: all sends paused for %.1fs", result.retry_after)
         else:
             attempt = task.attempts + 1
             if attempt > self.config.max_retries:
-                await asyncio.to_thread(mark_final, self.engine, task.id, status=FAILED,
+                await asyncio.to_thread(mark_final, self.engine, task.id, status=DeliveryStatus.FAILED,
                                         reason="retries_exhausted", error=result.error)  # fmt: skip
                 self.stats.add("retries_exhausted")
                 return

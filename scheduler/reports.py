@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 
 from scheduler.errors import CampaignNotFoundError
 from store.campaign_reports import CampaignCounts, campaign_counts, pushed_vs_holdout
 from store.campaigns import CampaignInfo, get_campaign, list_campaigns
+from store.vocabulary import CampaignKind, CampaignStatus, DeliveryStatus
 
 Z_95 = 1.959963984540054
 
@@ -78,16 +80,21 @@ class CampaignReport:
         by = n.by_status
         lines = [
             f"#{c.id} {c.kind} “{c.name}” → {c.segment}: {c.status}",
-            f"targeted {n.targeted}, sent {by.get('sent', 0)}, failed {by.get('failed', 0)}, "
-            f"blocked {by.get('blocked', 0)}, skipped {by.get('skipped', 0)}, "
-            f"pending {by.get('pending', 0) + by.get('sending', 0)}",
+            f"targeted {n.targeted}, sent {by.get(DeliveryStatus.SENT, 0)}, "
+            f"failed {by.get(DeliveryStatus.FAILED, 0)}, blocked {by.get(DeliveryStatus.BLOCKED, 0)}, "
+            f"skipped {by.get(DeliveryStatus.SKIPPED, 0)}, "
+            f"pending {by.get(DeliveryStatus.PENDING, 0) + by.get(DeliveryStatus.SENDING, 0)}",
         ]
+        if n.ambiguous:
+            lines.append(
+                f"ambiguous {n.ambiguous}: may have reached the user (the answer was lost); not resent"
+            )
         if n.skipped_by_reason:
             lines.append("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(n.skipped_by_reason.items())))
         if n.failed_by_reason:
             lines.append("failed: " + ", ".join(f"{k} {v}" for k, v in sorted(n.failed_by_reason.items())))
-        if by.get("sent"):
-            lines.append(f"returned within 48 h: {n.returned} of {by['sent']} sent")
+        if by.get(DeliveryStatus.SENT):
+            lines.append(f"returned within 48 h: {n.returned} of {by[DeliveryStatus.SENT]} sent")
         if n.remaining and self.expected_end is not None:
             done = n.done / n.targeted if n.targeted else 1.0
             lines.append(
@@ -97,6 +104,35 @@ class CampaignReport:
         if self.uplift is not None:
             lines.append(self.uplift.summary())
         return lines
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (`rapport broadcast report --json`)."""
+        c, n = self.campaign, self.counts
+        statuses = {status.value: n.by_status.get(status, 0) for status in DeliveryStatus}
+        return {
+            "id": c.id,
+            "kind": c.kind,
+            "name": c.name,
+            "segment": c.segment,
+            "status": c.status,
+            "targeted": n.targeted,
+            "by_status": statuses,
+            "ambiguous": n.ambiguous,
+            "skipped_by_reason": dict(n.skipped_by_reason),
+            "failed_by_reason": dict(n.failed_by_reason),
+            "returned": n.returned,
+            "rate_per_s": self.rate_per_s,
+            "expected_end": self.expected_end.isoformat() if self.expected_end is not None else None,
+            "uplift": None
+            if self.uplift is None
+            else {
+                "pushed": self.uplift.pushed,
+                "pushed_returned": self.uplift.pushed_returned,
+                "holdout": self.uplift.holdout,
+                "holdout_returned": self.uplift.holdout_returned,
+                "difference": self.uplift.difference,
+            },
+        }
 
 
 def campaign_report(engine: Engine, campaign_id: int, *, now: datetime, rate_per_s: float) -> CampaignReport:
@@ -114,13 +150,20 @@ def campaign_report(engine: Engine, campaign_id: int, *, now: datetime, rate_per
     counts = campaign_counts(engine, campaign_id, now=now)
     rate = counts.sent_last_minute / 60.0 if counts.sent_last_minute >= 30 else rate_per_s
     expected_end = None
-    if counts.remaining and campaign.status in ("scheduled", "running") and rate > 0:
+    if (
+        counts.remaining
+        and campaign.status in (CampaignStatus.SCHEDULED, CampaignStatus.RUNNING)
+        and rate > 0
+    ):
         start = max(now, campaign.scheduled_at)
         expected_end = start + timedelta(seconds=counts.remaining / rate)
     uplift = None
-    if campaign.kind == "reengagement":
+    if campaign.kind == CampaignKind.REENGAGEMENT:
         uplift = Uplift(
-            counts.by_status.get("sent", 0), counts.returned, counts.holdout, counts.holdout_returned
+            counts.by_status.get(DeliveryStatus.SENT, 0),
+            counts.returned,
+            counts.holdout,
+            counts.holdout_returned,
         )
     return CampaignReport(campaign, counts, rate, expected_end, uplift)
 

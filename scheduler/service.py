@@ -103,7 +103,9 @@ class SchedulerService:
     """Runs the jobs and the delivery engine while this process holds the scheduler lease.
 
     `rapport run` creates one with the bot's `TelegramSender`, awaits `start()` in post_init
-    and `stop()` in post_shutdown; `/broadcast` calls `schedule(...)`.
+    and `stop()` in post_stop, i.e. before the bot's HTTP client closes, so the sends in
+    flight finish and are recorded before anything shuts down; `/broadcast` calls
+    `schedule(...)`.
 
     Args:
         engine: The database.
@@ -153,6 +155,7 @@ class SchedulerService:
         self._wake = asyncio.Event()
         self._activated = asyncio.Event()
         self._active = False
+        self._stopping = False
 
     @property
     def active(self) -> bool:
@@ -162,17 +165,26 @@ class SchedulerService:
     # ---- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
         """Start supervising the lease in the running loop; returns at once."""
+        self._stopping = False
         if self._supervisor is None:
             self._supervisor = asyncio.create_task(self._supervise(), name="scheduler-supervisor")
 
     async def stop(self) -> None:
-        """Stop sending and scheduling, and give the lease up for a standby process."""
+        """Stop sending and scheduling, and give the lease up for a standby process.
+
+        Order matters for a clean hand-over: first the delivery loop stops and the sends in
+        flight finish and are recorded (or, past `STOP_GRACE_S`, are marked ambiguous) while
+        the supervisor still renews the lease; only then does the lease go, so a standby that
+        takes over never sees a row this process may still be sending.
+        """
+        self._stopping = True
+        await self._deactivate("stopping")
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
             self._supervisor = None
-        await self._deactivate("stopping")
+        await self._deactivate("stopping")  # in case the supervisor raced us to activate
         await asyncio.to_thread(release_lease, self.engine, LEASE_NAME, self.owner)
 
     async def wait_active(self, timeout_s: float) -> bool:
@@ -196,7 +208,7 @@ class SchedulerService:
             except Exception:  # the database is down: keep what we have until the lease runs out
                 logger.exception("cannot renew the scheduler lease")
                 held = self._active
-            if held and not self._active:
+            if held and not self._active and not self._stopping:
                 await self._activate()
             elif not held and self._active:
                 await self._deactivate("another process holds the lease")
@@ -312,7 +324,7 @@ class SchedulerService:
             self.engine,
             campaign_id,
             now=self.clock.now(),
-            rate_per_s=self.delivery.config.rate_per_s * self.delivery.config.rate_safety,
+            rate_per_s=self.delivery.config.effective_rate_per_s,
         )
 
     async def reports(self, limit: int = 5) -> list[CampaignReport]:
@@ -321,6 +333,6 @@ class SchedulerService:
             recent_reports,
             self.engine,
             now=self.clock.now(),
-            rate_per_s=self.delivery.config.rate_per_s * self.delivery.config.rate_safety,
+            rate_per_s=self.delivery.config.effective_rate_per_s,
             limit=limit,
         )

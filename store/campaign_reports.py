@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from store.campaigns import BLOCKED, FAILED, PENDING, SENDING, SENT, SKIPPED
+from store.campaigns import AMBIGUOUS, FAILED, FINAL_STATUSES, PENDING, SENDING, SENT, SKIPPED
 from store.db import unit_of_work
 from store.models import Campaign, Delivery, Event, User
 
@@ -50,8 +50,13 @@ class CampaignCounts:
 
     @property
     def done(self) -> int:
-        """Rows in a final state."""
-        return sum(self.by_status.get(s, 0) for s in (SENT, FAILED, BLOCKED, SKIPPED))
+        """Rows in a final state (ambiguous ones included: they are never resent)."""
+        return sum(self.by_status.get(s, 0) for s in FINAL_STATUSES)
+
+    @property
+    def ambiguous(self) -> int:
+        """Rows whose request may have reached the user but whose answer was lost."""
+        return self.by_status.get(AMBIGUOUS, 0)
 
     @property
     def remaining(self) -> int:
@@ -111,6 +116,8 @@ def recently_pushed(
                     or_(
                         Delivery.status.in_([PENDING, SENDING]),
                         (Delivery.status == SENT) & (Delivery.sent_at >= since),
+                        # It may have arrived: for the frequency cap, count it as if it did.
+                        (Delivery.status == AMBIGUOUS) & (Delivery.due_at >= since),
                     ),
                 )
                 .distinct()
@@ -165,6 +172,8 @@ def campaign_counts(
             .where(Delivery.campaign_id == campaign_id)
             .group_by(Delivery.status, Delivery.reason)
         ):
+            if status == FAILED and reason == AMBIGUOUS:  # written so before `ambiguous` was a status
+                status = AMBIGUOUS
             by_status[status] = by_status.get(status, 0) + int(n)
             if status == SKIPPED:
                 skipped[reason or "unknown"] = skipped.get(reason or "unknown", 0) + int(n)

@@ -16,18 +16,16 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from store.db import unit_of_work
 from store.models import Campaign, Delivery
+from store.vocabulary import CampaignStatus, DeliveryStatus
 
-PENDING, SENDING, SENT, FAILED, BLOCKED, SKIPPED = (
-    "pending",
-    "sending",
-    "sent",
-    "failed",
-    "blocked",
-    "skipped",
-)
-FINAL_STATUSES = (SENT, FAILED, BLOCKED, SKIPPED)
-SCHEDULED, RUNNING, PAUSED, CANCELLED, DONE = "scheduled", "running", "paused", "cancelled", "done"
-AMBIGUOUS = "ambiguous"
+# Short names kept for the modules that import them; the values are the vocabulary's enums.
+PENDING, SENDING, SENT = DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.SENT
+FAILED, BLOCKED, SKIPPED = DeliveryStatus.FAILED, DeliveryStatus.BLOCKED, DeliveryStatus.SKIPPED
+AMBIGUOUS = DeliveryStatus.AMBIGUOUS
+FINAL_STATUSES = (SENT, FAILED, BLOCKED, SKIPPED, AMBIGUOUS)
+"""A delivery in one of these is done; `ambiguous` too (it is reported, never resent)."""
+SCHEDULED, RUNNING, PAUSED = CampaignStatus.SCHEDULED, CampaignStatus.RUNNING, CampaignStatus.PAUSED
+CANCELLED, DONE = CampaignStatus.CANCELLED, CampaignStatus.DONE
 _INSERT_CHUNK = 1000
 
 

@@ -1,6 +1,7 @@
 """The send state machine of one delivery: claim, begin (fenced), record the outcome, recover.
 
-A delivery moves pending → sending → sent | failed | blocked | skipped. Every transition is
+A delivery moves pending → sending → sent | failed | blocked | skipped | ambiguous (the request
+may have reached Telegram but its answer was lost: reported, never resent). Every transition is
 its own small transaction, and `begin_send` re-checks everything that may have changed since
 the row was planned (opt-out, block, a paused or cancelled campaign, the scheduler lease)
 right before the message goes out.
@@ -17,6 +18,7 @@ from sqlalchemy import Engine, and_, insert, select, update
 from store.campaigns import AMBIGUOUS, BLOCKED, FAILED, PENDING, RUNNING, SENDING, SENT, SKIPPED
 from store.db import unit_of_work
 from store.models import Campaign, Delivery, Event, Lease, User
+from store.vocabulary import EventKind, SendVerdict
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +95,7 @@ def claim_batch(engine: Engine, *, owner: str, now: datetime, limit: int) -> lis
 
 def begin_send(
     engine: Engine, delivery_id: int, *, owner: str, now: datetime, lease: tuple[str, str] | None = None
-) -> str:
+) -> SendVerdict:
     """Mark a claimed row `sending` just before the call, after re-checking it may go out.
 
     Args:
@@ -101,9 +103,9 @@ def begin_send(
             lease is still held (a fencing check, so a process that lost its lease cannot send).
 
     Returns:
-        `"send"` when the caller must send now; otherwise why not: `"opted_out"` and
-        `"blocked"` (the row is finalised), `"not_running"` (campaign paused or cancelled: the
-        row stays pending), `"gone"` (no longer pending) or `"lease_lost"`.
+        `SendVerdict.SEND` when the caller must send now; otherwise why not (see `SendVerdict`):
+        OPTED_OUT and BLOCKED finalise the row, NOT_RUNNING leaves it pending (campaign paused
+        or cancelled), GONE (no longer pending) or LEASE_LOST.
     """
     with unit_of_work(engine) as session:
         if lease is not None:
@@ -113,7 +115,7 @@ def begin_send(
                 )
             )
             if held is None:
-                return "lease_lost"
+                return SendVerdict.LEASE_LOST
         row = session.execute(
             select(Delivery, Campaign.status, User.opted_out, User.blocked)
             .join(Campaign, Campaign.id == Delivery.campaign_id)
@@ -121,23 +123,23 @@ def begin_send(
             .where(Delivery.id == delivery_id)
         ).first()
         if row is None or row[0].status != PENDING:
-            return "gone"
+            return SendVerdict.GONE
         delivery, campaign_status, opted_out, blocked = row
         if campaign_status != RUNNING:
             delivery.claimed_by = None
-            return "not_running"
+            return SendVerdict.NOT_RUNNING
         if opted_out:
             delivery.status, delivery.reason, delivery.claimed_by = SKIPPED, "opted_out", None
-            return "opted_out"
+            return SendVerdict.OPTED_OUT
         if blocked:
             delivery.status, delivery.reason, delivery.claimed_by = BLOCKED, "blocked", None
-            return "blocked"
+            return SendVerdict.BLOCKED
         moved = session.execute(
             update(Delivery)
             .where(Delivery.id == delivery_id, Delivery.status == PENDING)
             .values(status=SENDING, attempts=Delivery.attempts + 1, claimed_by=owner)
         )
-        return "send" if moved.rowcount else "gone"  # type: ignore[attr-defined]
+        return SendVerdict.SEND if moved.rowcount else SendVerdict.GONE  # type: ignore[attr-defined]
 
 
 def mark_sent(engine: Engine, delivery_id: int, *, telegram_message_id: int | None, now: datetime) -> None:
@@ -157,7 +159,7 @@ def mark_sent(engine: Engine, delivery_id: int, *, telegram_message_id: int | No
                 user_id=delivery.user_id,
                 chat_id=delivery.chat_id,
                 ts=now,
-                kind="push_received",
+                kind=EventKind.PUSH_RECEIVED,
                 attributes={
                     "campaign_id": delivery.campaign_id,
                     "followup_id": delivery.followup_id,
@@ -182,6 +184,19 @@ def mark_final(
             session.execute(update(User).where(User.id == delivery.user_id).values(blocked=True))
 
 
+def mark_ambiguous(engine: Engine, delivery_id: int, *, error: str | None) -> None:
+    """The request may have reached Telegram but its answer was lost: end the row `ambiguous`.
+
+    Only a row still `sending` moves (a row whose outcome was recorded meanwhile keeps it).
+    """
+    with unit_of_work(engine) as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.status == SENDING)
+            .values(status=AMBIGUOUS, reason=AMBIGUOUS, error=error, claimed_by=None)
+        )
+
+
 def requeue(
     engine: Engine, delivery_id: int, *, due_at: datetime, error: str | None, count_attempt: bool = True
 ) -> None:
@@ -201,7 +216,7 @@ def requeue(
 
 
 def recover_sending(engine: Engine) -> list[AmbiguousDelivery]:
-    """After a crash: rows left in `sending` become failed/ambiguous (never resent blindly).
+    """After a crash: rows left in `sending` become `ambiguous` (never resent blindly).
 
     Telegram offers no way to ask whether a message arrived, so a row whose outcome was never
     recorded is reported rather than resent. Claims on pending rows are simply dropped: those
@@ -211,7 +226,7 @@ def recover_sending(engine: Engine) -> list[AmbiguousDelivery]:
         rows = list(session.scalars(select(Delivery).where(Delivery.status == SENDING).with_for_update()))
         found = [AmbiguousDelivery(d.id, d.campaign_id, d.user_id, d.claimed_by) for d in rows]
         for delivery in rows:
-            delivery.status, delivery.reason = FAILED, AMBIGUOUS
+            delivery.status, delivery.reason = AMBIGUOUS, AMBIGUOUS
             delivery.error = f"outcome unknown: {delivery.claimed_by or 'a sender'} stopped while sending"
         session.execute(
             update(Delivery)

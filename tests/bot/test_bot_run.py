@@ -162,3 +162,50 @@ def test_run_rejects_a_webhook_that_is_not_a_url(
         )
     assert result.exit_code == 1
     assert "--webhook must be a URL, got 'example.org/hook'" in result.output
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://bot.example.org/hook", "must be an https:// URL (Telegram posts webhooks over HTTPS only)"),
+        ("https://bot.example.org:8080/hook", "port 8080 is not one Telegram posts to (443, 80, 88, 8443)"),
+        ("https://bot.example.org:99999/hook", "invalid port"),
+    ],
+)
+def test_run_refuses_webhook_urls_telegram_would_refuse(
+    url: str, says: str, tmp_path: Path, nlu_model_dir: Path, nlu_parser: Any
+) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["run", "--webhook", url],
+        env={
+            "TELEGRAM_BOT_TOKEN": "123:abc",
+            "RAPPORT_DATA_DIR": str(tmp_path),
+            "RAPPORT_NLU_MODEL_DIR": str(nlu_model_dir),
+        },
+    )
+    assert result.exit_code == 1
+    assert says in result.output
+    assert "Traceback" not in result.output
+
+
+async def test_webhook_answers_400_to_hostile_bodies_and_keeps_serving(
+    api: LocalBotAPI, bot_engine: Engine, nlu_parser: Any, bot_settings: Callable[..., Any]
+) -> None:
+    """Issue 14 item 13: a 100,000-deep JSON body (RecursionError) is a bad request, not a 500."""
+    application = build_application(bot_settings(), engine=bot_engine, parser=nlu_parser)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/telegram/hook"
+    options = WebhookOptions(url=url, listen="127.0.0.1", port=port, secret_token="s3cret-token")
+    deep = "[" * 100_000 + "]" * 100_000
+    deep_object = '{"update_id": 1, "message": ' + "{" * 1 + '"x": ' + "[" * 100_000 + "]" * 100_000 + "}}"
+    headers = {SECRET_HEADER: "s3cret-token", "Content-Type": "application/json"}
+    async with running(application, webhook=options):
+        async with aiohttp.ClientSession() as session:
+            for body in (deep, deep_object, "not json", "[1, 2]", '"text"'):
+                async with session.post(url, data=body, headers=headers) as response:
+                    assert response.status == 400, body[:20]
+        alice = api.add_user(8003, "Alice", language_code="en")
+        api.user_command(alice, "help")
+        reply = await api.wait_for(lambda r: r.chat_id == 8003, 5.0)
+        assert reply.text is not None and reply.text.startswith("Just write your question")

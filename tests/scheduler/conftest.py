@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -20,6 +21,8 @@ class FakeSender:
     """Records every message; `script` maps a chat id to the results of its next attempts.
 
     `hook` runs before each attempt (e.g. to change the database between scheduling and sending).
+    As the `Sender` protocol asks, a scripted 429 (RETRY with `retry_after`) pauses every later
+    `slot()` until it has passed; `slots` counts the slots taken.
     """
 
     def __init__(self, clock: ManualClock, *, latency_s: float = 0.0) -> None:
@@ -29,7 +32,22 @@ class FakeSender:
         self.attempts: list[tuple[float, int]] = []
         self.delivered: Counter[int] = Counter()
         self.hook: Callable[[OutgoingMessage], None] | None = None
+        self.slots = 0
+        self.in_slot = 0
+        self._paused_until = 0.0
         self._next_id = 1
+
+    @asynccontextmanager
+    async def slot(self, chat_id: int) -> AsyncIterator[None]:
+        wait = self._paused_until - self.clock.monotonic()
+        if wait > 0:
+            await self.clock.sleep(wait)
+        self.slots += 1
+        self.in_slot += 1
+        try:
+            yield
+        finally:
+            self.in_slot -= 1
 
     async def send(self, message: OutgoingMessage) -> SendResult:
         if self.hook is not None:
@@ -40,6 +58,8 @@ class FakeSender:
         queue = self.script.get(message.chat_id)
         if queue:
             result = queue.pop(0)
+            if result.retry_after is not None:
+                self._paused_until = max(self._paused_until, self.clock.monotonic() + result.retry_after)
             if result.status is not SendStatus.SENT:
                 return result
         self.delivered[message.chat_id] += 1

@@ -10,8 +10,6 @@ import asyncio
 import json
 import sys
 
-from telegram import Bot
-
 from bot.delivery import TelegramSender
 from scheduler.service import SchedulerService
 from store import create_db_engine, load_settings
@@ -21,11 +19,16 @@ from store.campaigns import next_due_at
 async def main(
     db_url: str, base_url: str, token: str, owner: str, rate: float, campaign_id: int, timeout_s: float
 ) -> None:
-    settings = load_settings(database_url=db_url, send_rate_per_s=rate, telegram_bot_token=token)
+    settings = load_settings(
+        database_url=db_url,
+        send_rate_per_s=rate,
+        per_chat_rate_per_s=rate,
+        telegram_bot_token=token,
+        telegram_api_base_url=base_url,
+    )
     engine = create_db_engine(db_url)
     loop = asyncio.get_running_loop()
-    async with Bot(token, base_url=base_url) as bot:
-        sender = TelegramSender(bot, rate_per_s=rate, per_chat_rate_per_s=rate)
+    async with TelegramSender.from_settings(settings) as sender:
         service = SchedulerService(engine, settings, sender, owner=owner, lease_ttl_s=1.5, poll_s=0.05)
         await service.start()
         deadline = loop.time() + timeout_s

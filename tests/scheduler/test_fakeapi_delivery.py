@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine, select
-from telegram import Bot
 
 from bot.delivery import TelegramSender
 from fakeapi import LocalBotAPI, RateLimits
 from scheduler.engine import DeliveryEngine, EngineConfig
 from scheduler.planning import create_broadcast
+from store import load_settings
 from store.db import unit_of_work
 from store.models import Delivery, User
 from tests.scheduler.conftest import add_users
@@ -30,10 +30,14 @@ async def api() -> AsyncIterator[LocalBotAPI]:
         yield server
 
 
-@pytest.fixture
-async def tg_bot(api: LocalBotAPI) -> AsyncIterator[Bot]:
-    async with Bot(api.token, base_url=api.base_url, base_file_url=api.base_file_url) as bot:
-        yield bot
+def _sender(api: LocalBotAPI, rate: float) -> TelegramSender:
+    settings = load_settings(
+        telegram_bot_token=api.token,
+        telegram_api_base_url=api.base_url,
+        telegram_api_file_url=api.base_file_url,
+        send_rate_per_s=rate,
+    )
+    return TelegramSender.from_settings(settings)
 
 
 def _statuses(engine: Engine) -> dict[int, tuple[str, str | None]]:
@@ -42,22 +46,22 @@ def _statuses(engine: Engine) -> dict[int, tuple[str, str | None]]:
 
 
 async def test_broadcast_within_telegram_limits_with_a_user_blocking_midway(
-    sqlite_engine: Engine, api: LocalBotAPI, tg_bot: Bot
+    sqlite_engine: Engine, api: LocalBotAPI
 ) -> None:
     api.enforce_rate_limits(RateLimits(global_per_second=30))
     add_users(sqlite_engine, USERS)
     now = datetime.now(UTC)
     create_broadcast(sqlite_engine, segment="all", text="Launch day!", at=now, now=now)
-    sender = TelegramSender(tg_bot, rate_per_s=30)
-    engine = DeliveryEngine(sqlite_engine, sender, owner="t", config=EngineConfig(rate_per_s=30))
 
     async def block_when_halfway() -> None:
         await api.sent.wait_for(lambda _record: True, timeout=30, since=19)  # the 20th message
         api.block_bot(5050)
 
-    blocker = asyncio.create_task(block_when_halfway())
-    await engine.drain()
-    await blocker
+    async with _sender(api, 30) as sender:
+        engine = DeliveryEngine(sqlite_engine, sender, owner="t", config=EngineConfig(rate_per_s=30))
+        blocker = asyncio.create_task(block_when_halfway())
+        await engine.drain()
+        await blocker
     assert api.rate_limited_count == 0
     per_chat = api.messages_per_chat
     assert per_chat == {u: 1 for u in USERS if u != 5050}
@@ -70,17 +74,17 @@ async def test_broadcast_within_telegram_limits_with_a_user_blocking_midway(
 
 
 async def test_a_429_storm_pauses_everything_and_loses_nothing(
-    sqlite_engine: Engine, api: LocalBotAPI, tg_bot: Bot
+    sqlite_engine: Engine, api: LocalBotAPI
 ) -> None:
     add_users(sqlite_engine, USERS[:20])
     now = datetime.now(UTC)
     create_broadcast(sqlite_engine, segment="all", text="Hi", at=now, now=now)
     api.faults.retry_after(1, method="sendMessage", times=3)
-    sender = TelegramSender(tg_bot, rate_per_s=200)
-    engine = DeliveryEngine(
-        sqlite_engine, sender, owner="t", config=EngineConfig(rate_per_s=200, max_retries=1)
-    )
-    await engine.drain()
+    async with _sender(api, 200) as sender:
+        engine = DeliveryEngine(
+            sqlite_engine, sender, owner="t", config=EngineConfig(rate_per_s=200, max_retries=1)
+        )
+        await engine.drain()
     assert engine.stats.outcomes["rate_limited"] == 3
     assert api.messages_per_chat == {u: 1 for u in USERS[:20]}
     assert set(_statuses(sqlite_engine).values()) == {("sent", None)}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -118,6 +120,10 @@ class GatedSender:
         self.started = asyncio.Event()
         self.release = asyncio.Event()
 
+    @asynccontextmanager
+    async def slot(self, chat_id: int) -> AsyncIterator[None]:
+        yield
+
     async def send(self, message: OutgoingMessage) -> SendResult:
         self.started.set()
         await self.release.wait()
@@ -129,7 +135,8 @@ async def test_stopping_with_a_message_in_flight_records_it_instead_of_leaving_i
 ) -> None:
     add_users(sqlite_engine, [1, 2, 3])
     sender = GatedSender()
-    service = SchedulerService(sqlite_engine, _settings(), sender, owner="svc", lease_ttl_s=3, poll_s=0.05,
+    settings = load_settings(send_rate_per_s=1000.0, send_lanes=1)  # one message in flight
+    service = SchedulerService(sqlite_engine, settings, sender, owner="svc", lease_ttl_s=3, poll_s=0.05,
                                use_apscheduler=False)  # fmt: skip
     await service.start()
     assert await service.wait_active(10)
