@@ -17,7 +17,7 @@ from analytics.features import UserFeatures, cluster_columns, cluster_matrix, co
 from analytics.naming import PreviousSegment, SegmentProfile, carry_names, describe_segments
 from analytics.rules import OUTCOMES, AssociationRule, mine_rules
 from analytics.segmentation import UserSegmenter
-from store.analytics_queries import FALLBACK_INTENTS
+from store.analytics_queries import FALLBACK_INTENTS, staff_with_events
 from store.analytics_results import (
     NewSegment,
     complete_run,
@@ -27,6 +27,7 @@ from store.analytics_results import (
     run_segments,
     start_run,
 )
+from store.db import read_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,11 @@ class AnalyticsConfig:
     rule_max_len: int = 3
     outcome_rules_only: bool = False
     max_rules: int = 200
+    exclude_users: tuple[int, ...] = ()
+    """Staff accounts (`RAPPORT_ADMIN_IDS`, the bot) kept out of segments, rules and counts.
+
+    The library cannot read settings; the callers (CLI, scheduler, demo) pass the admin ids.
+    """
 
 
 @dataclass(frozen=True)
@@ -139,7 +145,10 @@ def run_analytics(
     try:
         step("features")
         started = time.perf_counter()
-        features = compute_features(engine, as_of=as_of, window_days=config.window_days)
+        features = compute_features(
+            engine, as_of=as_of, window_days=config.window_days, exclude_users=config.exclude_users
+        )
+        staff = _staff_left_out(engine, config.exclude_users, as_of)
         timings["features_s"] = time.perf_counter() - started
         n_events = int(features.frame["events"].sum()) if features.n_users else 0
         if features.n_users == 0:
@@ -180,8 +189,9 @@ def run_analytics(
 
         step("store")
         started = time.perf_counter()
-        notes = _notes(features, segmenter, rules, config)
+        notes = _notes(features, segmenter, rules, config, staff)
         metrics = _metrics(segmenter, features, rules, baskets, previous_id, matched, timings)
+        metrics["staff_excluded"] = staff
         segments = [
             NewSegment(p.label, p.name, p.description, p.size, {**p.profile}, pinned.get(p.label, False))
             for p in profiles
@@ -219,10 +229,24 @@ def run_analytics(
     )
 
 
+def _staff_left_out(engine: Engine, staff: tuple[int, ...], as_of: datetime) -> int:
+    """How many staff accounts with events the run left out (said in its message and report)."""
+    if not staff:
+        return 0
+    with read_snapshot(engine) as session:
+        return staff_with_events(session, staff, until=as_of)
+
+
 def _notes(
-    features: UserFeatures, segmenter: UserSegmenter, rules: list[AssociationRule], config: AnalyticsConfig
+    features: UserFeatures,
+    segmenter: UserSegmenter,
+    rules: list[AssociationRule],
+    config: AnalyticsConfig,
+    staff: int = 0,
 ) -> list[str]:
     notes = [f"{features.n_users} users in {segmenter.n_clusters_} segment(s), {len(rules)} rule(s)"]
+    if staff:
+        notes.append(f"{staff} staff account(s) left out")
     if features.n_users == 1:
         notes.append("only one user: a single segment")
     elif segmenter.n_clusters_ == 1:
