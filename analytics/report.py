@@ -79,7 +79,16 @@ def _heatmap(frame: pd.DataFrame, title: str, *, fmt: str = "{:.0f}", annotate: 
     if annotate and values.size <= 400:
         for (row, column), value in np.ndenumerate(values):
             if np.isfinite(value):
-                axis.text(column, row, fmt.format(value), ha="center", va="center", fontsize=6, color="w")
+                bright = value > np.nanmin(values) + 0.6 * (np.nanmax(values) - np.nanmin(values))
+                axis.text(
+                    column,
+                    row,
+                    fmt.format(value),
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="k" if bright else "w",
+                )
     figure.colorbar(image, ax=axis)
     axis.set_title(title)
     return _png(figure)
@@ -222,9 +231,9 @@ def _active_users_chart(series: dict[str, pd.DataFrame], as_of: datetime) -> tup
     axis.set_title("Active users over time (complete periods only)")
     figure.autofmt_xdate()
     caption = (
-        "Only complete periods are drawn: a week or month that began before the first recorded "
-        "day, or a day that is not over yet, counts only part of its users and would show a "
-        "false ramp-up or drop" + (f" (left out: {', '.join(dropped)} point(s))" if dropped else "") + "."
+        "Only complete periods are drawn: the first recorded day (logging began; everyone active "
+        "around then shows up at once), a week or month that began before it, and a day that is "
+        "not over yet count only part of the picture and would show a false spike, ramp-up or drop" + (f" (left out: {', '.join(dropped)} point(s))" if dropped else "") + "."
     )
     if missing:
         caption += f" {' and '.join(missing)}: no complete period in the data yet (see the figures above)."
@@ -414,7 +423,7 @@ def write_report(engine: Engine, out_dir: str | Path) -> Path:
 STYLE = (
     "body{font-family:sans-serif;max-width:1100px;margin:auto;padding:0 12px}"
     "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;"
-    "vertical-align:top}.table{max-width:100%;overflow-x:auto}.kpi{display:inline-block;"
+    "vertical-align:top;text-align:left}.table{max-width:100%;overflow-x:auto}.kpi{display:inline-block;"
     "margin:8px 16px;text-align:center}img{max-width:100%}.note{color:#444;font-size:13px;"
     "max-width:60em}dl.glossary dt{font-weight:bold;margin-top:4px}dl.glossary dd{margin-left:1em}"
 )

@@ -101,8 +101,8 @@ class Uplift:
         head = (
             f"Returned: pushed {self.pushed_rate:.0%} ({self.pushed_returned} of {self.pushed}) vs "
             f"holdout {self.holdout_rate:.0%} ({self.holdout_returned} of {self.holdout}); "
-            f"difference {100 * self.difference:+.0f} points, 95% interval "
-            f"{100 * self.low:+.0f} to {100 * self.high:+.0f} points."
+            f"difference {points(self.difference)} points, 95% interval "
+            f"{points(self.low)} to {points(self.high)} points."
         )
         if self.significant:
             direction = "more" if self.difference > 0 else "fewer"
@@ -111,6 +111,12 @@ class Uplift:
             f"{head} Not significant: the interval includes zero, so with groups this small the "
             "push may have helped, done nothing or hurt; more users are needed to tell."
         )
+
+
+def points(share: float) -> str:
+    """A difference of proportions in percentage points, signed, with a true minus: `−8`, `+31`."""
+    value = round(100 * share)
+    return f"+{value}" if value > 0 else ("0" if value == 0 else f"−{-value}")
 
 
 def uplift(pushed_returned: int, pushed: int, holdout_returned: int, holdout: int) -> Uplift:
@@ -181,10 +187,12 @@ def cohort_label(label: str, size: int, *, minimum: int = SMALL_COHORT) -> str:
 def complete_buckets(
     frame: pd.DataFrame, *, period_days: int, first: datetime, until: datetime
 ) -> tuple[pd.DataFrame, int]:
-    """Drop buckets not wholly inside [first day with data, until): the series' artefacts.
+    """Drop buckets not wholly inside (first day with data, until): the series' artefacts.
 
     A weekly bucket that starts before the first event, or a day that ends after `until`, counts
-    only part of its users, so the line would ramp up at the start and dip at the end.
+    only part of its users, so the line would ramp up at the start and dip at the end. The first
+    recorded day itself goes too: it is when logging began, and every member active around then
+    shows up on it at once (the demo's history starts everyone on that day).
     `frame` has a `start` column (bucket start, UTC midnight). Returns the kept rows and how
     many were dropped.
     """
@@ -193,7 +201,7 @@ def complete_buckets(
     start = pd.to_datetime(frame["start"], utc=True)
     first_day = pd.Timestamp(first).tz_convert("UTC").floor("D")
     end = start + pd.Timedelta(days=period_days)
-    keep = (start >= first_day) & (end <= pd.Timestamp(until).tz_convert("UTC"))
+    keep = (start > first_day) & (end <= pd.Timestamp(until).tz_convert("UTC"))
     return frame.loc[keep.to_numpy()].reset_index(drop=True), int((~keep).sum())
 
 

@@ -227,7 +227,7 @@ def _pushes_html(summary: DemoSummary) -> str:
     return f"<p>{html.escape(text + extra)}</p>"
 
 
-GLOSSARY_TERMS = ("ARI", "HR@1", "HR@5", "HR@10", "MRR")
+GLOSSARY_TERMS = ("ARI", "HR@1", "HR@5", "HR@10", "MRR", "NDCG")
 
 
 def _html(summary: DemoSummary, analytics_report: str | None) -> str:
@@ -245,7 +245,7 @@ def _html(summary: DemoSummary, analytics_report: str | None) -> str:
         "<!doctype html><html><head><meta charset='utf-8'><title>Rapport demo</title>",
         "<style>body{font-family:sans-serif;max-width:60em;margin:auto;padding:0 12px}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;font-size:90%;"
-        "vertical-align:top}.table{max-width:100%;overflow-x:auto}img{max-width:100%}"
+        "vertical-align:top;text-align:left}.table{max-width:100%;overflow-x:auto}img{max-width:100%}"
         "pre{white-space:pre-wrap}</style></head><body>",
         "<h1>Rapport demo</h1>",
         "<pre>" + html.escape("\n".join(summary_lines(summary))) + "</pre>",
@@ -256,7 +256,10 @@ def _html(summary: DemoSummary, analytics_report: str | None) -> str:
         "<ul>" + "".join(f"<li>{html.escape(glossary_sentence(t))}</li>" for t in GLOSSARY_TERMS) + "</ul>",
         "<h2>Segments</h2>",
         _table(
-            [{**s, "hidden_types": _types(s["hidden_types"])} for s in summary.segments],
+            [
+                {**s, "hidden_types": _types(s["hidden_types"]), "purity": f"{s['purity']:.0%}"}
+                for s in summary.segments
+            ],
             empty="No segments: the analytics step found no users to segment.",
         ),
         "<h2>Next-event models</h2>",
@@ -267,7 +270,7 @@ def _html(summary: DemoSummary, analytics_report: str | None) -> str:
         "<h2>How this run was made</h2>",
         "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in summary.method) + "</ul>",
         "<h2>Timings (s)</h2>",
-        _table([{k: round(v, 1) for k, v in summary.timings_s.items()}]),
+        _table([{k: f"{v:.1f}" for k, v in summary.timings_s.items()}]),
     ]
     if analytics_report:
         parts.append(
