@@ -233,8 +233,9 @@ def _active_users_chart(series: dict[str, pd.DataFrame], as_of: datetime) -> tup
     caption = (
         "Only complete periods are drawn: the first recorded day (logging began; everyone active "
         "around then shows up at once), a week or month that began before it, and a day that is "
-        "not over yet count only part of the picture and would show a false spike, ramp-up or drop" + (f" (left out: {', '.join(dropped)} point(s))" if dropped else "") + "."
+        "not over yet count only part of the picture and would show a false spike, ramp-up or drop"
     )
+    caption += (f" (left out: {', '.join(dropped)} point(s))" if dropped else "") + "."
     if missing:
         caption += f" {' and '.join(missing)}: no complete period in the data yet (see the figures above)."
     return _png(figure), caption
