@@ -96,3 +96,25 @@ def test_without_exclusion_the_manager_is_segmented(sqlite_engine: Engine) -> No
     users, _segments = run_memberships(sqlite_engine, summary.run_id)
     assert MANAGER in users and summary.n_users == USERS + 1
     assert "staff" not in summary.message
+
+
+def test_every_count_leaves_staff_out_on_both_backends(engine: Engine) -> None:
+    staff, member = 77, 78
+    records = [
+        EventRecord(
+            user_id=user,
+            chat_id=user,
+            ts=DEFAULT_END - timedelta(hours=hours),
+            kind="message",
+            intent="pricing",
+        )
+        for user, hours in ((staff, 1), (staff, 30), (member, 2), (member, 50))
+    ]
+    append_events(engine, records)
+    since = DEFAULT_END - timedelta(days=7)
+    stats = activity_stats(engine, since, DEFAULT_END, exclude_users=[staff])
+    assert (stats.dau, stats.wau, stats.active_users, stats.new_users, stats.messages) == (1, 1, 1, 1, 2)
+    everyone = activity_stats(engine, since, DEFAULT_END)
+    assert (everyone.dau, everyone.active_users, everyone.messages) == (2, 2, 4)
+    assert list(compute_features(engine, as_of=DEFAULT_END, exclude_users=(staff,)).frame.index) == [member]
+    assert retention_sizes(engine, DEFAULT_END, exclude_users=[staff]).sum() == 1
