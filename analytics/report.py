@@ -342,6 +342,11 @@ def build_report(engine: Engine, *, exclude_users: tuple[int, ...] | None = None
     captions: dict[str, str] = {}
     if not segments.empty:
         charts.extend(_segment_charts(segments))
+        captions["Segment profiles (scaled per feature, medians)"] = (
+            "Each column compares the segments' typical user on one measure: 0 is the lowest "
+            "segment, 1 the highest. A blank cell means no data (nobody in that segment rated the "
+            "bot, for instance)."
+        )
         seed = int(run.params.get("random_state", 0)) if run else 0
         projection = _projection(engine, run.id, as_of, seed, staff) if run else None
         if projection:
