@@ -16,6 +16,7 @@ similar counts. Without it, such groups merge into one "casual" segment whatever
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -177,6 +178,7 @@ def compute_features(
     window_days: int = 30,
     n_intents: int = 5,
     trend_days: int = TREND_DAYS,
+    exclude_users: Sequence[int] = (),
 ) -> UserFeatures:
     """Aggregate every user's events before `as_of` in SQL and derive rates and scores.
 
@@ -186,19 +188,22 @@ def compute_features(
         window_days: The window of the frequency feature (active days in it).
         n_intents: How many of the most used question intents get a share column.
         trend_days: The recent part of the activity trend (at most half the window).
+        exclude_users: Staff accounts (managers, the bot) kept out of the table, so they are
+            never segmented, never in a rule's basket and never counted as users.
     """
     as_of = as_of or datetime.now(UTC)
     recent_days = min(float(trend_days), window_days / 2.0)
     with read_snapshot(engine) as session:  # the intent list, the aggregates and the pushes agree
-        every = [intent for intent, _n in message_intents(session, until=as_of)]
+        every = [intent for intent, _n in message_intents(session, until=as_of, exclude_users=exclude_users)]
         table = user_feature_table(
             session,
             as_of=as_of,
             window_start=as_of - timedelta(days=window_days),
             recent_start=as_of - timedelta(days=recent_days),
             intents=every,
+            exclude_users=exclude_users,
         )
-        sent = sent_deliveries(session, as_of=as_of)
+        sent = sent_deliveries(session, as_of=as_of, exclude_users=exclude_users)
     intents = tuple([i for i in every if i not in NON_QUESTION_INTENTS][:n_intents])
     raw = pd.DataFrame.from_records(table.rows, columns=list(table.columns))
     if raw.empty:

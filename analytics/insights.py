@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -122,18 +123,36 @@ def top_rules(engine: Engine, n: int = 10) -> list[str]:
     return [rule.sentence for rule in top_rule_records(engine, n)]
 
 
-def activity_stats(engine: Engine, since: datetime, until: datetime | None = None) -> ActivityStats:
-    """DAU/WAU/MAU at the end of the period, new users, messages, fallback rate, top intents."""
+def run_staff(run: RunInfo | None) -> tuple[int, ...]:
+    """The staff accounts a run left out (its `exclude_users`), so its report leaves them out too."""
+    if run is None:
+        return ()
+    return tuple(int(u) for u in run.params.get("exclude_users") or ())
+
+
+def activity_stats(
+    engine: Engine,
+    since: datetime,
+    until: datetime | None = None,
+    *,
+    exclude_users: Sequence[int] = (),
+) -> ActivityStats:
+    """DAU/WAU/MAU at the end of the period, new users, messages, fallback rate, top intents.
+
+    `exclude_users` (the managers' ids) keeps staff out of every count.
+    """
     until = until or datetime.now(UTC)
     if since >= until:
         raise ValueError(f"since={since.isoformat()} must be before until={until.isoformat()}")
     with read_snapshot(engine) as session:  # one snapshot: DAU <= WAU <= MAU even under writes
-        counts = period_counts(session, since=since, until=until)
+        counts = period_counts(session, since=since, until=until, exclude_users=exclude_users)
         dau, wau, mau = (
-            distinct_users_between(session, since=until - timedelta(days=days), until=until)
+            distinct_users_between(
+                session, since=until - timedelta(days=days), until=until, exclude_users=exclude_users
+            )
             for days in (1, 7, 30)
         )
-        active_users = distinct_users_between(session, since=since, until=until)
+        active_users = distinct_users_between(session, since=since, until=until, exclude_users=exclude_users)
     return ActivityStats(
         since=since,
         until=until,
@@ -153,12 +172,16 @@ def _day(number: int) -> pd.Timestamp:
     return pd.Timestamp(EPOCH + timedelta(days=number))
 
 
-def active_users_series(engine: Engine, since: datetime, until: datetime) -> dict[str, pd.DataFrame]:
+def active_users_series(
+    engine: Engine, since: datetime, until: datetime, *, exclude_users: Sequence[int] = ()
+) -> dict[str, pd.DataFrame]:
     """DAU per day, WAU per 7-day bucket and MAU per 30-day bucket over time."""
     series: dict[str, pd.DataFrame] = {}
     with read_snapshot(engine) as session:
         tables = {
-            name: active_users_by(session, period_days=days, since=since, until=until)
+            name: active_users_by(
+                session, period_days=days, since=since, until=until, exclude_users=exclude_users
+            )
             for name, days in (("dau", 1), ("wau", 7), ("mau", 30))
         }
     for name, table in tables.items():
@@ -168,10 +191,13 @@ def active_users_series(engine: Engine, since: datetime, until: datetime) -> dic
     return series
 
 
-def retention(engine: Engine, until: datetime) -> pd.DataFrame:
-    """Weekly retention cohorts: share of each first-week cohort active N weeks later."""
+def retention(engine: Engine, until: datetime, *, exclude_users: Sequence[int] = ()) -> pd.DataFrame:
+    """Weekly retention cohorts: share of each first-week cohort active N weeks later.
+
+    `retention_sizes` gives the users behind each row (a share of 3 users is not a trend).
+    """
     with read_snapshot(engine) as session:
-        table = retention_cohorts(session, until=until)
+        table = retention_cohorts(session, until=until, exclude_users=exclude_users)
     if not table.rows:
         return pd.DataFrame()
     frame = pd.DataFrame(table.rows, columns=list(table.columns))
@@ -185,20 +211,37 @@ def retention(engine: Engine, until: datetime) -> pd.DataFrame:
     return shares
 
 
-def activity_by_hour(engine: Engine, since: datetime, until: datetime) -> pd.DataFrame:
+def retention_sizes(engine: Engine, until: datetime, *, exclude_users: Sequence[int] = ()) -> pd.Series:
+    """Users in each weekly cohort (index: the cohort's first day, as `retention` labels it)."""
+    with read_snapshot(engine) as session:
+        table = retention_cohorts(session, until=until, exclude_users=exclude_users)
+    sizes = {_day(c * 7).date().isoformat(): n for c, o, n in table.rows if o == 0}
+    return pd.Series(sizes, dtype="int64")
+
+
+def activity_by_hour(
+    engine: Engine, since: datetime, until: datetime, *, exclude_users: Sequence[int] = ()
+) -> pd.DataFrame:
     """Events per weekday (rows, Sun…Sat) and UTC hour (columns 0-23)."""
     with read_snapshot(engine) as session:
-        table = activity_heatmap(session, since=since, until=until)
+        table = activity_heatmap(session, since=since, until=until, exclude_users=exclude_users)
     grid = pd.DataFrame(0, index=list(WEEKDAYS), columns=list(range(24)))
     for weekday, hour, n in table.rows:
         grid.iloc[weekday, hour] = n
     return grid
 
 
-def unanswered_questions(engine: Engine, since: datetime, until: datetime, limit: int = 20) -> pd.DataFrame:
+def unanswered_questions(
+    engine: Engine,
+    since: datetime,
+    until: datetime,
+    limit: int = 20,
+    *,
+    exclude_users: Sequence[int] = (),
+) -> pd.DataFrame:
     """The unanswered texts, grouped, most frequent first (empty when text storage is off)."""
     with read_snapshot(engine) as session:
-        table = unanswered_texts(session, since=since, until=until, limit=limit)
+        table = unanswered_texts(session, since=since, until=until, limit=limit, exclude_users=exclude_users)
     return pd.DataFrame(table.rows, columns=list(table.columns))
 
 

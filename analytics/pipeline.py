@@ -18,7 +18,7 @@ from analytics.features import UserFeatures, cluster_columns, cluster_matrix, co
 from analytics.naming import PreviousSegment, SegmentProfile, carry_names, describe_segments
 from analytics.rules import OUTCOMES, AssociationRule, mine_rules
 from analytics.segmentation import UserSegmenter
-from store.analytics_queries import FALLBACK_INTENTS
+from store.analytics_queries import FALLBACK_INTENTS, staff_with_events
 from store.analytics_results import (
     NewSegment,
     complete_run,
@@ -28,6 +28,7 @@ from store.analytics_results import (
     run_segments,
     start_run,
 )
+from store.db import read_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,11 @@ class AnalyticsConfig:
     rule_max_len: int = 3
     outcome_rules_only: bool = False
     max_rules: int = 200
+    exclude_users: tuple[int, ...] = ()
+    """Staff accounts (`RAPPORT_ADMIN_IDS`, the bot) kept out of segments, rules and counts.
+
+    The library cannot read settings; the callers (CLI, scheduler, demo) pass the admin ids.
+    """
 
 
 @dataclass(frozen=True)
@@ -238,7 +244,10 @@ def run_analytics(
     timer = _Timer(progress)
     try:
         with timer.step("features"):
-            features = compute_features(engine, as_of=as_of, window_days=config.window_days)
+            features = compute_features(
+                engine, as_of=as_of, window_days=config.window_days, exclude_users=config.exclude_users
+            )
+            staff = _staff_left_out(engine, config.exclude_users, as_of)
         if features.n_users == 0:
             return _empty_run(engine, run_id, as_of)
         n_events = int(features.frame["events"].sum())
@@ -247,11 +256,12 @@ def run_analytics(
         with timer.step("rules"):
             baskets, rules = _rules(features, segmentation, config)
         with timer.step("store"):
-            message = "; ".join(_notes(features, segmentation.segmenter, rules, config))
+            message = "; ".join(_notes(features, segmentation.segmenter, rules, config, staff))
             metrics = _metrics(
                 segmentation.segmenter, features, rules, baskets, segmentation.previous_id,
                 segmentation.matched, timer.timings,
             )  # fmt: skip
+            metrics["staff_excluded"] = staff
             dropped = _store(
                 engine, run_id, message=message, metrics=metrics, n_events=n_events,
                 segmentation=segmentation, rules=rules,
@@ -276,10 +286,24 @@ def run_analytics(
     )
 
 
+def _staff_left_out(engine: Engine, staff: tuple[int, ...], as_of: datetime) -> int:
+    """How many staff accounts with events the run left out (said in its message and report)."""
+    if not staff:
+        return 0
+    with read_snapshot(engine) as session:
+        return staff_with_events(session, staff, until=as_of)
+
+
 def _notes(
-    features: UserFeatures, segmenter: UserSegmenter, rules: list[AssociationRule], config: AnalyticsConfig
+    features: UserFeatures,
+    segmenter: UserSegmenter,
+    rules: list[AssociationRule],
+    config: AnalyticsConfig,
+    staff: int = 0,
 ) -> list[str]:
     notes = [f"{features.n_users} users in {segmenter.n_clusters_} segment(s), {len(rules)} rule(s)"]
+    if staff:
+        notes.append(f"{staff} staff account(s) left out")
     if features.n_users == 1:
         notes.append("only one user: a single segment")
     elif segmenter.n_clusters_ == 1:

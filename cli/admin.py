@@ -23,9 +23,11 @@ def stats(
     """Activity: DAU/WAU/MAU, new users, questions, top intents and the fallback rate."""
     if not 1 <= days <= 366:
         fail(f"--days must lie in 1..366, got {days}")
-    with engine_scope(get_settings(ctx)) as engine:
+    settings = get_settings(ctx)
+    with engine_scope(settings) as engine:
         until = datetime.now(UTC)
-        out.print(format_stats(activity_stats(engine, until - timedelta(days=days), until)))
+        report = activity_stats(engine, until - timedelta(days=days), until, exclude_users=settings.admin_ids)
+        out.print(format_stats(report))
 
 
 def segments(ctx: typer.Context) -> None:

@@ -51,6 +51,7 @@ def run(
         except ValueError:
             fail(f"--as-of {as_of!r} is not an ISO date or datetime")
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    settings = get_settings(ctx)
     config = AnalyticsConfig(
         algorithm=algorithm,
         k_max=k_max,
@@ -59,8 +60,8 @@ def run(
         min_lift=min_lift,
         outcome_rules_only=outcomes_only,
         random_state=seed,
+        exclude_users=tuple(settings.admin_ids),
     )
-    settings = get_settings(ctx)
     with engine_scope(settings) as engine:
         progress = Progress(
             SpinnerColumn(),

@@ -372,7 +372,11 @@ async def _analytics(run: _Run) -> float:
         result = await asyncio.to_thread(
             run_analytics,
             run.engine,
-            config=AnalyticsConfig(window_days=run.config.days, random_state=run.config.seed),
+            config=AnalyticsConfig(
+                window_days=run.config.days,
+                random_state=run.config.seed,
+                exclude_users=tuple(run.settings.admin_ids),
+            ),
             as_of=datetime.now(UTC),
         )
     ari, _compared = segment_agreement(run.engine, result.run_id, run.truth)

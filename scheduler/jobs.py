@@ -72,6 +72,7 @@ async def retraining_job(ctx: JobContext) -> str:
         ctx.engine,
         model_dir=ctx.settings.resolved_followup_model_dir,
         now=ctx.clock.now(),
+        exclude_users=tuple(ctx.settings.admin_ids),
     )
     return result.decision
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from analytics import run_analytics
+from analytics import AnalyticsConfig, run_analytics
 from analytics.metrics import RankingReport, TimeSplit, evaluate_next_event, time_split
 from analytics.sequence import NextEventModel, SequenceModel, event_token
 from scheduler.reengagement import FOLLOWUP_MODEL_KIND, load_active_model
@@ -90,6 +90,7 @@ def retrain_followup_model(
     holdout_days: int = 7,
     model_factory: Callable[[], TrainableModel] | None = None,
     refresh_analytics: bool = True,
+    exclude_users: tuple[int, ...] = (),
 ) -> RetrainResult:
     """Run analytics, then train and evaluate a follow-up model; activate it if it is no worse.
 
@@ -98,9 +99,10 @@ def retrain_followup_model(
         holdout_days: the most recent days of events held out for evaluation.
         model_factory: builds the untrained candidate (default: the LSTM `NextEventModel`).
         refresh_analytics: run the analytics pipeline first, so segments are current.
+        exclude_users: staff accounts (the admin ids) the analytics run leaves out.
     """
     if refresh_analytics:
-        summary = run_analytics(engine, as_of=now)
+        summary = run_analytics(engine, config=AnalyticsConfig(exclude_users=exclude_users), as_of=now)
         logger.info("analytics run %d: %s", summary.run_id, summary.message or summary.status)
     split = held_out_split(engine, now=now, holdout_days=holdout_days)
     if len(split.test_prefixes) < MIN_TEST_PAIRS or not split.train:

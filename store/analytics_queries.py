@@ -83,11 +83,36 @@ def to_epoch_days(moment: datetime) -> float:
     return moment.timestamp() / 86400.0
 
 
+def _community(column: ColumnElement[Any], exclude_users: Sequence[int]) -> ColumnElement[bool]:
+    """Rows of community users: a user id is set and is not a staff account in `exclude_users`.
+
+    Managers (`RAPPORT_ADMIN_IDS`) talk to the bot too; counted as users they would land in a
+    segment ("Newcomers"), feed rules and inflate DAU. Every query here takes `exclude_users`.
+    """
+    condition: ColumnElement[bool] = column.is_not(None)
+    if exclude_users:
+        condition = and_(condition, column.not_in([int(u) for u in exclude_users]))
+    return condition
+
+
+def staff_with_events(session: Session, staff: Sequence[int], *, until: datetime) -> int:
+    """How many of the `staff` accounts have events before `until`: what exclusion left out."""
+    if not staff:
+        return 0
+    e = Event.__table__
+    query = select(func.count(distinct(e.c.user_id))).where(
+        e.c.user_id.in_([int(u) for u in staff]), e.c.ts < until
+    )
+    return int(session.execute(query).scalar() or 0)
+
+
 def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.sum(case((condition, 1), else_=0))
 
 
-def message_intents(session: Session, *, until: datetime | None = None) -> list[tuple[str, int]]:
+def message_intents(
+    session: Session, *, until: datetime | None = None, exclude_users: Sequence[int] = ()
+) -> list[tuple[str, int]]:
     """Every intent of a message before `until` with its count, most used first."""
     e = Event.__table__
     query = (
@@ -96,6 +121,8 @@ def message_intents(session: Session, *, until: datetime | None = None) -> list[
         .group_by(e.c.intent)
         .order_by(func.count().desc(), e.c.intent)
     )
+    if exclude_users:
+        query = query.where(_community(e.c.user_id, exclude_users))
     if until is not None:
         query = query.where(e.c.ts < until)
     return [(str(intent), int(n)) for intent, n in session.execute(query)]
@@ -108,6 +135,7 @@ def user_feature_table(
     window_start: datetime,
     intents: Sequence[str],
     recent_start: datetime | None = None,
+    exclude_users: Sequence[int] = (),
 ) -> Table:
     """One row of raw per-user aggregates, grouped in SQL over the events before `as_of`.
 
@@ -159,7 +187,7 @@ def user_feature_table(
         columns.append(_count_if(and_(hour >= start, hour < stop)).label(f"hours_{name}"))
     query = (
         select(*columns)
-        .where(e.c.user_id.is_not(None), e.c.ts < as_of)
+        .where(_community(e.c.user_id, exclude_users), e.c.ts < as_of)
         .group_by(e.c.user_id)
         .order_by(e.c.user_id)
     )
@@ -170,25 +198,34 @@ def user_feature_table(
     return Table(columns=names, rows=rows)
 
 
-def sent_deliveries(session: Session, *, as_of: datetime) -> dict[int, int]:
+def sent_deliveries(
+    session: Session, *, as_of: datetime, exclude_users: Sequence[int] = ()
+) -> dict[int, int]:
     """Pushes actually sent per user: the push-rate denominator when no push events were logged."""
     d = Delivery.__table__
     query = (
         select(d.c.user_id, func.count())
-        .where(d.c.status == DeliveryStatus.SENT, d.c.sent_at < as_of)
+        .where(d.c.status == DeliveryStatus.SENT, d.c.sent_at < as_of, _community(d.c.user_id, exclude_users))
         .group_by(d.c.user_id)
     )
     return {int(user): int(n) for user, n in session.execute(query)}
 
 
-def active_users_by(session: Session, *, period_days: int, since: datetime, until: datetime) -> Table:
+def active_users_by(
+    session: Session,
+    *,
+    period_days: int,
+    since: datetime,
+    until: datetime,
+    exclude_users: Sequence[int] = (),
+) -> Table:
     """Distinct active users per bucket of `period_days` days (1: DAU, 7: WAU, 28/30: MAU)."""
     dialect = session.get_bind().dialect.name
     e = Event.__table__
     bucket = (_day_number(dialect, e.c.ts) // period_days).label("bucket")
     query = (
         select(bucket, func.count(distinct(e.c.user_id)))
-        .where(e.c.user_id.is_not(None), e.c.ts >= since, e.c.ts < until)
+        .where(_community(e.c.user_id, exclude_users), e.c.ts >= since, e.c.ts < until)
         .group_by(bucket)
         .order_by(bucket)
     )
@@ -196,11 +233,13 @@ def active_users_by(session: Session, *, period_days: int, since: datetime, unti
     return Table(columns=("day", "users"), rows=rows)
 
 
-def distinct_users_between(session: Session, *, since: datetime, until: datetime) -> int:
+def distinct_users_between(
+    session: Session, *, since: datetime, until: datetime, exclude_users: Sequence[int] = ()
+) -> int:
     """How many users had any event in [since, until)."""
     e = Event.__table__
     query = select(func.count(distinct(e.c.user_id))).where(
-        e.c.user_id.is_not(None), e.c.ts >= since, e.c.ts < until
+        _community(e.c.user_id, exclude_users), e.c.ts >= since, e.c.ts < until
     )
     return int(session.execute(query).scalar() or 0)
 
@@ -215,18 +254,32 @@ class PeriodCounts:
     top_intents: tuple[tuple[str, int], ...]
 
 
-def period_counts(session: Session, *, since: datetime, until: datetime, top: int = 5) -> PeriodCounts:
-    """New users, messages, unanswered messages and top intents in [since, until)."""
+def period_counts(
+    session: Session,
+    *,
+    since: datetime,
+    until: datetime,
+    top: int = 5,
+    exclude_users: Sequence[int] = (),
+) -> PeriodCounts:
+    """New users, messages, unanswered messages and top intents in [since, until).
+
+    Events without a user (channel posts) still count as messages; staff events do not.
+    """
     e = Event.__table__
     u = User.__table__
     window = and_(e.c.ts >= since, e.c.ts < until)
+    if exclude_users:
+        window = and_(window, or_(e.c.user_id.is_(None), _community(e.c.user_id, exclude_users)))
     messages, unanswered = session.execute(
         select(_count_if(e.c.kind.in_(MESSAGE_KINDS)), _count_if(e.c.kind == EventKind.FALLBACK)).where(
             window
         )
     ).one()
     new_users = session.execute(
-        select(func.count()).where(u.c.first_seen >= since, u.c.first_seen < until)
+        select(func.count()).where(
+            u.c.first_seen >= since, u.c.first_seen < until, _community(u.c.id, exclude_users)
+        )
     ).scalar()
     intents = session.execute(
         select(e.c.intent, func.count())
@@ -243,14 +296,14 @@ def period_counts(session: Session, *, since: datetime, until: datetime, top: in
     )
 
 
-def retention_cohorts(session: Session, *, until: datetime) -> Table:
+def retention_cohorts(session: Session, *, until: datetime, exclude_users: Sequence[int] = ()) -> Table:
     """Users per (first-activity week, weeks since) pair: the weekly retention triangle."""
     dialect = session.get_bind().dialect.name
     e = Event.__table__
     week = _day_number(dialect, e.c.ts) // 7
     active = (
         select(e.c.user_id.label("user_id"), week.label("week"))
-        .where(e.c.user_id.is_not(None), e.c.ts < until)
+        .where(_community(e.c.user_id, exclude_users), e.c.ts < until)
         .distinct()
         .subquery()
     )
@@ -270,7 +323,9 @@ def retention_cohorts(session: Session, *, until: datetime) -> Table:
     return Table(columns=("cohort_week", "week_offset", "users"), rows=rows)
 
 
-def activity_heatmap(session: Session, *, since: datetime, until: datetime) -> Table:
+def activity_heatmap(
+    session: Session, *, since: datetime, until: datetime, exclude_users: Sequence[int] = ()
+) -> Table:
     """Events per (weekday, hour), UTC, weekday 0 = Sunday."""
     dialect = session.get_bind().dialect.name
     e = Event.__table__
@@ -278,14 +333,21 @@ def activity_heatmap(session: Session, *, since: datetime, until: datetime) -> T
     hour = _hour(dialect, e.c.ts).label("hour")
     query = (
         select(weekday, hour, func.count())
-        .where(e.c.user_id.is_not(None), e.c.ts >= since, e.c.ts < until)
+        .where(_community(e.c.user_id, exclude_users), e.c.ts >= since, e.c.ts < until)
         .group_by(weekday, hour)
     )
     rows = [(int(w), int(h), int(n)) for w, h, n in session.execute(query)]
     return Table(columns=("weekday", "hour", "events"), rows=rows)
 
 
-def unanswered_texts(session: Session, *, since: datetime, until: datetime, limit: int = 20) -> Table:
+def unanswered_texts(
+    session: Session,
+    *,
+    since: datetime,
+    until: datetime,
+    limit: int = 20,
+    exclude_users: Sequence[int] = (),
+) -> Table:
     """Unanswered message texts grouped case-insensitively, most frequent first."""
     e = Event.__table__
     normalised = func.lower(func.trim(e.c.text)).label("text")
@@ -297,6 +359,8 @@ def unanswered_texts(session: Session, *, since: datetime, until: datetime, limi
         .order_by(func.count().desc(), normalised)
         .limit(limit)
     )
+    if exclude_users:
+        query = query.where(or_(e.c.user_id.is_(None), _community(e.c.user_id, exclude_users)))
     rows = [(str(t), int(n), int(u)) for t, n, u in session.execute(query)]
     return Table(columns=("text", "count", "users"), rows=rows)
 

@@ -151,3 +151,44 @@ def test_campaign_counts_read_as_statuses_with_skip_reasons() -> None:
     assert _describe_counts(counts) == "sent 65, blocked 5, skipped 30 (capped 6, holdout 24)"
     assert _describe_counts({"sent": 101}) == "sent 101"
     assert _describe_counts({}) == ""
+
+
+def test_demo_report_gives_rates_sizes_interval_and_says_not_significant(tmp_path: Path) -> None:
+    from demo.report import summary_lines, write_outputs
+    from demo.run import DemoSummary
+
+    returns = {"horizon_days": 3.0, "pushed": 21, "pushed_returned": 4, "pushed_rate": 0.1905}
+    returns |= {"holdout": 7, "holdout_returned": 0, "holdout_rate": 0.0}
+    summary = DemoSummary(
+        users=150,
+        days=30,
+        seed=0,
+        events_total=10,
+        events_history=10,
+        events_live=0,
+        events_by_kind={"message": 10},
+        live={},
+        hidden_types={"casual_asker": 150},
+        segments=[
+            {
+                "name": "A",
+                "size": 150,
+                "hidden_types": {"casual_asker": 150},
+                "dominant_type": "x",
+                "purity": 1.0,
+            }
+        ],
+        adjusted_rand_index=1.0,
+        rules=[],
+        models={"markov": {"hr@1": 0.2, "hr@5": 0.6, "hr@10": 0.9, "mrr": 0.4, "n": 1432.0}},
+        pushes={"campaigns": {}, "returns": returns},
+        timings_s={"history": 3.0},
+    )
+    html_path, _json_path = write_outputs(summary, tmp_path)
+    page = html_path.read_text(encoding="utf-8")
+    assert "pushed 19% (4 of 21) vs holdout 0% (0 of 7)" in page
+    assert "95% interval −" in page and "Not significant" in page
+    assert "<td>1432</td>" in page and "1432.0" not in page and "<td>100%</td>" in page
+    for term in ("HR@10", "MRR", "ARI"):
+        assert f"{term}: " in page
+    assert any("Not significant" in line for line in summary_lines(summary))

@@ -94,3 +94,32 @@ def test_cli_run_segments_pin_and_report(tmp_path: Path, monkeypatch: pytest.Mon
     reported = runner.invoke(cli, ["analytics", "report", "--out", str(tmp_path / "r")])
     assert reported.exit_code == 0, reported.output
     assert "Regulars" in (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+
+
+def test_report_hides_membership_rules_marks_small_cohorts_and_explains_empty_sections(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    populate(sqlite_engine, 150, events_per_user=10, seed=1)
+    run_analytics(sqlite_engine, config=AnalyticsConfig(k_max=4, min_support=0.05), as_of=DEFAULT_END)
+    out = write_report(sqlite_engine, tmp_path / "report")
+    page = (out / "report.html").read_text(encoding="utf-8")
+    summary = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    rules = pd.read_csv(out / "rules.csv")
+    hidden = int(rules["restates_segment"].sum())
+    assert summary["rules_hidden"] == hidden
+    if hidden:
+        assert f"{hidden} rule(s) that only restate segment membership" in page
+    shown = page.split("<h2>Top rules</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "nan" not in shown.lower() and "also are in" not in shown
+    # Empty sections say what they need; the counts of a table print as integers.
+    assert "Segment movement appears after the second analytics run." in page
+    segments = page.split("<h2>Segments</h2>", 1)[1].split("</table>", 1)[0]
+    assert not re.search(r"<td>\d+\.0</td>", segments)
+    sizes = pd.read_csv(out / "retention_sizes.csv")
+    assert sizes["users"].sum() == 150
+    small = int((sizes["users"] < 20).sum())
+    if small:
+        assert f"{small} cohort(s) with fewer than 20 users are hatched grey" in page
+    assert "Colour scale" in page and "Only complete periods are drawn" in page
+    for term in ("silhouette", "PCA", "lift", "confidence"):
+        assert f"{term}: " in page
