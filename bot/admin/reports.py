@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from telegram import Update
 
@@ -41,7 +42,12 @@ async def stats(update: Update, context: Context) -> None:
     services = services_of(context)
     await asyncio.to_thread(services.writer.flush, 2.0)
     until = datetime.now(UTC)
-    report = await asyncio.to_thread(activity_stats, services.engine, until - timedelta(days=days), until)
+    report = await asyncio.to_thread(
+        partial(activity_stats, exclude_users=sorted(services.admin_ids)),
+        services.engine,
+        until - timedelta(days=days),
+        until,
+    )  # staff are not community users
     await message.reply_text(format_stats(report))
 
 
