@@ -25,7 +25,7 @@ from bot.outbound import OutboundLimiter
 from bot.routing import register_handlers
 from bot.services import BotServices
 from bot.transport import BotApiRequest
-from nlu import IntentParser, RemoteRasaParser, load_or_train_default
+from nlu import FALLBACK_INTENT, IntentParser, NLUModel, RemoteRasaParser, load_or_train_default
 from scheduler import SchedulerService
 from store import EventWriter, Settings, create_db_engine, replay_spool
 
@@ -209,6 +209,14 @@ def build_application(
     return application
 
 
+def nlu_labels(parser: IntentParser) -> frozenset[str] | None:
+    """The intents the local NLU model can give (plus its fallback), for checking the follow-up
+    catalogue's targets; None for a remote Rasa server, whose labels are not known here."""
+    if isinstance(parser, NLUModel):
+        return frozenset([*parser.labels, FALLBACK_INTENT])
+    return None
+
+
 def attach_scheduler(application: RapportApp, settings: Settings) -> SchedulerService:
     """Run the scheduler in this process: deliveries through the bot, broadcasts from /broadcast.
 
@@ -218,7 +226,9 @@ def attach_scheduler(application: RapportApp, settings: Settings) -> SchedulerSe
     """
     services = services_for(application)
     sender = TelegramSender.from_settings(settings, bot=application.bot)
-    service = SchedulerService(services.engine, settings, sender)
+    service = SchedulerService(
+        services.engine, settings, sender, intents=nlu_labels(services.understander.parser)
+    )
     services.broadcasts = service
 
     async def start(_: RapportApp) -> None:

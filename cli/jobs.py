@@ -29,6 +29,18 @@ def _schedule_text(schedule: str, settings: Settings) -> str:
     return f"daily {getattr(settings, field_name)} {settings.scheduler_timezone}"
 
 
+def _nlu_labels(settings: Settings) -> frozenset[str] | None:
+    """The saved local NLU model's intents (and its fallback), read from its metadata; None without one."""
+    from nlu import FALLBACK_INTENT, ModelLoadError
+    from nlu.storage import read_metadata
+
+    try:
+        labels = read_metadata(settings.resolved_nlu_model_dir).get("labels")
+    except ModelLoadError:  # includes a model of another format version
+        return None
+    return frozenset([*labels, FALLBACK_INTENT]) if isinstance(labels, list) else None
+
+
 @app.command("list")
 def list_jobs(ctx: typer.Context) -> None:
     """Every job with its schedule."""
@@ -90,7 +102,8 @@ def run(
     with engine_scope(settings) as engine:
         try:
             if name != "deliveries":
-                result = asyncio.run(run_job(name, JobContext(engine, settings, SystemClock())))
+                context = JobContext(engine, settings, SystemClock(), _nlu_labels(settings))
+                result = asyncio.run(run_job(name, context))
                 out.print(f"{name}: {result}")
             if send and (name in ("deliveries", "reengagement")):
                 out.print(f"deliveries: {asyncio.run(send_due(settings, engine))}")

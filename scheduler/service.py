@@ -131,6 +131,7 @@ class SchedulerService:
         poll_s: float = 1.0,
         use_apscheduler: bool = True,
         config: EngineConfig | None = None,
+        intents: frozenset[str] | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -139,6 +140,7 @@ class SchedulerService:
         self.lease_ttl = timedelta(seconds=lease_ttl_s)
         self.poll_s = poll_s
         self.use_apscheduler = use_apscheduler
+        self.intents = intents  # the active NLU model's labels: jobs check the catalogue against them
         self.delivery = DeliveryEngine(
             engine,
             sender,
@@ -286,7 +288,7 @@ class SchedulerService:
     # ---- jobs and campaigns ----------------------------------------------------------
     async def run_job(self, name: str) -> str:
         """Run a job now (APScheduler and admin commands call this) and wake the sender."""
-        result = await run_job(name, JobContext(self.engine, self.settings, self.clock))
+        result = await run_job(name, JobContext(self.engine, self.settings, self.clock, self.intents))
         self.wake()
         return result
 
