@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -115,7 +115,21 @@ def get_settings(ctx: typer.Context | None = None) -> Settings:
     try:
         return load_settings()
     except ValidationError as exc:
-        fail(f"invalid settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
+        fail("; ".join(setting_problem(error) for error in exc.errors()))
+
+
+def setting_problem(error: Mapping[str, Any]) -> str:
+    """One pydantic error as the operator set it: `RAPPORT_FLOOD_WINDOW_S='soon': <why>`."""
+    from store.envfile import env_name
+    from store.settings import Settings
+
+    location = error.get("loc") or ("?",)
+    name = str(location[0])
+    field = Settings.model_fields.get(name)
+    variable = env_name(name, field) if field is not None else name.upper()
+    value = error.get("input")
+    shown = f"={value!r:.60}" if isinstance(value, str | int | float) else ""
+    return f"invalid setting {variable}{shown}: {error.get('msg', 'invalid')}"
 
 
 def open_engine(settings: Settings, *, migrate: bool = True) -> Engine:

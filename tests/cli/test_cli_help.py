@@ -25,3 +25,10 @@ def test_help_shows_no_value_type_for_flags(path: list[str]) -> None:
     assert result.exit_code == 0, result.output
     assert "<bool>" not in result.output
     assert "--help" in result.output
+
+
+def test_a_bad_setting_is_named_by_its_environment_variable_and_value() -> None:
+    result = CliRunner().invoke(app, ["stats"], env={"RAPPORT_FLOOD_WINDOW_S": "soon"})
+    assert result.exit_code == 1
+    assert "invalid setting RAPPORT_FLOOD_WINDOW_S='soon': Input should be a valid number" in result.output
+    assert "flood_window_s" not in result.output
