@@ -98,3 +98,9 @@ def demo(
     for line in summary_lines(summary):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     console.print(f"report: {html_path}  summary: {json_path}", highlight=False)
+    console.print(
+        f"dashboard: rapport dashboard --data {out / 'data'}  (prints a one-time login URL to open)",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
