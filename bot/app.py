@@ -78,7 +78,12 @@ def default_parser(settings: Settings) -> IntentParser:
     local = load_or_train_default(settings.resolved_nlu_model_dir, data_paths=settings.nlu_data or None)
     if settings.nlu_url:
         logger.info("using the Rasa server at %s, local NLU as fallback", settings.nlu_url)
-        return RemoteRasaParser(settings.nlu_url, fallback=local, timeout_s=settings.nlu_timeout_s)
+        return RemoteRasaParser(
+            settings.nlu_url,
+            fallback=local,
+            timeout_s=settings.nlu_timeout_s,
+            auth_token=settings.nlu_auth_token,
+        )
     return local
 
 

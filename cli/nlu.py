@@ -149,10 +149,26 @@ def serve_command(
         help="Model directory; default: the bot's model (RAPPORT_NLU_MODEL_DIR, RAPPORT_NLU_DATA), "
         "trained on first use.",
     ),
+    auth_token: str | None = typer.Option(
+        None,
+        "--auth-token",
+        envvar="RAPPORT_NLU_AUTH_TOKEN",
+        help="Require ?token=T on /model/parse and /status, as Rasa's --auth-token does. "
+        "Needed to listen beyond 127.0.0.1.",
+    ),
 ) -> None:
     """Answer Rasa's HTTP API: POST /model/parse, GET / and GET /status."""
+    import ipaddress
+
     from nlu import NLUError, load_or_train_default
     from nlu.server import run_server
+
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not auth_token and not loopback:
+        _fail(f"refusing to serve on {host} without --auth-token: anyone on the network could use it")
 
     if model is None:
         settings = get_settings()
@@ -166,6 +182,6 @@ def serve_command(
         parser = _load(model)
     status = {"model_file": str(model_dir), "model_id": parser.metadata.get("data_hash", "")}
     try:
-        run_server(parser, host=host, port=port, status=status)
+        run_server(parser, host=host, port=port, status=status, auth_token=auth_token)
     except OSError as exc:
         _fail(f"cannot serve on {host}:{port}: {exc}")

@@ -25,11 +25,14 @@ class RemoteRasaParser(IntentParser):
         timeout_s: connect/read timeout of each request.
     """
 
-    def __init__(self, url: str, *, fallback: IntentParser, timeout_s: float = 2.0) -> None:
+    def __init__(
+        self, url: str, *, fallback: IntentParser, timeout_s: float = 2.0, auth_token: str | None = None
+    ) -> None:
         self.url = url
         self.fallback = fallback
         self.timeout_s = timeout_s
         self._endpoint = url.rstrip("/") + "/model/parse"
+        self._params = {"token": auth_token} if auth_token else {}  # Rasa's --auth-token
         self._client = httpx.Client(timeout=timeout_s)
 
     def _answer(self, response: httpx.Response) -> ParseResult:
@@ -45,7 +48,7 @@ class RemoteRasaParser(IntentParser):
     def parse(self, text: str) -> ParseResult:
         """Parse remotely, or locally when the remote server fails."""
         try:
-            return self._answer(self._client.post(self._endpoint, json={"text": text}))
+            return self._answer(self._client.post(self._endpoint, json={"text": text}, params=self._params))
         except _FAILURES as exc:
             return self._fail(text, exc)
 
@@ -57,7 +60,7 @@ class RemoteRasaParser(IntentParser):
         """Parse remotely without blocking the event loop; falls back like :meth:`parse`."""
         try:
             async with httpx.AsyncClient(timeout=self.timeout_s) as client:
-                response = await client.post(self._endpoint, json={"text": text})
+                response = await client.post(self._endpoint, json={"text": text}, params=self._params)
             return self._answer(response)
         except _FAILURES as exc:
             logger.warning("remote NLU at %s failed (%s: %s); using the local engine", self._endpoint,

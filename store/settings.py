@@ -92,6 +92,11 @@ class Settings(BaseSettings):
         "and falls back to the local engine on errors.",
     )
     nlu_timeout_s: float = Field(default=2.0, description="Timeout for the remote Rasa server.")
+    nlu_auth_token: str | None = Field(
+        default=None,
+        description="Token of the Rasa server (its --auth-token): sent as ?token= by the bot's remote "
+        "client, and required by `rapport nlu serve`.",
+    )
     nlu_model_dir: Path | None = Field(
         default=None,
         description="Directory of the local NLU model; defaults to <data_dir>/models/nlu. "
