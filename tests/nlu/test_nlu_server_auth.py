@@ -1,4 +1,4 @@
-"""Rasa's --auth-token: parsing and status need ?token=, the bot's client sends it, open serving is local only."""
+"""Rasa's --auth-token: parse and status need ?token=, the bot sends it, tokenless serving is local only."""
 
 from __future__ import annotations
 
