@@ -51,9 +51,9 @@ class WebhookServer:
         if given is None or not hmac.compare_digest(given.encode(), self._secret):
             self.rejected += 1
             logger.warning(
-                "webhook request from %s %s the secret token: rejected with 403",
+                "webhook request from %s %s: rejected with 403",
                 request.remote,
-                "without" if given is None else "with a wrong",
+                "without the secret token" if given is None else "with a wrong secret token",
             )
             return web.Response(status=403, text="Forbidden")
         try:
