@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from cli.common import fail, get_settings, open_engine
+from dashboard import config_from_settings, create_app
 from ingest import create_router
 from store import Settings
 from store.logins import TERMINAL_OPERATOR, dashboard_secret, issue_login_token, login_url
@@ -25,7 +26,7 @@ START_TIMEOUT_S = 10.0
 
 def web_app(settings: Settings, engine: Engine) -> FastAPI:
     """The dashboard, with the Segment-spec ingestion API (`/v1/*`) mounted when write keys are set."""
-    app = web_app(settings, engine)
+    app = create_app(config_from_settings(settings, engine))
     if settings.write_keys:
         app.include_router(create_router(settings, engine))
     return app

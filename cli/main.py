@@ -73,7 +73,10 @@ COMMANDS: dict[str, LazyCommand] = {
         "cli.admin:segments", "Current user segments with sizes and one-line descriptions."
     ),
     "insights": LazyCommand("cli.admin:insights", "The strongest behaviour rules in plain words."),
-    "campaigns": LazyCommand("cli.admin:campaigns", "Status and delivery report of recent campaigns."),
+    "campaigns": LazyCommand(
+        "cli.admin:campaigns",
+        "Status and delivery report of recent campaigns (ambiguous deliveries on their own line).",
+    ),
     "db": LazyCommand("cli.data:db_app", "Database schema."),
     "events": LazyCommand("cli.data:events_app", "Import and export the interaction log."),
     "users": LazyCommand("cli.data:users_app", "Users and their data."),

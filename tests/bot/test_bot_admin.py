@@ -72,7 +72,7 @@ async def test_stats_reports_activity(bot: BotHarness, admin_id: int) -> None:
     reply = await bot.command(manager, "stats", "7")
     assert reply.text is not None
     assert reply.text.startswith("Activity, last 7 days")
-    assert "DAU 2" in reply.text  # Alice and the manager
+    assert "DAU 1" in reply.text  # Alice: staff (RAPPORT_ADMIN_IDS) are not community users (issue 18)
     assert "Messages: 2 (1 answered, 1 unanswered, fallback rate 50%)" in reply.text
     assert "pricing (1)" in reply.text
 

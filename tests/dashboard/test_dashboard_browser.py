@@ -128,19 +128,24 @@ def _deliveries(engine: Engine, campaign_id: int) -> list[int]:
 
 async def _deliver(engine: Engine, users: list[int]) -> dict[int, int]:
     """Run the scheduler's delivery engine through TelegramSender against the local Bot API."""
-    from telegram import Bot
-
     from bot.delivery import TelegramSender
     from fakeapi import LocalBotAPI
     from scheduler.engine import DeliveryEngine, EngineConfig
+    from store import load_settings
 
     api = LocalBotAPI()
     for user_id in users:
         api.add_user(user_id, f"User {user_id}")
-    async with api, Bot(api.token, base_url=api.base_url, base_file_url=api.base_file_url) as bot:
-        sender = TelegramSender(bot, rate_per_s=100)
-        delivery = DeliveryEngine(engine, sender, owner="browser-test", config=EngineConfig(rate_per_s=100))
-        await delivery.drain()
+    async with api:
+        settings = load_settings(
+            telegram_bot_token=api.token,
+            telegram_api_base_url=api.base_url,
+            telegram_api_file_url=api.base_file_url,
+            send_rate_per_s=100,
+        )
+        async with TelegramSender.from_settings(settings) as sender:
+            config = EngineConfig(rate_per_s=100)
+            await DeliveryEngine(engine, sender, owner="browser-test", config=config).drain()
         return dict(api.messages_per_chat)
 
 
