@@ -2,66 +2,50 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
 
+from analytics.report_figures import Uplift as ReturnUplift
+from analytics.report_figures import uplift
 from scheduler.errors import CampaignNotFoundError
 from store.campaign_reports import CampaignCounts, campaign_counts, pushed_vs_holdout
 from store.campaigns import CampaignInfo, get_campaign, list_campaigns
 from store.vocabulary import CampaignKind, CampaignStatus, DeliveryStatus
 
-Z_95 = 1.959963984540054
 
+class Uplift(ReturnUplift):
+    """Return rate of pushed users minus that of the holdout, with its 95% Newcombe interval.
 
-@dataclass(frozen=True)
-class Uplift:
-    """Return rate of pushed users minus that of the holdout, with a 95% Wald interval."""
-
-    pushed: int
-    pushed_returned: int
-    holdout: int
-    holdout_returned: int
-
-    @property
-    def pushed_rate(self) -> float | None:
-        """Share of pushed users who returned."""
-        return self.pushed_returned / self.pushed if self.pushed else None
-
-    @property
-    def holdout_rate(self) -> float | None:
-        """Share of holdout users who returned."""
-        return self.holdout_returned / self.holdout if self.holdout else None
-
-    @property
-    def difference(self) -> float | None:
-        """Uplift in percentage points / 100 (None until both groups have measurements)."""
-        if self.pushed_rate is None or self.holdout_rate is None:
-            return None
-        return self.pushed_rate - self.holdout_rate
+    The figures and the interval are the analytics report's (`analytics.report_figures.Uplift`);
+    this adds the one-line form the CLI, `/campaigns` and the scheduler's logs print.
+    """
 
     @property
     def interval(self) -> tuple[float, float] | None:
-        """95% confidence interval of the difference (normal approximation)."""
-        p1, p0, diff = self.pushed_rate, self.holdout_rate, self.difference
-        if p1 is None or p0 is None or diff is None:
-            return None
-        se = math.sqrt(p1 * (1 - p1) / self.pushed + p0 * (1 - p0) / self.holdout)
-        return diff - Z_95 * se, diff + Z_95 * se
+        """95% confidence interval of the difference (None until both groups have measurements)."""
+        return (self.low, self.high) if self.low is not None and self.high is not None else None
 
     def summary(self) -> str:
-        """One line: rates, uplift and interval, or what is missing."""
+        """One line: rates, uplift and interval (and whether it is significant), or what is missing."""
         if self.difference is None or self.interval is None:
             return f"uplift: not measurable yet ({self.pushed} pushed, {self.holdout} holdout measured)"
         low, high = self.interval
+        verdict = "significant" if self.significant else "not significant"
         return (
             f"returned within 48 h: pushed {self.pushed_returned}/{self.pushed} ({self.pushed_rate:.1%}), "
             f"holdout {self.holdout_returned}/{self.holdout} ({self.holdout_rate:.1%}); "
-            f"uplift {self.difference * 100:+.1f} pp (95% CI {low * 100:+.1f} to {high * 100:+.1f})"
+            f"uplift {self.difference * 100:+.1f} pp "
+            f"(95% CI {low * 100:+.1f} to {high * 100:+.1f}, {verdict})"
         )
+
+
+def measure_uplift(pushed: int, pushed_returned: int, holdout: int, holdout_returned: int) -> Uplift:
+    """The uplift of these counts, with the interval computed as the analytics report does."""
+    figures = uplift(pushed_returned, pushed, holdout_returned, holdout)
+    return Uplift(pushed, pushed_returned, holdout, holdout_returned, figures.low, figures.high)
 
 
 @dataclass(frozen=True)
@@ -157,15 +141,15 @@ def campaign_report(engine: Engine, campaign_id: int, *, now: datetime, rate_per
     ):
         start = max(now, campaign.scheduled_at)
         expected_end = start + timedelta(seconds=counts.remaining / rate)
-    uplift = None
+    report_uplift = None
     if campaign.kind == CampaignKind.REENGAGEMENT:
-        uplift = Uplift(
+        report_uplift = measure_uplift(
             counts.by_status.get(DeliveryStatus.SENT, 0),
             counts.returned,
             counts.holdout,
             counts.holdout_returned,
         )
-    return CampaignReport(campaign, counts, rate, expected_end, uplift)
+    return CampaignReport(campaign, counts, rate, expected_end, report_uplift)
 
 
 def recent_reports(
@@ -183,4 +167,4 @@ def reengagement_uplift(engine: Engine, *, since: datetime | None = None) -> Upl
     (pushed, pushed_returned), (holdout, holdout_returned) = pushed_vs_holdout(
         engine, kind="reengagement", since=since
     )
-    return Uplift(pushed, pushed_returned, holdout, holdout_returned)
+    return measure_uplift(pushed, pushed_returned, holdout, holdout_returned)
