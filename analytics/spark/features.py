@@ -93,13 +93,11 @@ def _aggregates(
         F.max(days).alias("last_day"),
         F.count(F.lit(1)).alias("events"),
         F.count_distinct(F.when(F.col("ts") >= F.lit(window_start), day_number)).alias("active_days"),
-        F.count_distinct(F.when(F.col("ts") >= F.lit(recent_start), day_number)).alias(
-            "recent_active_days"
-        ),
+        F.count_distinct(F.when(F.col("ts") >= F.lit(recent_start), day_number)).alias("recent_active_days"),
         _count_if(is_message).alias("messages"),
-        _count_if(
-            (kind == str(EventKind.MESSAGE)) & ~F.col("intent").isin(list(NON_QUESTION_INTENTS))
-        ).alias("questions"),
+        _count_if((kind == str(EventKind.MESSAGE)) & ~F.col("intent").isin(list(NON_QUESTION_INTENTS))).alias(
+            "questions"
+        ),
         _count_if(kind == str(EventKind.FALLBACK)).alias("unanswered"),
         F.avg(F.when(kind == str(EventKind.FEEDBACK), rating)).alias("mean_rating"),
         _count_if(kind == str(EventKind.FEEDBACK)).alias("feedbacks"),
@@ -161,9 +159,10 @@ def _with_quintile(frame: Any, column: str, output: str, *, higher_is_better: bo
     counts = frame.groupBy(column).agg(F.count(F.lit(1)).alias("_ties"))
     order = F.col(column).asc() if higher_is_better else F.col(column).desc()
     before = Window.orderBy(order).rowsBetween(Window.unboundedPreceding, -1)
-    average_rank = F.coalesce(F.sum("_ties").over(before), F.lit(0)).cast("double") + (
-        F.col("_ties").cast("double") + 1.0
-    ) / 2.0
+    average_rank = (
+        F.coalesce(F.sum("_ties").over(before), F.lit(0)).cast("double")
+        + (F.col("_ties").cast("double") + 1.0) / 2.0
+    )
     quintile = F.least(F.greatest(F.ceil(average_rank / F.lit(float(n)) * 5.0), F.lit(1)), F.lit(5))
     ranked = counts.select(column, quintile.cast("long").alias(output))
     return frame.join(F.broadcast(ranked), on=column, how="left")
@@ -280,12 +279,24 @@ def spark_features(
         tenure.alias("tenure_days"),
         c("active_days").cast("long").alias("active_days"),
         _trend(
-            c("active_days"), c("recent_active_days"), tenure, window_days=window_days, recent_days=recent_days
+            c("active_days"),
+            c("recent_active_days"),
+            tenure,
+            window_days=window_days,
+            recent_days=recent_days,
         ).alias("activity_trend"),
         c("events"),
         *(
             c(name)
-            for name in ("messages", "questions", "unanswered", "feedbacks", "replies", "reactions", "poll_answers")
+            for name in (
+                "messages",
+                "questions",
+                "unanswered",
+                "feedbacks",
+                "replies",
+                "reactions",
+                "poll_answers",
+            )
         ),
         _ratio(c("unanswered"), c("messages")).alias("fallback_rate"),
         mean_rating.alias("mean_rating"),
@@ -306,7 +317,8 @@ def spark_features(
         frame = _with_quintile(frame, "active_days", "rfm_f", higher_is_better=True, n=n)
         frame = _with_quintile(frame, "messages", "rfm_m", higher_is_better=True, n=n)
         frame = frame.withColumn("rfm_score", c("rfm_r") + c("rfm_f") + c("rfm_m")).withColumn(
-            "rfm_code", F.concat(c("rfm_r").cast("string"), c("rfm_f").cast("string"), c("rfm_m").cast("string"))
+            "rfm_code",
+            F.concat(c("rfm_r").cast("string"), c("rfm_f").cast("string"), c("rfm_m").cast("string")),
         )
         order += ["rfm_r", "rfm_f", "rfm_m", "rfm_score", "rfm_code"]
     scores, topics = _topics(spark, counts, every, n)
