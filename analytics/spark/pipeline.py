@@ -70,7 +70,7 @@ def spark_baskets(features: SparkFeatures, segmentation: SparkSegmentation, name
     return frame.select("user_id", F.array_distinct(F.array_compact(F.array(*items))).alias("items"))
 
 
-def _sent(spark: Any, engine: Engine, as_of: datetime) -> Any:
+def sent_frame(spark: Any, engine: Engine, as_of: datetime) -> Any:
     with read_snapshot(engine) as session:
         sent = sent_deliveries(session, as_of=as_of)
     return spark.createDataFrame(sorted(sent.items()), "user_id long, n long")
@@ -156,7 +156,7 @@ def run_analytics_spark(
         started = time.perf_counter()
         source = store_events(spark, engine) if events is None else events
         features = spark_features(
-            spark, source, as_of=as_of, window_days=config.window_days, sent=_sent(spark, engine, as_of)
+            spark, source, as_of=as_of, window_days=config.window_days, sent=sent_frame(spark, engine, as_of)
         )
         n_events = int(features.frame.agg({"events": "sum"}).first()[0] or 0) if features.n_users else 0
         timings["features_s"] = time.perf_counter() - started
