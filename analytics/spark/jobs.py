@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from analytics.errors import AnalyticsError
 from analytics.pipeline import AnalyticsConfig, Progress, RunSummary
 from analytics.rules import AssociationRule, read_baskets
 from analytics.spark.pipeline import run_analytics_spark
@@ -52,7 +53,13 @@ def run_spark_job(
     as_of: datetime | None = None,
     progress: Progress | None = None,
 ) -> RunSummary:
-    """One Spark analytics run stored in `engine`; events from `parquet` if given, else the store."""
+    """One Spark analytics run stored in `engine`; events from `parquet` if given, else the store.
+
+    Raises:
+        AnalyticsError: a configuration the Spark engine cannot run (checked before Spark starts).
+    """
+    if config is not None and config.algorithm != "kmeans":
+        raise AnalyticsError(f"the Spark engine segments with kmeans only, not {config.algorithm!r}")
     if parquet is None and engine.dialect.name == "postgresql":
         settings = with_jdbc_driver(settings)
     with spark_session(settings) as spark:
