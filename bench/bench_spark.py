@@ -142,7 +142,7 @@ def _estimate(spark: dict[str, Any], cores: int) -> None:
     print(
         f"estimate for {TARGET_USERS / 1e6:.0f}M users / {TARGET_EVENTS / 1e9:.0f}B events in "
         f"{TARGET_SECONDS // 60} min: {needed:,.0f} cores ≈ {needed / 8:,.0f} executors of 8 cores "
-        "(linear scaling assumed; the store step and the driver's collect of (user, segment) are not included)"
+        "(linear scaling assumed; the store step and the collect of (user, segment) not included)"
     )
 
 
