@@ -50,7 +50,10 @@ class SparkFeatures:
 
     def to_pandas(self) -> pd.DataFrame:
         """The local engine's frame layout: indexed by `user_id` (int64), sorted (small tables only)."""
-        frame = self.frame.toPandas().set_index("user_id").sort_index()
+        # collect(), not toPandas(): PySpark's pandas bridge wants PyArrow and warns on pandas 3.
+        columns = list(self.frame.columns)
+        records = [tuple(row) for row in self.frame.collect()]
+        frame = pd.DataFrame.from_records(records, columns=columns).set_index("user_id").sort_index()
         frame.index = frame.index.astype("int64")
         return frame
 

@@ -106,7 +106,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     path: Path = tmp_path_factory.mktemp("spark-features") / "rapport.db"
     engine = create_db_engine(f"sqlite:///{path}")
     upgrade(engine)
-    populate(engine, 240, events_per_user=20, days=60)
+    populate(engine, 240, events_per_user=None, days=60)  # the types' own rates: stable segments
     _extras(engine)
     yield engine
     engine.dispose()
@@ -172,7 +172,8 @@ def test_mllib_segments_agree_with_the_local_segmenter(
 ) -> None:
     segmenter = UserSegmenter(k_min=2, k_max=6, random_state=0).fit(cluster_matrix(local.frame))
     segmentation = segment_users(distributed, k_min=2, k_max=6, random_state=0, n_init=3)
-    labels = segmentation.labels.toPandas().set_index("user_id")["segment"].reindex(local.frame.index)
+    pairs = dict(tuple(row) for row in segmentation.labels.collect())
+    labels = pd.Series(pairs).reindex(local.frame.index)
     assert labels.notna().all()
     assert set(segmentation.columns) <= set(local.frame.columns)
     ari = adjusted_rand_score(segmenter.labels_, labels.to_numpy())
