@@ -108,7 +108,7 @@ def _prepare(args: argparse.Namespace) -> None:
     upgrade(engine)
     if count_events(engine) == 0:
         started = time.perf_counter()
-        populate(engine, args.users, events_per_user=args.events_per_user)
+        populate(engine, args.users, events_per_user=args.events_per_user, seed=args.seed)
         print(f"populated {args.users} users in {time.perf_counter() - started:.0f} s", flush=True)
     if not Path(args.parquet).exists():
         from analytics.spark import SparkSettings, spark_session
@@ -152,10 +152,12 @@ def main() -> None:
     parser.add_argument("--events-per-user", type=float, default=20.0)
     parser.add_argument("--db", default=None, help="Default: sqlite:///var/bench_spark_<users>.db")
     parser.add_argument("--parquet", default=None, help="Default: var/bench_spark_<users>.parquet")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--min-support", type=float, default=0.02)
     parser.add_argument("--driver-memory", default="4g")
+    parser.add_argument("--prepare-only", action="store_true", help="Write the log and its export, stop.")
     parser.add_argument("--only", choices=("local", "spark"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.db = args.db or f"sqlite:///var/bench_spark_{args.users}.db"
@@ -166,6 +168,8 @@ def main() -> None:
         return
     Path("var").mkdir(exist_ok=True)
     _prepare(args)
+    if args.prepare_only:
+        return
     local, spark = _run(args, "local"), _run(args, "spark")
     for figures in (local, spark):
         memory = figures["python_peak_mb"] + figures["jvm_peak_mb"]

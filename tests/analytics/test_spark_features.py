@@ -185,7 +185,7 @@ def test_spark_medians_name_segments_as_the_local_naming_does(
 ) -> None:
     """Given the same labels, names, descriptions, sizes and median profiles are identical."""
     frame = local.frame
-    labels = (frame["recency_days"] > frame["recency_days"].median()).astype(int).to_numpy()
+    labels = np.array(frame["recency_days"] > frame["recency_days"].median(), dtype=np.int64)
     labels[frame["community_actions"].to_numpy() > 5] = 2
     pairs = spark.createDataFrame(
         [(int(u), int(x)) for u, x in zip(frame.index, labels, strict=True)], "user_id long, segment long"
