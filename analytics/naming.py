@@ -151,12 +151,28 @@ def describe_segments(
     pushes"), and a number only when that is not enough.
     """
     population = _medians(frame)
-    drafts: list[tuple[int, str, dict[str, float | None], int]] = []
+    medians = []
     for label in sorted(set(labels.tolist())):
         members = frame[labels == label]
-        profile = _medians(members)
+        medians.append((int(label), _medians(members), len(members)))
+    return name_segments(medians, population, window_days=window_days)
+
+
+def name_segments(
+    medians: Sequence[tuple[int, dict[str, float | None], int]],
+    population: Mapping[str, float | None],
+    *,
+    window_days: int = 30,
+) -> list[SegmentProfile]:
+    """`describe_segments` from (label, median profile, size) per segment and the population's medians.
+
+    For engines that aggregate the medians where the users are (Spark): medians of
+    `PROFILE_COLUMNS`, rounded to 3 decimals, None where a segment has no value.
+    """
+    drafts: list[tuple[int, str, dict[str, float | None], int]] = []
+    for label, profile, size in medians:
         name = "Outliers" if label == -1 else _base_name(profile, population)
-        drafts.append((int(label), name, profile, len(members)))
+        drafts.append((int(label), name, profile, size))
     counts: dict[str, int] = {}
     for _label, name, _profile, _size in drafts:
         counts[name] = counts.get(name, 0) + 1

@@ -40,8 +40,16 @@ def run(
     outcomes_only: bool = typer.Option(False, "--outcomes-only", help="Keep rules ending in an outcome."),
     seed: int = typer.Option(0, "--seed", help="random_state, so a run is reproducible."),
     as_of: str | None = typer.Option(None, "--as-of", help="ISO UTC time recency is measured from."),
+    engine_name: str | None = typer.Option(
+        None, "--engine", help="local or spark (default: RAPPORT_ANALYTICS_ENGINE)."
+    ),
+    parquet: Path | None = typer.Option(
+        None, "--events-parquet", help="Spark only: read events from this Parquet export."
+    ),
 ) -> None:
     """Compute features, segment users and mine rules; store the run as current."""
+    if engine_name not in (None, "local", "spark"):
+        fail(f"--engine {engine_name!r} is not local or spark")
     if algorithm not in ("kmeans", "dbscan"):
         fail(f"--algorithm {algorithm!r} is not kmeans or dbscan")
     moment = None
@@ -76,7 +84,16 @@ def run(
                 progress.update(task, description=step, completed=_STEPS.index(step))
 
             try:
-                summary = run_analytics(engine, config=config, as_of=moment, progress=advance)
+                if (engine_name or settings.analytics_engine) == "spark":
+                    from analytics.spark.jobs import run_spark_job
+                    from analytics.spark.session import SparkSettings
+
+                    spark = SparkSettings.from_settings(settings)
+                    summary = run_spark_job(
+                        engine, spark, parquet=parquet, config=config, as_of=moment, progress=advance
+                    )
+                else:
+                    summary = run_analytics(engine, config=config, as_of=moment, progress=advance)
             except (AnalyticsError, ValueError) as exc:
                 fail(f"analytics run failed: {exc}")
             progress.update(task, completed=len(_STEPS))
@@ -94,16 +111,25 @@ def rules(
     algorithm: str = typer.Option("fpgrowth", "--algorithm", help="fpgrowth or apriori."),
     limit: int = typer.Option(20, "--limit", help="Rules shown (all with --json)."),
     as_json: bool = typer.Option(False, "--json", help="Print every rule as JSON."),
+    engine_name: str = typer.Option("local", "--engine", help="local (mlxtend) or spark (MLlib FPGrowth)."),
 ) -> None:
     """Mine association rules from any basket file (no database needed)."""
+    options = {
+        "min_support": min_support,
+        "min_confidence": min_confidence,
+        "min_lift": min_lift,
+        "algorithm": algorithm,
+    }
+    if engine_name not in ("local", "spark"):
+        fail(f"--engine {engine_name!r} is not local or spark")
     try:
-        found = mine_basket_file(
-            baskets,
-            min_support=min_support,
-            min_confidence=min_confidence,
-            min_lift=min_lift,
-            algorithm=algorithm,
-        )
+        if engine_name == "spark":
+            from analytics.spark.jobs import mine_basket_file_spark
+            from analytics.spark.session import SparkSettings
+
+            found = mine_basket_file_spark(baskets, SparkSettings.from_settings(get_settings()), **options)
+        else:
+            found = mine_basket_file(baskets, **options)
     except AnalyticsError as exc:
         fail(str(exc))
     if as_json:

@@ -70,13 +70,27 @@ def events_import(
 @events_app.command("export")
 def events_export(
     ctx: typer.Context,
-    fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv"),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl, csv or parquet (a folder, one part per day)"),
     output: Path | None = typer.Option(None, "--out", "-o", help="File (default: stdout)."),
 ) -> None:
-    """Export every event in the import format."""
-    if fmt not in ("jsonl", "csv"):
-        fail(f"unknown format {fmt!r}: use jsonl or csv")
+    """Export every event in the import format, or as Parquet partitioned by day for Spark."""
+    if fmt not in ("jsonl", "csv", "parquet"):
+        fail(f"unknown format {fmt!r}: use jsonl, csv or parquet")
     settings = get_settings(ctx)
+    if fmt == "parquet":
+        if output is None:
+            fail("--format parquet writes a folder: give it with --out")
+        from analytics.errors import AnalyticsError
+        from analytics.spark.jobs import export_parquet
+        from analytics.spark.session import SparkSettings
+
+        with engine_scope(settings) as engine:
+            try:
+                count = export_parquet(engine, SparkSettings.from_settings(settings), output)
+            except AnalyticsError as exc:
+                fail(str(exc))
+        typer.echo(f"exported {count} events", err=True)
+        return
     with engine_scope(settings) as engine:
         if output is None:
             count = export_events(engine, sys.stdout, fmt=fmt)

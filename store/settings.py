@@ -172,8 +172,8 @@ class Settings(BaseSettings):
     # --- Analytics engine -------------------------------------------------------------
     analytics_engine: Literal["local", "spark"] = Field(
         default="local",
-        description="Where rule mining runs: `local` (mlxtend) or `spark` (MLlib FPGrowth; needs "
-        "the `spark` extra and Java 17+).",
+        description="Where `rapport analytics run` runs: `local` (scikit-learn, mlxtend) or `spark` "
+        "(Spark SQL, MLlib KMeans and FPGrowth; needs the `spark` extra and Java 17+).",
     )
     spark_master: str = Field(
         default="local[2]", description="Spark master URL: `local[N]` or `spark://host:7077`."

@@ -116,3 +116,32 @@ def test_a_missing_pyspark_or_java_is_one_clear_error(monkeypatch: pytest.Monkey
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(SparkUnavailableError, match="Java runtime"), spark_session(SparkSettings()):
         pass
+
+
+def test_the_analytics_run_on_a_standalone_cluster_is_stored(
+    standalone: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The whole Spark run (features, KMeans, FPGrowth, store) against `spark://`, not only `local`."""
+    from analytics.pipeline import AnalyticsConfig
+    from analytics.spark.pipeline import run_analytics_spark
+    from demo.synthetic import DEFAULT_END, populate
+    from store import create_db_engine, upgrade
+    from store.analytics_results import get_run, run_segments
+
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    engine = create_db_engine(f"sqlite:///{tmp_path_factory.mktemp('standalone-run') / 'rapport.db'}")
+    upgrade(engine)
+    populate(engine, 80, events_per_user=15, days=40)
+    conf = {
+        "spark.cores.max": "1",
+        "spark.executor.memory": "512m",
+        "spark.driver.host": "127.0.0.1",
+        "spark.sql.shuffle.partitions": "2",
+    }
+    config = AnalyticsConfig(k_max=3, min_support=0.05, min_lift=1.0)
+    with spark_session(SparkSettings(master=standalone, conf=conf)) as spark:
+        summary = run_analytics_spark(engine, spark, config=config, as_of=DEFAULT_END)
+    run = get_run(engine)
+    assert summary.status == "done" and run is not None and run.id == summary.run_id
+    assert sum(s.size for s in run_segments(engine, run.id)) == 80
+    engine.dispose()
