@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from analytics.errors import AnalyticsError
@@ -24,6 +25,10 @@ _DEFAULT_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.driver.memory": "2g",
 }
+
+
+DEBIAN_JDBC_JAR = Path("/usr/share/java/postgresql.jar")
+"""Debian's `libpostgresql-jdbc-java`, the PostgreSQL driver for reading the event log over JDBC."""
 
 
 class SparkUnavailableError(AnalyticsError):
@@ -63,7 +68,12 @@ def spark_session(settings: SparkSettings) -> Iterator[Any]:
             "the Spark engine needs a Java runtime on PATH: apt-get install openjdk-17-jre-headless"
         )
     builder = SparkSession.builder.master(settings.master).appName(settings.app_name)
-    for key, value in {**_DEFAULT_CONF, **settings.conf}.items():
+    conf = {**_DEFAULT_CONF, **settings.conf}
+    if "spark.jars" not in conf and DEBIAN_JDBC_JAR.exists():
+        # The driver's class path is fixed when the first session of a process starts the JVM:
+        # a later session could not add the PostgreSQL driver, so every session carries it.
+        conf["spark.jars"] = str(DEBIAN_JDBC_JAR)
+    for key, value in conf.items():
         builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()

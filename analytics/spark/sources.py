@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
-from analytics.spark.session import SparkUnavailableError
+from analytics.spark.session import DEBIAN_JDBC_JAR, SparkUnavailableError
 from store.db import unit_of_work
 from store.models import Event
 
@@ -38,8 +38,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-JDBC_JAR = Path("/usr/share/java/postgresql.jar")
-"""Debian's `libpostgresql-jdbc-java`; pass it to Spark with `spark.jars`."""
+JDBC_JAR = DEBIAN_JDBC_JAR
+"""Debian's `libpostgresql-jdbc-java`; `spark_session` passes it to Spark with `spark.jars`."""
 EVENT_COLUMNS = ("id", "user_id", "chat_id", "ts", "kind", "intent", "confidence", "text", "attributes")
 EVENT_SCHEMA = (
     "id long, user_id long, chat_id long, ts timestamp, kind string, intent string, "
