@@ -29,7 +29,14 @@ logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
 SOFTMAX_CHOICES = ("auto", "full", "sampled")
+# Vocabulary size above which softmax="auto" samples: from here the full output layer costs
+# ~2.7x the LSTM step at the default sizes; below, drawing and gathering negatives cost more
+# than they save (bench_sequence_scale times both at 1,000, 10,000 and 30,000 tokens).
 SAMPLED_SOFTMAX_ABOVE = 2048
+# 40 minutes. At a million users (~20M events) an epoch takes ~7 minutes on this 2-core machine
+# (bench/RESULTS.md: 42 s per 100,000 users), so the budget allows ~5 epochs, and the first
+# epoch alone already reaches most of the converged quality; the other 20 minutes of the nightly
+# hour are for reading the event log and scoring the candidate and the active model.
 DEFAULT_MAX_TRAIN_SECONDS = 2400.0
 PROPOSAL_POWER = 0.75
 PROJECTION = "projection"
