@@ -142,7 +142,14 @@ def keras_layers() -> types.SimpleNamespace:
         Keeps the weights of the epoch with the lowest `monitor` and restores them when training
         ends, however it ends (budget, early stopping or the last epoch). Logs each epoch's loss,
         validation loss, learning rate and seconds, which the CLI shows while training runs.
+
+        `async_safe`: Keras may run the batch hook on a helper thread instead of waiting for each
+        batch's loss to be read back (a callback with batch hooks otherwise forces that wait on
+        every batch); the hook only reads the clock and sets `stop_training`, which then takes
+        effect one batch later at most.
         """
+
+        async_safe = True
 
         def __init__(
             self, *, monitor: str, started: float, budget: float | None, epochs: int, log: Any

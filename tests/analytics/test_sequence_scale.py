@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -153,8 +154,9 @@ def test_time_budget_stops_training_keeps_a_usable_model_and_says_so(
     messages = [record.getMessage() for record in caplog.records]
     assert any("lstm epoch 1/50" in m and "time budget reached" in m for m in messages)
     assert any("stopped by the time budget" in m for m in messages)
-    # Stopped between batches, not at the end of an epoch (this epoch has ten batches).
-    assert any("budget of 0 s reached after 1 batches of epoch 1" in m for m in messages)
+    # Stopped between batches, not at the end of an epoch (this epoch has ten batches; the
+    # batch hook may run a batch behind on Keras's helper thread).
+    assert any(re.search(r"budget of 0 s reached after [12] batches of epoch 1", m) for m in messages)
     model.save(tmp_path)
     metadata = json.loads((tmp_path / "metadata.json").read_text())
     assert metadata["metrics"]["stopped_by_budget"] is True
