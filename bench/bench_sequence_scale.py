@@ -148,7 +148,7 @@ def step_seconds(vocab_size: int, *, sampled: bool, batches: int, batch_size: in
     w = np.ones((batch_size, width), dtype=np.float32)
     keras.utils.set_random_seed(0)
     proposal = sampling_proposal(y, vocab_size) if sampled else None
-    _, trainer = model._build(vocab_size, tied=sampled, proposal=proposal)
+    _, trainer = model._build(vocab_size, tied=False, proposal=proposal)
     inputs = (x, y) if sampled else x
     trainer.train_on_batch(inputs, y, sample_weight=w)  # compiles
     times = []
@@ -171,6 +171,7 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=4e-3)
     parser.add_argument("--dropout", type=float, default=0.2)
+    parser.add_argument("--tie-embeddings", action="store_true")
     parser.add_argument("--step-batches", type=int, default=5, help="timed steps per size (0: skip)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -199,6 +200,7 @@ def main() -> None:
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
             n_sampled=args.n_sampled,
+            tie_embeddings=args.tie_embeddings,
             max_train_seconds=args.budget,
             random_state=args.seed,
         ),

@@ -53,10 +53,10 @@ def sampled_lstm(train_test: tuple[list[list[str]], list[list[str]]]) -> NextEve
 def test_output_layer_follows_the_vocabulary_size() -> None:
     model = NextEventModel()
     assert model.output_layer(SAMPLED_SOFTMAX_ABOVE) == (False, False)  # full softmax, untied
-    assert model.output_layer(SAMPLED_SOFTMAX_ABOVE + 1) == (True, True)  # sampled, tied
+    assert model.output_layer(SAMPLED_SOFTMAX_ABOVE + 1) == (True, False)  # sampled, untied
     assert NextEventModel(softmax="full").output_layer(50_000) == (False, False)
-    assert NextEventModel(softmax="sampled").output_layer(10) == (True, True)
-    assert NextEventModel(tie_embeddings=False).output_layer(50_000) == (True, False)
+    assert NextEventModel(softmax="sampled").output_layer(10) == (True, False)
+    assert NextEventModel(tie_embeddings=True).output_layer(50_000) == (True, True)
     assert NextEventModel(tie_embeddings=True).output_layer(10) == (False, True)
 
 
@@ -69,6 +69,7 @@ def test_output_layer_follows_the_vocabulary_size() -> None:
         ({"max_train_seconds": 0}, "max_train_seconds"),
         ({"max_train_seconds": -5.0}, "max_train_seconds"),
         ({"tie_embeddings": "yes"}, "tie_embeddings"),
+        ({"tie_embeddings": None}, "tie_embeddings"),
     ],
 )
 def test_new_parameters_are_checked(params: dict[str, object], message: str) -> None:
@@ -80,9 +81,9 @@ def test_sampled_softmax_is_chosen_above_the_threshold_and_learns(
     sampled_lstm: NextEventModel, train_test: tuple[list[list[str]], list[list[str]]]
 ) -> None:
     metrics = sampled_lstm.metrics_
-    assert metrics["sampled_softmax"] is True and metrics["tied_embeddings"] is True
+    assert metrics["sampled_softmax"] is True and metrics["tied_embeddings"] is False
     names = {layer.name for layer in sampled_lstm.model_.layers}
-    assert {"embedding", "projection"} <= names and "output_table" not in names  # one table, tied
+    assert {"embedding", "projection", "output_table"} <= names
     # The saved network still scores the whole vocabulary, and so does prediction.
     assert int(sampled_lstm.model_.output_shape[-1]) == len(TOKENS) + 2
     proba = sampled_lstm.predict_proba([["t1", "t2"], []])
@@ -192,18 +193,18 @@ def test_monitor_restores_the_best_weights_however_training_ends() -> None:
     assert monitor.best_epoch == 1 and monitor.best == 0.5 and not monitor.stopped_by_budget
 
 
-@pytest.mark.parametrize("options", [{"sampled_softmax_above": 5, "n_sampled": 4, "tie_embeddings": False}])
+@pytest.mark.parametrize("options", [{"sampled_softmax_above": 5, "n_sampled": 4, "tie_embeddings": True}])
 def test_saved_models_with_the_new_options_load_back_and_predict_the_same(
     options: dict[str, object],
     sampled_lstm: NextEventModel,
     train_test: tuple[list[list[str]], list[list[str]]],
     tmp_path: Path,
 ) -> None:
-    untied = small_lstm(epochs=2, **options).fit(train_test[0][:80])
-    assert untied.metrics_["sampled_softmax"] is True and untied.metrics_["tied_embeddings"] is False
-    assert "output_table" in {layer.name for layer in untied.model_.layers}
+    tied = small_lstm(epochs=2, **options).fit(train_test[0][:80])
+    assert tied.metrics_["sampled_softmax"] is True and tied.metrics_["tied_embeddings"] is True
+    assert "output_table" not in {layer.name for layer in tied.model_.layers}  # one table for both
     prefixes = [["t1", "t2"], [], ["t5", "x", "t6"], ["t3"] * 40]
-    for name, model in (("tied", sampled_lstm), ("untied", untied)):
+    for name, model in (("tied", tied), ("untied", sampled_lstm)):
         model.save(tmp_path / name)
         loaded = load_model(tmp_path / name)
         assert isinstance(loaded, NextEventModel)
