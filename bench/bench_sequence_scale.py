@@ -177,6 +177,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("analytics.sequence.lstm").setLevel(logging.INFO)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notes of the step timing
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # Keras 3.15 + NumPy 2.4 chatter
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {vars(args)}")
 
