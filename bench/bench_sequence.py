@@ -33,6 +33,7 @@ from analytics.sequence import (
     NextEventModel,
     PopularityModel,
 )
+from analytics.sequence.sampled_eval import sampled_ranks
 from nlu import FALLBACK_INTENT, default_data_paths, load_training_data
 
 TOKENS = sorted({*EVENT_KINDS, *load_training_data(default_data_paths()).intents, FALLBACK_INTENT})
@@ -134,7 +135,9 @@ def main() -> None:
             metrics = model.metrics_
             extra = (
                 f" ({metrics['epochs_run']:.0f} epochs, {metrics['seconds_per_epoch']:.1f} s/epoch, "
-                f"best epoch {metrics['best_epoch']:.0f}, best val_loss {metrics['best_val_loss']:.4f})"
+                f"best epoch {metrics['best_epoch']:.0f}, best val_loss {metrics['best_val_loss']:.4f}, "
+                f"sampled softmax: {bool(metrics['sampled_softmax'])}, stopped by budget: "
+                f"{bool(metrics['stopped_by_budget'])}, {metrics['cpu_cores_busy']:.2f} cores busy)"
             )
         print(f"fit {name}: {seconds:.1f} s{extra}; peak RSS {peak_rss_mib():.0f} MiB")
 
@@ -144,10 +147,14 @@ def main() -> None:
         sampled = evaluate_sampled(
             model, split.test_prefixes, split.test_targets, ks=(10,), random_state=args.seed
         )
+        sasrec = sampled_ranks(model, split.test_prefixes, split.test_targets, random_state=args.seed).report(
+            ks=(10,)
+        )
         print(
             f"eval {name}: full HR@1={full.hit_rate[1]:.4f} HR@10={full.hit_rate[10]:.4f} "
             f"NDCG@10={full.ndcg[10]:.4f} MRR={full.mrr:.4f}; sampled HR@10={sampled.hit_rate[10]:.4f} "
-            f"NDCG@10={sampled.ndcg[10]:.4f} ({time.perf_counter() - started:.1f} s)"
+            f"NDCG@10={sampled.ndcg[10]:.4f}; sampled_eval HR@10={sasrec.hit_rate[10]:.4f} "
+            f"NDCG@10={sasrec.ndcg[10]:.4f} ({time.perf_counter() - started:.1f} s)"
         )
 
     catalogue = load_catalogue()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import typer
@@ -24,10 +27,34 @@ MODELS: dict[str, type[NextEventModel] | type[MarkovModel] | type[PopularityMode
 }
 
 
-def _factory(name: str) -> TrainableModel:
+def _factory(name: str, max_train_seconds: float | None = None) -> TrainableModel:
     if name == "lstm":
-        return NextEventModel(random_state=0)
+        if max_train_seconds is None:
+            return NextEventModel(random_state=0)
+        return NextEventModel(random_state=0, max_train_seconds=max_train_seconds)
     return MODELS[name]()
+
+
+class _ConsoleHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        out.print(self.format(record))
+
+
+@contextmanager
+def _training_progress() -> Iterator[None]:
+    """Show the LSTM's per-epoch progress on the console, whatever the configured log level."""
+    training_logger = logging.getLogger("analytics.sequence.lstm")
+    handler = _ConsoleHandler(logging.INFO)
+    saved = training_logger.level, training_logger.propagate
+    training_logger.addHandler(handler)
+    training_logger.setLevel(logging.INFO)
+    training_logger.propagate = False  # shown once, here, not again by the root handler
+    try:
+        yield
+    finally:
+        training_logger.removeHandler(handler)
+        training_logger.setLevel(saved[0])
+        training_logger.propagate = saved[1]
 
 
 @app.command("train")
@@ -37,27 +64,34 @@ def train(
         7, "--holdout-days", help="Latest days of events held out for evaluation."
     ),
     model: str = typer.Option("lstm", "--model", help="lstm, markov or popularity."),
+    max_train_seconds: float | None = typer.Option(
+        None, "--max-train-seconds", help="LSTM training time budget (default: the model's own)."
+    ),
 ) -> None:
     """Train on the past, evaluate on the held-out days, record the run; activate it if no worse."""
     if model not in MODELS:
         fail(f"--model must be one of {', '.join(MODELS)}, got {model!r}")
     if holdout_days < 1:
         fail(f"--holdout-days must be at least 1, got {holdout_days}")
+    if max_train_seconds is not None and max_train_seconds <= 0:
+        fail(f"--max-train-seconds must be positive, got {max_train_seconds}")
     settings = get_settings(ctx)
-    with engine_scope(settings) as engine:
+    with engine_scope(settings) as engine, _training_progress():
         try:
             result = retrain_followup_model(
                 engine,
                 model_dir=settings.resolved_followup_model_dir,
                 now=datetime.now(UTC),
                 holdout_days=holdout_days,
-                model_factory=lambda: _factory(model),
+                model_factory=lambda: _factory(model, max_train_seconds),
                 refresh_analytics=False,
             )
         except (AnalyticsError, ValueError, OSError) as exc:
             fail(f"training failed: {exc}")
     if result.run_id is None:
         fail(result.decision)
+    if result.training.get("stopped_by_budget"):
+        out.print(f"training stopped by its time budget after {result.training['epochs_run']:.0f} epochs")
     out.print(f"model run {result.run_id}: {result.decision}")
 
 

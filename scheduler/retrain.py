@@ -8,8 +8,9 @@ decision with both sets of metrics is stored in `model_runs` and logged.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -50,6 +51,7 @@ class RetrainResult:
     decision: str
     candidate: dict[str, float]
     active: dict[str, float] | None
+    training: dict[str, Any] = field(default_factory=dict)
 
 
 def _metrics(report: RankingReport) -> dict[str, float]:
@@ -114,6 +116,13 @@ def retrain_followup_model(
         return RetrainResult(None, False, decision, {}, None)
     candidate = (model_factory or (lambda: NextEventModel(random_state=0)))()
     candidate.fit(split.train)
+    # The candidate's own training figures (epochs, seconds, stopped_by_budget for the LSTM).
+    training = {
+        key: None if isinstance(value, float) and not math.isfinite(value) else value  # JSON-safe
+        for key, value in getattr(candidate, "metrics_", {}).items()
+    }
+    if training.get("stopped_by_budget"):
+        logger.warning("follow-up candidate stopped by its training time budget; best weights kept")
     scores = evaluate_model(candidate, split)
     active_model = load_active_model(engine)
     active = None if active_model is None else evaluate_model(active_model, split)
@@ -140,11 +149,11 @@ def retrain_followup_model(
         engine,
         kind=FOLLOWUP_MODEL_KIND,
         artefact_path=str(directory),
-        metrics={"candidate": scores, "active": active, "holdout_days": holdout_days},
+        metrics={"candidate": scores, "active": active, "holdout_days": holdout_days, "training": training},
         params={"model": type(candidate).__name__},
         activate=activate,
         decision=decision,
         now=now,
     )
     logger.info("follow-up model run %d: %s", run_id, decision)
-    return RetrainResult(run_id, activate, decision, scores, active)
+    return RetrainResult(run_id, activate, decision, scores, active, training)
