@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,13 +46,18 @@ FloatArray = NDArray[np.float32]
 
 
 def _keras() -> Any:
-    """Import Keras (and TensorFlow under it), quietening TensorFlow's C++ start-up log first.
+    """Import Keras (and TensorFlow under it), quietening what is not the operator's business first.
 
     TensorFlow reads ``TF_CPP_MIN_LOG_LEVEL`` once, when it is first imported; the variable is set
     (unless the operator set it) only then, so importing this module leaves the environment alone.
+    Level 3 keeps TensorFlow's C++ notices (oneDNN, absl) off the terminal; Rapport logs what
+    training does itself. Keras 3 calls ``np.array(x)`` on tensors, which NumPy 2 answers with a
+    ``DeprecationWarning`` on every batch (20 blocks in one `rapport followup evaluate`): that is
+    Keras's to fix, so those warnings, and only those from Keras's own modules, are not shown.
     """
     if "tensorflow" not in sys.modules:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"keras(\.|$)")
     import keras
 
     return keras
