@@ -94,8 +94,8 @@ class Settings(BaseSettings):
     nlu_timeout_s: float = Field(default=2.0, description="Timeout for the remote Rasa server.")
     nlu_auth_token: str | None = Field(
         default=None,
-        description="Token of the Rasa server (its --auth-token): sent as ?token= by the bot's remote "
-        "client, and required by `rapport nlu serve`.",
+        description="Token of the Rasa server (its --auth-token): the bot's remote client sends it as "
+        "?token=, and `rapport nlu serve` then requires it of every client.",
     )
     nlu_model_dir: Path | None = Field(
         default=None,
