@@ -50,13 +50,13 @@ def _keras() -> Any:
 
     TensorFlow reads ``TF_CPP_MIN_LOG_LEVEL`` once, when it is first imported; the variable is set
     (unless the operator set it) only then, so importing this module leaves the environment alone.
-    Level 3 keeps TensorFlow's C++ notices (oneDNN, absl) off the terminal; Rapport logs what
-    training does itself. Keras 3 calls ``np.array(x)`` on tensors, which NumPy 2 answers with a
+    Level 2 keeps TensorFlow's C++ info and warnings off the terminal (errors still show); Rapport
+    logs what training does itself. Keras 3 calls ``np.array(x)`` on tensors, which NumPy 2 answers with a
     ``DeprecationWarning`` on every batch (20 blocks in one `rapport followup evaluate`): that is
     Keras's to fix, so those warnings, and only those from Keras's own modules, are not shown.
     """
     if "tensorflow" not in sys.modules:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"keras(\.|$)")
     import keras
 
