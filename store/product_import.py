@@ -10,13 +10,11 @@ unchanged.
 from __future__ import annotations
 
 import csv
-import json
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -33,7 +31,7 @@ from store.product import (
     type_trait,
     upsert_traits,
 )
-from store.transfer import parse_event
+from store.transfer import parse_event, raw_records
 
 logger = logging.getLogger(__name__)
 
@@ -52,45 +50,12 @@ class ProductImportReport:
     """Waiting product events that entered the log with the new links."""
 
 
-def _records(
-    path: Path, handle: TextIO, required: tuple[str, ...]
-) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
-    """(line number, raw record or None, error) from a CSV or JSONL file."""
-    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield number, None, f"invalid JSON: {exc.msg}"
-                continue
-            if not isinstance(value, dict):
-                yield number, None, "not a JSON object"
-                continue
-            yield number, value, ""
-        return
-    reader = csv.DictReader(handle)
-    absent = [name for name in required if name not in set(reader.fieldnames or [])]
-    if absent:
-        raise ImportFileError(
-            str(path),
-            [BadRow(1, f"header lacks {', '.join(absent)}")],
-            detail=f"CSV header must name {', '.join(required)}; missing {', '.join(absent)}",
-        )
-    for record in reader:
-        if None in record:
-            yield reader.line_num, None, "more fields than the header names"
-            continue
-        yield reader.line_num, dict(record), ""
-
-
 def _read(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, Any] | None, str]]:
     if not path.is_file():
         raise ImportFileError(str(path), [], detail="file does not exist")
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            records = list(_records(path, handle, required))
+        with path.open(encoding="utf-8-sig", newline="") as handle:  # a spreadsheet's BOM is fine
+            records = list(raw_records(path, handle, required))
     except UnicodeDecodeError as exc:
         raise ImportFileError(str(path), [], detail=f"not UTF-8 text ({exc.reason})") from exc
     except csv.Error as exc:

@@ -181,8 +181,14 @@ def parse_event(raw: dict[str, Any]) -> EventRecord:
     )
 
 
-def _raw_records(path: Path, handle: TextIO) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
-    """Yield (line number, raw record or None, error) from a CSV or JSONL file."""
+def raw_records(
+    path: Path, handle: TextIO, required: tuple[str, ...] = REQUIRED_FIELDS
+) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
+    """Yield (line number, raw record or None, error) from a CSV or JSONL file.
+
+    A CSV header that lacks one of `required` fails the whole file; the product-data imports
+    (`store.product_import`) read their files through this too, with their own fields.
+    """
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -202,12 +208,12 @@ def _raw_records(path: Path, handle: TextIO) -> Iterator[tuple[int, dict[str, An
         return
     reader = csv.DictReader(handle)
     fields = set(reader.fieldnames or [])
-    absent = [name for name in REQUIRED_FIELDS if name not in fields]
+    absent = [name for name in required if name not in fields]
     if absent:
         raise ImportFileError(
             str(path),
             [BadRow(1, f"header lacks {', '.join(absent)}")],
-            detail=f"CSV header must name {', '.join(REQUIRED_FIELDS)}; missing {', '.join(absent)}",
+            detail=f"CSV header must name {', '.join(required)}; missing {', '.join(absent)}",
         )
     for record in reader:
         if None in record:
@@ -257,7 +263,7 @@ def import_events(
     try:
         # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark.
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            for number, raw, error in _raw_records(path, handle):
+            for number, raw, error in raw_records(path, handle):
                 if raw is None:
                     bad.append(BadRow(number, error))
                     continue
