@@ -267,22 +267,55 @@ def run_analytics(
                 segmentation=segmentation, rules=rules,
             )  # fmt: skip
     except Exception as exc:
-        end_run(engine, run_id, status="failed", message=f"{type(exc).__name__}: {exc}")
-        logger.exception("analytics run %d failed", run_id)
+        fail_run(engine, run_id, exc, engine_name="analytics")
         raise
-    if dropped:
-        message = f"{message}; {dropped} user(s) deleted during the run were left out"
-    logger.info("analytics run %d done: %s", run_id, message)
-    return RunSummary(
-        run_id=run_id,
-        status="done",
+    return done_summary(
+        run_id,
         message=message,
-        n_users=len(segmentation.user_ids) - dropped,
+        dropped=dropped,
+        n_users=len(segmentation.user_ids),
         n_events=n_events,
         n_segments=len(segmentation.profiles),
         n_rules=len(rules),
         metrics=metrics,
         timings=timer.timings,
+        engine_name="analytics",
+    )
+
+
+def fail_run(engine: Engine, run_id: int, exc: Exception, *, engine_name: str) -> None:
+    """Mark a run failed with the error (both engines; the caller re-raises)."""
+    end_run(engine, run_id, status="failed", message=f"{type(exc).__name__}: {exc}")
+    logger.exception("%s run %d failed", engine_name, run_id)
+
+
+def done_summary(
+    run_id: int,
+    *,
+    message: str,
+    dropped: int,
+    n_users: int,
+    n_events: int,
+    n_segments: int,
+    n_rules: int,
+    metrics: dict[str, Any],
+    timings: dict[str, float],
+    engine_name: str,
+) -> RunSummary:
+    """The summary of a stored run (both engines): users deleted while it ran are left out and said."""
+    if dropped:
+        message = f"{message}; {dropped} user(s) deleted during the run were left out"
+    logger.info("%s run %d done: %s", engine_name, run_id, message)
+    return RunSummary(
+        run_id=run_id,
+        status="done",
+        message=message,
+        n_users=n_users - dropped,
+        n_events=n_events,
+        n_segments=n_segments,
+        n_rules=n_rules,
+        metrics=metrics,
+        timings=timings,
     )
 
 

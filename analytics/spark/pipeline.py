@@ -20,7 +20,14 @@ from sqlalchemy import Engine
 
 from analytics.errors import AnalyticsError
 from analytics.naming import SegmentProfile
-from analytics.pipeline import AnalyticsConfig, Progress, RunSummary, _match_previous
+from analytics.pipeline import (
+    AnalyticsConfig,
+    Progress,
+    RunSummary,
+    _match_previous,
+    done_summary,
+    fail_run,
+)
 from analytics.rules import OUTCOMES, AssociationRule
 from analytics.spark.features import SparkFeatures, spark_features
 from analytics.spark.rules import mine_rules_spark
@@ -223,20 +230,17 @@ def run_analytics_spark(
         timings["store_s"] = time.perf_counter() - started
         features.frame.unpersist()
     except Exception as exc:
-        end_run(engine, run_id, status="failed", message=f"{type(exc).__name__}: {exc}")
-        logger.exception("Spark analytics run %d failed", run_id)
+        fail_run(engine, run_id, exc, engine_name="Spark analytics")
         raise
-    if dropped:
-        message = f"{message}; {dropped} user(s) deleted during the run were left out"
-    logger.info("Spark analytics run %d done: %s", run_id, message)
-    return RunSummary(
-        run_id=run_id,
-        status="done",
+    return done_summary(
+        run_id,
         message=message,
-        n_users=len(user_ids) - dropped,
+        dropped=dropped,
+        n_users=len(user_ids),
         n_events=n_events,
         n_segments=len(profiles),
         n_rules=len(rules),
         metrics=metrics,
         timings=timings,
+        engine_name="Spark analytics",
     )
