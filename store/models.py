@@ -105,6 +105,9 @@ class Event(Base):
     confidence: Mapped[float | None] = mapped_column(Float)
     text: Mapped[str | None] = mapped_column(Text)
     attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The Telegram `update_id` an event came from (None for pushes, imports, product events):
+    # it orders one user's events that share a timestamp but were written by different replicas.
+    update_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class FollowupMessage(Base):
@@ -234,6 +237,12 @@ class Delivery(Base):
     # Whether the user was active within 48 h of the push (or, for holdout rows, of `due_at`);
     # None until measured.
     responded: Mapped[bool | None] = mapped_column(Boolean)
+    # The experiment arm this row belongs to (a variant key such as "A", or "control"); None
+    # outside experiments.
+    variant: Mapped[str | None] = mapped_column(String(16))
+    # The experiment phase that planned the row: "test" (all variants to the test share) or
+    # "winner" (the chosen variant to everyone else); None outside phased experiments.
+    phase: Mapped[str | None] = mapped_column(String(8))
 
 
 class ModelRun(Base):
@@ -369,3 +378,58 @@ class PendingProductEvent(Base):
     properties: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     message_id: Mapped[str | None] = mapped_column(String(128))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- Experiments (issue 17): message variants, a control arm, a winner phase --------------------
+
+
+class Experiment(Base):
+    """A message experiment on one campaign: its arms' shares, its goal, and the winner decision."""
+
+    __tablename__ = "experiments"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), unique=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))  # broadcast | followup
+    name: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    goal: Mapped[str] = mapped_column(String(128), default="return")  # return | click | product:<event>
+    window_hours: Mapped[float] = mapped_column(Float, default=48.0)
+    control_share: Mapped[float] = mapped_column(Float, default=0.0)
+    test_share: Mapped[float | None] = mapped_column(Float)
+    pick_winner_after_s: Mapped[int | None] = mapped_column(Integer)
+    decide_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    winner: Mapped[str | None] = mapped_column(String(16))
+    decision: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ExperimentVariant(Base):
+    """One arm of an experiment that gets a message: its text, its buttons, whether it is the default."""
+
+    __tablename__ = "experiment_variants"
+
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(16), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    buttons: Mapped[list[Any] | None] = mapped_column(JSON)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# --- Replicas (issue 19): a webhook update taken by one replica is not handled again by another -----
+
+
+class ProcessedUpdate(Base):
+    """A Telegram `update_id` claimed by one replica; `done_at` is set once it has been handled."""
+
+    __tablename__ = "processed_updates"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    replica: Mapped[str] = mapped_column(String(128))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
