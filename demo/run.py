@@ -142,6 +142,9 @@ def demo_settings(base: Settings, config: DemoConfig, api: LocalBotAPI) -> Setti
             "quiet_hours_start": 0,
             "quiet_hours_end": 0,
             "holdout_share": 0.3,
+            # Its pushes must go out within the run, not at each user's best hour tomorrow; the
+            # send-time comparison is measured by the demo's experiment instead.
+            "best_time_sends": False,
         }
     )
 

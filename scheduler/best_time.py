@@ -84,6 +84,7 @@ def read_send_profiles(
     *,
     now: datetime,
     config: SendTimeConfig,
+    segments: Mapping[int, str] | None = None,
 ) -> dict[int, HourProfile]:
     """The hour profile of every user in `zones`, shrunk toward their segment's and everyone's.
 
@@ -95,6 +96,7 @@ def read_send_profiles(
     Args:
         users: Whose counts to read: a subquery of ids, or the ids themselves.
         zones: Each user to profile, with their stored time zone (None or invalid: the default).
+        segments: Each user's current segment, when the caller has read it already.
     """
     default = config.quiet_hours.default_timezone
     since = now - timedelta(days=config.history_days)
@@ -107,7 +109,8 @@ def read_send_profiles(
             chunk = ids[start : start + _ID_CHUNK]
             counts.update(user_hour_counts(session, chunk, since=since, default_timezone=default))
     groups = group_hour_counts(session, since=since, default_timezone=default)
-    segments = current_segment_names(session)
+    if segments is None:
+        segments = current_segment_names(session)
     empty = np.zeros(168)
     arrays = {user: np.asarray(counts[user], dtype=np.float64) if user in counts else empty for user in zones}
     return build_profiles(

@@ -202,7 +202,9 @@ def read_planning_snapshot(engine: Engine, config: ReengagementConfig, *, now: d
         profiles: dict[int, HourProfile] = {}
         if config.best_time:
             zones = {r.user_id: r.time_zone for r in recipients if r.user_id not in capped}
-            profiles = read_send_profiles(session, choosable, zones, now=now, config=config.send_time)
+            profiles = read_send_profiles(
+                session, choosable, zones, now=now, config=config.send_time, segments=segments
+            )
     candidates = tuple(
         Candidate(
             user_id=r.user_id,
