@@ -94,14 +94,20 @@ def build_profiles(
     segments: Mapping[int, str | None],
     *,
     strength: float = DEFAULT_STRENGTH,
+    segment_counts: Mapping[str, FloatArray] | None = None,
+    community_counts: FloatArray | None = None,
 ) -> dict[int, HourProfile]:
     """Every user's profile, shrunk toward their segment's, which is shrunk toward the community's.
 
     Args:
         counts: Each user's `hourly_counts` in their own zone.
-        zones: Each user's IANA zone name (for the report; the counts are already local).
+        zones: Each user's IANA zone name (used by `best_send_time`; the counts are already local).
         segments: Each user's segment (None: shrunk toward the community directly).
         strength: Pseudo-events of each prior.
+        segment_counts: Each segment's local hourly counts over all its members, when the caller
+            profiles only some users (a broadcast's recipients) against everyone's priors; by
+            default the segments' totals over `counts`.
+        community_counts: The community's local hourly counts; by default the total of `counts`.
 
     Raises:
         ValueError: for a negative strength or a histogram of the wrong length.
@@ -112,18 +118,22 @@ def build_profiles(
         if row.shape != (HOURS_PER_WEEK,):
             raise ValueError(f"user {user_id}: expected {HOURS_PER_WEEK} hourly counts, got {row.shape}")
     uniform = np.full(HOURS_PER_WEEK, 1.0 / HOURS_PER_WEEK)
-    community_counts = sum(counts.values(), np.zeros(HOURS_PER_WEEK))
-    community = _posterior(community_counts, uniform, strength)
+    if community_counts is None:
+        community_counts = sum(counts.values(), np.zeros(HOURS_PER_WEEK))
+    community = _posterior(np.asarray(community_counts, dtype=np.float64), uniform, strength)
     by_segment: dict[str, FloatArray] = {}
-    for user_id, row in counts.items():
-        segment = segments.get(user_id)
-        if segment is not None:
-            by_segment[segment] = by_segment.get(segment, np.zeros(HOURS_PER_WEEK)) + row
+    if segment_counts is not None:
+        by_segment = {name: np.asarray(row, dtype=np.float64) for name, row in segment_counts.items()}
+    else:
+        for user_id, row in counts.items():
+            segment = segments.get(user_id)
+            if segment is not None:
+                by_segment[segment] = by_segment.get(segment, np.zeros(HOURS_PER_WEEK)) + row
     segment_priors = {name: _posterior(total, community, strength) for name, total in by_segment.items()}
     profiles = {}
     for user_id, row in counts.items():
         segment = segments.get(user_id)
-        prior = segment_priors[segment] if segment is not None else community
+        prior = segment_priors.get(segment, community) if segment is not None else community
         profiles[user_id] = HourProfile(
             user_id, zones.get(user_id, "UTC"), _posterior(row, prior, strength), int(row.sum())
         )

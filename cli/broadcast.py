@@ -20,6 +20,7 @@ from scheduler import (
     recent_reports,
     resume_campaign,
 )
+from scheduler.best_time import SEND_AT_BEST, SEND_AT_SPLIT, SendTimeConfig
 from scheduler.engine import EngineConfig
 from store import Settings
 
@@ -67,6 +68,15 @@ def broadcast(
     send: bool = typer.Option(
         True, "--send/--no-send", help="If due now and no scheduler runs, send from this process."
     ),
+    # Send time (issue 17): kept in its own block.
+    best_time: bool = typer.Option(
+        False, "--best-time", help="Each user at their best hour within 24 h of --at, outside quiet hours."
+    ),
+    best_time_vs_fixed: bool = typer.Option(
+        False,
+        "--best-time-vs-fixed",
+        help="Half the users (by stable hash) at --at, half at their best time; `report ID` compares them.",
+    ),
 ) -> None:
     """Create a broadcast to a segment (or run one of the sub-commands)."""
     if ctx.invoked_subcommand is not None:
@@ -76,9 +86,16 @@ def broadcast(
     settings = get_settings(ctx)
     now = datetime.now(UTC)
     when = parse_at(at, now)
+    # Send time: --best-time or --best-time-vs-fixed (not both).
+    if best_time and best_time_vs_fixed:
+        fail("give --best-time or --best-time-vs-fixed, not both")
+    send_at = SEND_AT_SPLIT if best_time_vs_fixed else SEND_AT_BEST if best_time else None
+    send_time = SendTimeConfig.from_settings(settings)
     with engine_scope(settings) as engine:
         try:
-            campaign_id = create_broadcast(engine, segment=segment, text=text, at=when, now=now)
+            campaign_id = create_broadcast(
+                engine, segment=segment, text=text, at=when, now=now, send_at=send_at, send_time=send_time
+            )
         except SchedulerError as exc:
             fail(str(exc))
         report = campaign_report(engine, campaign_id, now=now, rate_per_s=_rate(settings))

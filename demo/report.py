@@ -182,8 +182,36 @@ def summary_lines(summary: DemoSummary) -> list[str]:
         measured = push_uplift(summary)
         if measured is not None and measured.low is not None:
             lines.append("  " + measured.sentence())
+    lines += experiment_lines(summary.experiment)
     lines += [f"skipped: {step}" for step in summary.skipped_steps]
     lines.append(f"wall time {summary.wall_s:.0f} s")
+    return lines
+
+
+def experiment_lines(experiment: dict[str, Any]) -> list[str]:
+    """The message experiment: each arm's rate and interval beside its hidden truth, then the decision."""
+    if not experiment:
+        return []
+    lines = [
+        f"experiment ({experiment['users']} simulated users, converted within "
+        f"{experiment['window_hours']:g} h):"
+    ]
+    for arm in experiment["arms"]:
+        interval = arm["interval"]
+        measured = (
+            f"{arm['conversions']}/{arm['sends']} ({_rate(arm['rate'])}, 95% CI "
+            f"{_rate(interval[0])}-{_rate(interval[1])})"
+            if interval
+            else "not sent"
+        )
+        lines.append(
+            f"  - {arm['variant']}: {measured}; truth {_rate(arm['true_rate'])} (x{arm['true_multiplier']:g})"
+        )
+    verdict = "right" if experiment["picked_the_truly_best"] else "not the truly best"
+    lines.append(
+        f"  winner: {experiment['winner'] or 'no significant winner'} (sent {experiment['sent']}; "
+        f"truly best {experiment['truly_best']}: {verdict})"
+    )
     return lines
 
 
@@ -227,6 +255,32 @@ def _pushes_html(summary: DemoSummary) -> str:
     return f"<p>{html.escape(text + extra)}</p>"
 
 
+def _experiment_html(experiment: dict[str, Any]) -> str:
+    """The experiment's arms against the simulator's truth, and the decision in words."""
+    if not experiment:
+        return "<p>No experiment was run.</p>"
+    rows = [
+        {
+            "variant": a["variant"],
+            "message": a["text"],
+            "sends": a["sends"],
+            "conversions": a["conversions"],
+            "rate": _rate(a["rate"]),
+            "95% interval": f"{_rate(a['interval'][0])} – {_rate(a['interval'][1])}"
+            if a["interval"]
+            else "—",
+            "true rate (hidden)": _rate(a["true_rate"]),
+        }
+        for a in experiment["arms"]
+    ]
+    decision = html.escape(experiment["decision"])
+    return (
+        f"<p>{html.escape(str(experiment['users']))} simulated users got one of three variants by a stable "
+        "hash of their id; a conversion is anything they did within "
+        f"{experiment['window_hours']:g} hours. Decision: {decision}.</p>" + _table(rows)
+    )
+
+
 GLOSSARY_TERMS = ("ARI", "HR@1", "HR@5", "HR@10", "MRR", "NDCG")
 
 
@@ -252,6 +306,8 @@ def _html(summary: DemoSummary, analytics_report: str | None) -> str:
         "<h2>Did the re-engagement push work?</h2>",
         _pushes_html(summary),
         *[f"<img src='{chart}' alt='chart'>" for chart in charts],
+        "<h2>Which message worked best?</h2>",
+        _experiment_html(summary.experiment),
         "<h2>What the numbers mean</h2>",
         "<ul>" + "".join(f"<li>{html.escape(glossary_sentence(t))}</li>" for t in GLOSSARY_TERMS) + "</ul>",
         "<h2>Segments</h2>",

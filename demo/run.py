@@ -28,6 +28,7 @@ from analytics import AnalyticsConfig, run_analytics, top_rule_records, write_re
 from analytics.insights import current_segments
 from bot.app import attach_scheduler, build_application, services_for
 from bot.runner import running
+from demo.experiment import DEFAULT_EXPERIMENT_USERS, ExperimentDesign, run_experiment
 from demo.simulation import Population, iter_actions, make_population, write_history
 from demo.simulation.activity import ActionBatch
 from demo.simulation.behaviour import action_index
@@ -85,6 +86,8 @@ class DemoConfig:
         lstm_epochs: Training epochs of the follow-up LSTM.
         holdout_days: Days held out to evaluate next-event models.
         horizon_days: Days after the pushes in which a return counts.
+        experiment_users: Simulated users of the message experiment's own audience (see
+            `demo.experiment`: the 400-user community is far too small to tell variants apart).
     """
 
     users: int = 400
@@ -96,6 +99,7 @@ class DemoConfig:
     lstm_epochs: int = 25
     holdout_days: float = 5.0
     horizon_days: float = 3.0
+    experiment_users: int = DEFAULT_EXPERIMENT_USERS
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,8 @@ class DemoSummary:
     skipped_steps: list[str] = field(default_factory=list)
     method: list[str] = field(default_factory=list)
     analytics_report: str | None = None
+    experiment: dict[str, Any] = field(default_factory=dict)
+    """The message experiment: per-arm figures, the decision, and the simulator's truth."""
     wall_s: float = 0.0
 
 
@@ -142,6 +148,9 @@ def demo_settings(base: Settings, config: DemoConfig, api: LocalBotAPI) -> Setti
             "quiet_hours_start": 0,
             "quiet_hours_end": 0,
             "holdout_share": 0.3,
+            # Its pushes must go out within the run, not at each user's best hour tomorrow; the
+            # send-time comparison is measured by the demo's experiment instead.
+            "best_time_sends": False,
         }
     )
 
@@ -454,6 +463,19 @@ async def _analytics_report(run: _Run) -> None:
         await asyncio.to_thread(write_report, run.engine, run.config.out / "analytics")
 
 
+async def _experiment(run: _Run) -> dict[str, Any]:
+    """Step 8: the message experiment on its own simulated audience (`demo.experiment`)."""
+    run.progress.stage(f"message experiment: 3 variants to {run.config.experiment_users} simulated users")
+    with _timed(run.timings, "experiment"):
+        return await asyncio.to_thread(
+            run_experiment,
+            run.config.out / "data" / "experiment.db",
+            ExperimentDesign(users=run.config.experiment_users),
+            seed=run.config.seed,
+            now=datetime.now(UTC),
+        )
+
+
 def _method(config: DemoConfig, played: PlayReport) -> list[str]:
     """How the figures were made, in sentences the report prints."""
     return [
@@ -467,7 +489,13 @@ def _method(config: DemoConfig, played: PlayReport) -> list[str]:
         "pushes, answers to them and unprompted returns are live too; return rates are counted "
         "from the event log",
         "the demo switches quiet hours off (it runs at any hour) and holds out 30% of eligible "
-        "users instead of the default 10%, so both sides of the comparison have users",
+        "users instead of the default 10%, so both sides of the comparison have users; its pushes go "
+        "out at once, not at each user's best hour (RAPPORT_BEST_TIME_SENDS off)",
+        f"the message experiment went to {config.experiment_users} simulated users of its own, in "
+        "data/experiment.db: arms by Rapport's stable hash, deliveries and conversions in the store, "
+        "read back and judged by Rapport's experiment statistics; who converts is the simulator's "
+        "hidden truth (variant multipliers and hour responsiveness). The 400-user community has about "
+        "130 users per variant, far too few to tell a 1.5x variant from noise",
     ]
 
 
@@ -481,6 +509,7 @@ def _summary(
     round_: PushRound,
     figures: _LogFigures,
     started: float,
+    experiment: dict[str, Any],
 ) -> DemoSummary:
     """Step 7: every figure of the run in one summary."""
     config = run.config
@@ -507,6 +536,7 @@ def _summary(
         skipped_steps=[],
         method=_method(config, played),
         analytics_report="analytics/report.html",
+        experiment=experiment,
         wall_s=round(time.perf_counter() - started, 1),
     )
 
@@ -536,6 +566,7 @@ async def _demo(config: DemoConfig, base: Settings, progress: DemoProgress) -> D
             round_ = await _pushes(run, driver, scheduler, application, models, lstm_dir)
         figures = _log_figures(run)
         await _analytics_report(run)
+        experiment = await _experiment(run)
         engine.dispose()
     return _summary(
         run,
@@ -546,6 +577,7 @@ async def _demo(config: DemoConfig, base: Settings, progress: DemoProgress) -> D
         round_=round_,
         figures=figures,
         started=started,
+        experiment=experiment,
     )
 
 

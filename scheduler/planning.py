@@ -13,9 +13,19 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 
 from analytics import AnalyticsError, segment_members
+from scheduler.best_time import (
+    BEST_TIME,
+    SEND_AT_BEST,
+    SEND_AT_SPLIT,
+    SendTimeConfig,
+    best_due_at,
+    read_send_profiles,
+    send_time_arm,
+)
 from scheduler.errors import BroadcastError
 from store.campaign_reports import Recipient, reachable_recipients
 from store.campaigns import NewDelivery, create_campaign
+from store.db import read_snapshot
 from store.vocabulary import CampaignKind
 
 logger = logging.getLogger(__name__)
@@ -67,6 +77,37 @@ def check_text(text: str) -> str:
     return stripped
 
 
+SEND_AT_MODES = (SEND_AT_BEST, SEND_AT_SPLIT)
+
+
+def best_time_rows(
+    engine: Engine,
+    recipients: list[Recipient],
+    body: str,
+    *,
+    at: datetime,
+    mode: str,
+    key: str,
+    config: SendTimeConfig,
+) -> list[NewDelivery]:
+    """One row per recipient, due at their best time within `config.within` of `at`.
+
+    With `mode` = `best_time_vs_fixed`, half the recipients (by stable hash of `key` and their
+    id) are the `fixed` arm, due at `at`, and the rest the `best_time` arm; each row's
+    `variant` says which, so the campaign report compares the two.
+    """
+    zones = {r.user_id: r.time_zone for r in recipients}
+    with read_snapshot(engine) as session:
+        profiles = read_send_profiles(session, list(zones), zones, now=at, config=config)
+    rows = []
+    for r in recipients:
+        arm = send_time_arm(key, r.user_id) if mode == SEND_AT_SPLIT else BEST_TIME
+        due = at if arm != BEST_TIME else best_due_at(profiles.get(r.user_id), at, r.time_zone, config)
+        variant = arm if mode == SEND_AT_SPLIT else None
+        rows.append(NewDelivery(user_id=r.user_id, chat_id=r.user_id, text=body, due_at=due, variant=variant))
+    return rows
+
+
 def create_broadcast(
     engine: Engine,
     *,
@@ -75,20 +116,38 @@ def create_broadcast(
     at: datetime,
     now: datetime,
     created_by: int | None = None,
+    send_at: str | None = None,
+    send_time: SendTimeConfig | None = None,
 ) -> int:
     """Create a broadcast campaign and one pending delivery per reachable member; its id.
 
     Broadcasts are a manager's explicit message: no holdout, cap or quiet hours apply, but
     opted-out and blocked users are never targeted (and are re-checked right before sending).
 
+    Args:
+        send_at: None: every row due at `at`. `best_time`: each at the user's best hour within
+            24 h of `at`, outside quiet hours. `best_time_vs_fixed`: half at `at`, half at
+            their best time, compared by the campaign report.
+        send_time: Quiet hours and window of best-time sends (default: `SendTimeConfig()`).
+
     Raises:
-        BroadcastError: bad segment, empty or over-long text, or a naive time.
+        BroadcastError: bad segment, empty or over-long text, a naive time, or an unknown `send_at`.
     """
     if at.tzinfo is None:
         raise BroadcastError(f"the send time {at!r} has no time zone")
+    if send_at is not None and send_at not in SEND_AT_MODES:
+        raise BroadcastError(f"send_at must be one of {', '.join(SEND_AT_MODES)}, got {send_at!r}")
     body = check_text(text)
     recipients = segment_recipients(engine, segment, now=now)
-    rows = [NewDelivery(user_id=r.user_id, chat_id=r.user_id, text=body, due_at=at) for r in recipients]
+    attributes: dict[str, str] = {}
+    if send_at is None:
+        rows = [NewDelivery(user_id=r.user_id, chat_id=r.user_id, text=body, due_at=at) for r in recipients]
+    else:
+        key = f"{segment}@{at.isoformat()}#{now.isoformat()}"
+        attributes = {"send_at": send_at, "send_time_key": key}
+        rows = best_time_rows(
+            engine, recipients, body, at=at, mode=send_at, key=key, config=send_time or SendTimeConfig()
+        )
     campaign_id = create_campaign(
         engine,
         kind=BROADCAST,
@@ -98,6 +157,7 @@ def create_broadcast(
         scheduled_at=at,
         now=now,
         created_by=created_by,
+        attributes=attributes,
         deliveries=rows,
     )
     logger.info("broadcast %d to %r: %d recipients at %s", campaign_id, segment, len(rows), at.isoformat())

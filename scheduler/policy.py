@@ -74,6 +74,10 @@ class QuietHours:
             return hour >= self.start or hour < self.end
         return self.start <= hour < self.end
 
+    def allowed_hours(self) -> list[int]:
+        """The local clock hours (0-23) in which pushes may be sent."""
+        return [hour for hour in range(24) if not self._quiet_hour(hour)]
+
     def is_quiet(self, now: datetime, time_zone: str | None) -> bool:
         """Whether `now` falls in the user's quiet hours."""
         return self._quiet_hour(now.astimezone(zone(time_zone, self.default_timezone)).hour)

@@ -3,8 +3,9 @@
 Eligible: inactive for their segment's threshold, not opted out or blocked (the store query),
 not in the holdout, not capped. Holdout and capped users get a `skipped` row with the reason,
 so reports count them (the holdout is the control group of the uplift). Everyone else gets the
-follow-up model's choice, with its score and reason, due at once or at the end of their
-quiet hours.
+follow-up model's choice, with its score and reason, due at the user's best hour within the
+next 24 hours (`scheduler.best_time`; with `best_time` off: at once or at the end of their
+quiet hours). Holdout rows get the same time, since it is when their return is measured from.
 
 A run has three steps: `read_planning_snapshot` reads everything in one consistent snapshot
 with a fixed number of set-based queries, `plan_deliveries` plans as a pure function of that
@@ -27,7 +28,9 @@ from sqlalchemy import Engine
 from analytics.catalogue import Catalogue, FollowupMessage, load_catalogue
 from analytics.errors import AnalyticsError
 from analytics.followup import FollowupChoice, ResponseStats, UnknownTargetLog, UserContext, choose_followups
+from analytics.send_time import HourProfile
 from analytics.sequence import SequenceModel, TokenVocabulary, event_token, load_model
+from scheduler.best_time import SEND_AT_BEST, SendTimeConfig, best_due_at, read_send_profiles
 from scheduler.policy import InactivityRule, QuietHours, in_holdout
 from store import Settings
 from store.analytics_results import current_segment_names
@@ -70,6 +73,8 @@ class ReengagementConfig:
     catalogue: Path | None = None
     seed: int | None = None
     intents: frozenset[str] | None = None
+    best_time: bool = True
+    """Each push at the user's best hour within 24 h (`RAPPORT_BEST_TIME_SENDS`); off: as soon as allowed."""
 
     def __post_init__(self) -> None:
         if self.cap_days < 0 or not 0.0 <= self.holdout_share <= 1.0:
@@ -90,7 +95,19 @@ class ReengagementConfig:
             exploration=settings.followup_exploration,
             catalogue=settings.followup_catalogue,
             intents=intents,
+            best_time=settings.best_time_sends,
         )
+
+    @property
+    def send_time(self) -> SendTimeConfig:
+        """How best times are chosen: within 24 h, outside this job's quiet hours."""
+        return SendTimeConfig(quiet_hours=self.quiet_hours)
+
+    def due_at(self, profile: HourProfile | None, now: datetime, time_zone: str | None) -> datetime:
+        """When a user's row is due: their best time when that is on, else the first allowed moment."""
+        if not self.best_time:
+            return self.quiet_hours.next_allowed(now, time_zone)
+        return best_due_at(profile, now, time_zone, self.send_time)
 
     def rng(self, now: datetime) -> np.random.Generator:
         """The run's random generator: the configured seed, else one per calendar day."""
@@ -113,7 +130,7 @@ class ReengagementPlan:
         skipped = ", ".join(f"{k} {v}" for k, v in sorted(self.skipped.items())) or "none"
         return (
             f"campaign {self.campaign_id}: {self.candidates} inactive users, {self.pending} to push "
-            f"({self.deferred} deferred past quiet hours), skipped: {skipped}"
+            f"({self.deferred} due later: quiet hours or best time), skipped: {skipped}"
         )
 
 
@@ -141,6 +158,8 @@ class PlanningSnapshot:
     """Candidates inside the frequency cap (pushed recently, or a push still pending)."""
     stats: Mapping[str, ResponseStats] = field(default_factory=dict)
     model_run: ModelRunInfo | None = None
+    profiles: Mapping[int, HourProfile] = field(default_factory=dict)
+    """Hour-of-week profiles of the candidates outside the cap (empty when best time is off)."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +199,12 @@ def read_planning_snapshot(engine: Engine, config: ReengagementConfig, *, now: d
         sends = last_sends(session, choosable)
         stats = {key: ResponseStats(c.sent, c.responded) for key, c in response_stats(session).items()}
         model_run = active_model_run(session, FOLLOWUP_MODEL_KIND)
+        profiles: dict[int, HourProfile] = {}
+        if config.best_time:
+            zones = {r.user_id: r.time_zone for r in recipients if r.user_id not in capped}
+            profiles = read_send_profiles(
+                session, choosable, zones, now=now, config=config.send_time, segments=segments
+            )
     candidates = tuple(
         Candidate(
             user_id=r.user_id,
@@ -192,7 +217,9 @@ def read_planning_snapshot(engine: Engine, config: ReengagementConfig, *, now: d
         )
         for r in recipients
     )
-    return PlanningSnapshot(candidates=candidates, capped=capped, stats=stats, model_run=model_run)
+    return PlanningSnapshot(
+        candidates=candidates, capped=capped, stats=stats, model_run=model_run, profiles=profiles
+    )
 
 
 def plan_deliveries(
@@ -219,7 +246,9 @@ def plan_deliveries(
     treated = [c for c in due if not in_holdout(c.user_id, config.holdout_share)]
     capped = [c for c in treated if c.user_id in snapshot.capped]
     targets = [c for c in treated if c.user_id not in snapshot.capped]
-    rows = [_skip(c, HOLDOUT, config, now) for c in holdout] + [_skip(c, CAPPED, config, now) for c in capped]
+    profiles = snapshot.profiles
+    rows = [_skip(c, HOLDOUT, config, now, profiles.get(c.user_id)) for c in holdout]
+    rows += [_skip(c, CAPPED, config, now) for c in capped]
     skipped: Counter[str] = Counter({HOLDOUT: len(holdout), CAPPED: len(capped)})
     methods: Counter[str] = Counter()
     deferred = 0
@@ -241,7 +270,7 @@ def plan_deliveries(
             rows.append(_skip(candidate, NO_MESSAGE, config, now))
             skipped[NO_MESSAGE] += 1
             continue
-        row = _push(candidate, by_id[choice.message_id], choice, config, now)
+        row = _push(candidate, by_id[choice.message_id], choice, config, now, profiles.get(user_id))
         deferred += row.due_at > now
         methods[choice.method] += 1
         rows.append(row)
@@ -254,8 +283,17 @@ def plan_deliveries(
     )
 
 
-def _skip(candidate: Candidate, reason: str, config: ReengagementConfig, now: datetime) -> NewDelivery:
-    due_at = config.quiet_hours.next_allowed(now, candidate.time_zone)
+def _skip(
+    candidate: Candidate,
+    reason: str,
+    config: ReengagementConfig,
+    now: datetime,
+    profile: HourProfile | None = None,
+) -> NewDelivery:
+    if profile is not None:
+        due_at = config.due_at(profile, now, candidate.time_zone)
+    else:
+        due_at = config.quiet_hours.next_allowed(now, candidate.time_zone)
     return NewDelivery(
         candidate.user_id, candidate.user_id, "", due_at, status=DeliveryStatus.SKIPPED, reason=reason
     )
@@ -267,12 +305,13 @@ def _push(
     choice: FollowupChoice,
     config: ReengagementConfig,
     now: datetime,
+    profile: HourProfile | None = None,
 ) -> NewDelivery:
     return NewDelivery(
         candidate.user_id,
         candidate.user_id,
         message.text(candidate.language),
-        config.quiet_hours.next_allowed(now, candidate.time_zone),
+        config.due_at(profile, now, candidate.time_zone),
         followup_id=message.id,
         score=choice.score,
         choice_reason=choice.reason,
@@ -292,6 +331,7 @@ def _campaign(config: ReengagementConfig, now: datetime) -> NewCampaign:
             "segment_days": dict(rule.by_segment),
             "cap_days": config.cap_days,
             "holdout_share": config.holdout_share,
+            **({"send_at": SEND_AT_BEST} if config.best_time else {}),
         },
     )
 

@@ -10,7 +10,9 @@ from sqlalchemy import Engine
 
 from analytics.report_figures import Uplift as ReturnUplift
 from analytics.report_figures import uplift
+from scheduler.best_time import SEND_AT_SPLIT
 from scheduler.errors import CampaignNotFoundError
+from scheduler.send_time_report import SendTimeComparison, send_time_comparison
 from store.campaign_reports import CampaignCounts, campaign_counts, pushed_vs_holdout
 from store.campaigns import CampaignInfo, get_campaign, list_campaigns
 from store.vocabulary import CampaignKind, CampaignStatus, DeliveryStatus
@@ -57,6 +59,8 @@ class CampaignReport:
     rate_per_s: float
     expected_end: datetime | None
     uplift: Uplift | None
+    send_time: SendTimeComparison | None = None
+    """Best-time against fixed-time sends, for a campaign planned as that comparison."""
 
     def lines(self) -> list[str]:
         """Human-readable lines for the CLI and `/campaigns`."""
@@ -87,6 +91,8 @@ class CampaignReport:
             )
         if self.uplift is not None:
             lines.append(self.uplift.summary())
+        if self.send_time is not None:
+            lines.extend(self.send_time.lines())
         return lines
 
     def as_dict(self) -> dict[str, Any]:
@@ -116,6 +122,7 @@ class CampaignReport:
                 "holdout_returned": self.uplift.holdout_returned,
                 "difference": self.uplift.difference,
             },
+            "send_time": None if self.send_time is None else self.send_time.as_dict(),
         }
 
 
@@ -149,7 +156,10 @@ def campaign_report(engine: Engine, campaign_id: int, *, now: datetime, rate_per
             counts.holdout,
             counts.holdout_returned,
         )
-    return CampaignReport(campaign, counts, rate, expected_end, report_uplift)
+    comparison = None
+    if campaign.attributes.get("send_at") == SEND_AT_SPLIT:
+        comparison = send_time_comparison(engine, campaign_id, now=now)
+    return CampaignReport(campaign, counts, rate, expected_end, report_uplift, comparison)
 
 
 def recent_reports(

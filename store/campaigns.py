@@ -60,6 +60,8 @@ class NewDelivery:
     followup_id: str | None = None
     score: float | None = None
     choice_reason: str | None = None
+    variant: str | None = None
+    """The experiment arm of the row (a message variant, or `best_time`/`fixed` for send times)."""
 
 
 def _info(campaign: Campaign) -> CampaignInfo:
@@ -134,6 +136,7 @@ def _insert_deliveries(
                 "followup_id": row.followup_id,
                 "score": row.score,
                 "choice_reason": row.choice_reason,
+                "variant": row.variant,
                 "attempts": 0,
                 "created_at": now,
             }

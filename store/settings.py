@@ -140,6 +140,11 @@ class Settings(BaseSettings):
     push_cap_days: int = Field(
         default=7, description="At most one automated push per user within this many days."
     )
+    best_time_sends: bool = Field(
+        default=True,
+        description="Whether the re-engagement job sends each push at the user's best hour within "
+        "24 h (estimated from their activity by hour of the week) instead of at once.",
+    )
     quiet_hours_start: int = Field(
         default=22, description="Hour (user's local time) from which no pushes are sent."
     )

@@ -41,6 +41,7 @@ def test_small_demo_runs_end_to_end_and_matches_the_database(tmp_path: Path) -> 
         lstm_epochs=1,
         holdout_days=3.0,
         horizon_days=2.0,
+        experiment_users=300,
     )
     summary = run_demo(config, load_settings(data_dir=tmp_path / "var"))
     html_path, json_path = write_outputs(summary, out, analytics_report=summary.analytics_report)
@@ -48,6 +49,14 @@ def test_small_demo_runs_end_to_end_and_matches_the_database(tmp_path: Path) -> 
     assert "<img" in html_path.read_text(encoding="utf-8")
     assert (out / "analytics" / "report.html").exists()
     assert summary_lines(summary)[-1].startswith("wall time")
+    # The experiment's figures are in summary.json and the report, and its store holds its sends.
+    experiment = data["experiment"]
+    assert sum(a["sends"] for a in experiment["arms"]) == 300
+    assert {a["variant"] for a in experiment["arms"]} == {"a", "b", "c"}
+    assert experiment["truly_best"] == "c" and "decision" in experiment
+    assert "Which message worked best?" in html_path.read_text(encoding="utf-8")
+    assert any(line.startswith("experiment (300 simulated users") for line in summary_lines(summary))
+    assert (out / "data" / "experiment.db").exists()
 
     engine = create_db_engine(f"sqlite:///{out / 'data' / 'rapport.db'}")
     try:

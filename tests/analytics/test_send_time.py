@@ -90,3 +90,18 @@ def test_bad_input_is_refused() -> None:
         build_profiles({}, {}, {}, strength=-1)
     with pytest.raises(ValueError, match="168"):
         build_profiles({1: np.zeros(24)}, {1: "UTC"}, {1: None})
+
+
+def test_priors_can_come_from_everyone_while_only_some_users_are_profiled() -> None:
+    # A broadcast profiles its recipients only; their segment's rhythm comes from all its members.
+    evening = hourly_counts(_daily_at(20, 30, "UTC", datetime(2026, 9, 1)), UTC_ZONE) * 10
+    lone = hourly_counts([datetime(2026, 9, 2, 4, 0, tzinfo=UTC)], UTC_ZONE)
+    alone = build_profiles({1: lone}, {1: "UTC"}, {1: "s"})
+    assert alone[1].best_hour % 24 == 4  # its own event is all the segment knows
+    informed = build_profiles(
+        {1: lone}, {1: "UTC"}, {1: "s"}, segment_counts={"s": evening + lone}, community_counts=evening + lone
+    )
+    assert informed[1].best_hour % 24 == 20
+    # A segment the priors do not name falls back to the community.
+    other = build_profiles({1: lone}, {1: "UTC"}, {1: "new"}, segment_counts={}, community_counts=evening)
+    assert other[1].best_hour % 24 == 20
