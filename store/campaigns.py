@@ -15,8 +15,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from store.db import unit_of_work
-from store.models import Campaign, Delivery
-from store.vocabulary import CampaignStatus, DeliveryStatus
+from store.models import Campaign, Delivery, Experiment
+from store.vocabulary import CampaignStatus, DeliveryStatus, ExperimentStatus
 
 # Short names kept for the modules that import them; the values are the vocabulary's enums.
 PENDING, SENDING, SENT = DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.SENT
@@ -60,6 +60,10 @@ class NewDelivery:
     followup_id: str | None = None
     score: float | None = None
     choice_reason: str | None = None
+    variant: str | None = None
+    """The experiment arm ("A".."H" or "control"); None outside experiments."""
+    phase: str | None = None
+    """"test" or "winner" in a phased experiment; None otherwise."""
 
 
 def _info(campaign: Campaign) -> CampaignInfo:
@@ -134,6 +138,8 @@ def _insert_deliveries(
                 "followup_id": row.followup_id,
                 "score": row.score,
                 "choice_reason": row.choice_reason,
+                "variant": row.variant,
+                "phase": row.phase,
                 "attempts": 0,
                 "created_at": now,
             }
@@ -211,10 +217,19 @@ def start_due_campaigns(engine: Engine, *, now: datetime) -> list[int]:
 
 
 def finish_campaigns(engine: Engine, *, now: datetime) -> list[int]:
-    """Running campaigns with nothing pending or sending become `done`; their ids."""
+    """Running campaigns with nothing pending or sending become `done`; their ids.
+
+    A phased experiment's campaign whose winner is still to be picked is not done: its winner
+    rows are yet to come.
+    """
     open_rows = exists().where(Delivery.campaign_id == Campaign.id, Delivery.status.in_([PENDING, SENDING]))
+    testing = exists().where(
+        Experiment.campaign_id == Campaign.id, Experiment.status == ExperimentStatus.TESTING
+    )
     with unit_of_work(engine) as session:
-        ids = list(session.scalars(select(Campaign.id).where(Campaign.status == RUNNING, ~open_rows)))
+        ids = list(
+            session.scalars(select(Campaign.id).where(Campaign.status == RUNNING, ~open_rows, ~testing))
+        )
         if ids:
             session.execute(update(Campaign).where(Campaign.id.in_(ids)).values(status=DONE, finished_at=now))
         return ids
