@@ -30,6 +30,7 @@ from bot.admin.broadcast import (
     cancel,
     offer_broadcast_time,
     on_confirm_button,
+    on_experiment_button,
     on_segment_button,
     take_broadcast_text,
 )
@@ -136,3 +137,4 @@ def register_admin_handlers(application: RapportApp) -> None:
         application.add_handler(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE))
     application.add_handler(CallbackQueryHandler(on_segment_button, pattern=r"^bseg:"))
     application.add_handler(CallbackQueryHandler(on_confirm_button, pattern=r"^bgo:"))
+    application.add_handler(CallbackQueryHandler(on_experiment_button, pattern=r"^bexp:"))
