@@ -22,6 +22,7 @@ from store.experiments import (
     ArmCounts,
     ExperimentInfo,
     arm_counts,
+    experiment_for_campaign,
     followup_counts,
     get_experiment,
     list_experiments,
@@ -32,6 +33,7 @@ __all__ = [
     "FOLLOWUP_BANDIT",
     "ArmReport",
     "ExperimentReport",
+    "campaign_experiment",
     "experiment_report",
     "followup_report",
     "recent_experiment_reports",
@@ -213,6 +215,12 @@ def report_of(engine: Engine, experiment: ExperimentInfo) -> ExperimentReport:
         test_share=experiment.test_share,
         decide_at=experiment.decide_at,
     )
+
+
+def campaign_experiment(engine: Engine, campaign_id: int) -> ExperimentReport | None:
+    """The report of the experiment a campaign carries, or None for a plain campaign."""
+    experiment = experiment_for_campaign(engine, campaign_id)
+    return None if experiment is None else report_of(engine, experiment)
 
 
 def experiment_report(engine: Engine, experiment_id: int) -> ExperimentReport:
