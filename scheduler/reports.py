@@ -13,6 +13,7 @@ from analytics.report_figures import uplift
 from scheduler.errors import CampaignNotFoundError
 from store.campaign_reports import CampaignCounts, campaign_counts, pushed_vs_holdout
 from store.campaigns import CampaignInfo, get_campaign, list_campaigns
+from store.experiments import ExperimentInfo, experiment_for_campaign
 from store.vocabulary import CampaignKind, CampaignStatus, DeliveryStatus
 
 
@@ -57,6 +58,8 @@ class CampaignReport:
     rate_per_s: float
     expected_end: datetime | None
     uplift: Uplift | None
+    experiment: ExperimentInfo | None = None
+    """The experiment the campaign carries (`rapport experiments report ID` has its figures)."""
 
     def lines(self) -> list[str]:
         """Human-readable lines for the CLI and `/campaigns`."""
@@ -87,6 +90,13 @@ class CampaignReport:
             )
         if self.uplift is not None:
             lines.append(self.uplift.summary())
+        if self.experiment is not None:
+            x = self.experiment
+            winner = f", winner {x.winner}" if x.winner else ""
+            lines.append(
+                f"experiment #{x.id}: {len(x.variants)} variants, {x.status}{winner} "
+                f"(rapport experiments report {x.id})"
+            )
         return lines
 
     def as_dict(self) -> dict[str, Any]:
@@ -107,6 +117,7 @@ class CampaignReport:
             "returned": n.returned,
             "rate_per_s": self.rate_per_s,
             "expected_end": self.expected_end.isoformat() if self.expected_end is not None else None,
+            "experiment_id": self.experiment.id if self.experiment is not None else None,
             "uplift": None
             if self.uplift is None
             else {
@@ -149,7 +160,10 @@ def campaign_report(engine: Engine, campaign_id: int, *, now: datetime, rate_per
             counts.holdout,
             counts.holdout_returned,
         )
-    return CampaignReport(campaign, counts, rate, expected_end, report_uplift)
+    experiment = (
+        experiment_for_campaign(engine, campaign_id) if campaign.kind == CampaignKind.BROADCAST else None
+    )
+    return CampaignReport(campaign, counts, rate, expected_end, report_uplift, experiment)
 
 
 def recent_reports(

@@ -39,6 +39,7 @@ def test_variants_with_buttons_are_sent_and_reported(cli_env: Path, monkeypatch:
     assert created.exit_code == 0, created.output
     assert "targeted 40" in created.output and "experiment #1 (broadcast)" in created.output
     assert "“Docs” are not trackable" in created.output
+    assert "experiment #1: 2 variants, running (rapport experiments report 1)" in created.output
     api = LocalBotAPI()
     for user_id in USERS:
         api.add_user(user_id, f"User {user_id}")
