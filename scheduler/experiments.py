@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 
 from analytics.experiments import DEFAULT_ALPHA, assign_arm, assignment_bucket, pick_winner
-from scheduler.errors import ExperimentError, ExperimentNotFoundError
+from scheduler.errors import BroadcastError, ExperimentError, ExperimentNotFoundError
 from scheduler.planning import check_text, segment_recipients
 from scheduler.policy import in_holdout
 from store.campaign_reports import Recipient
@@ -343,7 +343,12 @@ def decide_experiment(
         return None
     decision = _pick(experiment, arm_counts(engine, experiment, phase=TEST), alpha=alpha)
     winner, text = decision
-    recipients = segment_recipients(engine, campaign.segment, now=now)
+    try:
+        recipients = segment_recipients(engine, campaign.segment, now=now)
+    except BroadcastError as exc:  # e.g. a learned segment gone with a new analytics run
+        logger.error("experiment %d: cannot plan the winner for the rest: %s", experiment.id, exc)
+        recipients = []
+        text += f"; but the rest of the audience could not be found ({exc}): the winner was sent to no one"
     rows = plan_rows(
         experiment.id,
         recipients,

@@ -8,7 +8,7 @@ import sys
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from scheduler.clock import ManualClock
 from scheduler.control import cancel_campaign
@@ -29,7 +29,7 @@ from store import EventRecord, append_events
 from store.campaigns import get_campaign
 from store.db import unit_of_work
 from store.experiments import VariantButton, arm_counts, get_experiment
-from store.models import Delivery, Experiment
+from store.models import Campaign, Delivery, Experiment
 from store.vocabulary import EventKind, ExperimentStatus
 from tests.scheduler.conftest import FakeSender, add_users
 
@@ -302,3 +302,26 @@ def test_bad_drafts_are_refused_with_the_reason_and_store_nothing(
     with unit_of_work(sqlite_engine) as session:
         assert session.scalar(select(func.count()).select_from(Experiment)) == 0
         assert session.scalar(select(func.count()).select_from(Delivery)) == 0
+
+
+async def test_a_segment_gone_before_the_decision_is_said_in_the_decision(
+    sqlite_engine: Engine, clock: ManualClock, sender: FakeSender
+) -> None:
+    add_users(sqlite_engine, range(1, 41))
+    draft = _draft(test_share=0.5, pick_winner_after=timedelta(hours=1))
+    campaign_id, experiment_id = create_experiment_broadcast(
+        sqlite_engine, segment="inactive:3", draft=draft, at=clock.now(), now=clock.now() + timedelta(days=5),
+        holdout_share=0.0,
+    )  # fmt: skip
+    await DeliveryEngine(sqlite_engine, sender, owner="t", clock=clock).drain()
+    with unit_of_work(sqlite_engine) as session:  # the segment's name no longer parses (a renamed segment)
+        session.execute(update(Campaign).where(Campaign.id == campaign_id).values(segment="no such segment"))
+    clock.advance(timedelta(hours=2).total_seconds())
+    [decided] = decide_due_experiments(sqlite_engine, now=clock.now(), holdout_share=0.0)
+    assert "could not be found" in decided and "sent to no one" in decided
+    experiment = get_experiment(sqlite_engine, experiment_id)
+    assert experiment is not None and experiment.status == "decided"
+    assert not any(r.phase == "winner" for r in _rows(sqlite_engine, campaign_id).values())
+    await DeliveryEngine(sqlite_engine, sender, owner="t", clock=clock).drain()
+    campaign = get_campaign(sqlite_engine, campaign_id)
+    assert campaign is not None and campaign.status == "done"  # closed: nothing more will come
