@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
@@ -107,7 +107,6 @@ class ExperimentDraft:
     default_variant: str = "A"
     goal: str = "return"
     window_hours: float = 48.0
-    alpha: float = field(default=DEFAULT_ALPHA)
 
     @property
     def phased(self) -> bool:
