@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
-import hashlib
 import logging
 import ssl
 
@@ -15,7 +14,7 @@ from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Up
 from telegram.error import TelegramError
 from telegram.ext import ApplicationBuilder
 
-from bot.callbacks import CallbackCodec
+from bot.callbacks import CallbackCodec, secret_for_token
 from bot.context import CONTEXT_TYPES, RapportApp
 from bot.context import services_for as services_for  # re-exported: hooks, the demo and tests use it
 from bot.delivery import TelegramSender
@@ -99,7 +98,7 @@ def _request(*, pool_size: int) -> BotApiRequest:
 
 def callback_secret(settings: Settings) -> str:
     """Key material for callback signatures: stable for one bot, unknown to everyone else."""
-    return hashlib.sha256(f"{settings.telegram_bot_token}".encode()).hexdigest()
+    return secret_for_token(f"{settings.telegram_bot_token}")
 
 
 async def _set_commands(application: RapportApp, services: BotServices) -> None:

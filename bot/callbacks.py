@@ -26,7 +26,33 @@ ACTIONS: dict[str, float] = {
     "rate": 2 * 86_400,  # feedback rating 1-5
     "bseg": 1_800,  # broadcast: pick a segment
     "bgo": 1_800,  # broadcast: confirm, schedule or cancel
+    "bexp": 1_800,  # broadcast with variants: all at once, or test share first
+    "push": 30 * 86_400,  # a button on a push (an experiment variant): logged as push_click
 }
+
+
+def secret_for_token(token: str) -> str:
+    """Key material for callback signatures from the bot token: stable for one bot, unknown to others."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PushClick:
+    """What a push button's `arg` says: the delivery, experiment, variant and button pressed."""
+
+    delivery_id: int
+    experiment_id: int | None
+    variant: str | None
+    button: int
+
+    @classmethod
+    def parse(cls, arg: str) -> PushClick | None:
+        """`"123.4.A.0"` → PushClick(123, 4, "A", 0); None when malformed."""
+        parts = arg.split(".")
+        if len(parts) != 4 or not parts[0].isdigit() or not parts[1].isdigit() or not parts[3].isdigit():
+            return None
+        experiment = int(parts[1]) or None
+        return cls(int(parts[0]), experiment, parts[2] or None, int(parts[3]))
 
 
 @dataclass(frozen=True)

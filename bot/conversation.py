@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from bot.i18n import language_of
+from scheduler.experiments import VariantDraft
 
 FEEDBACK_COMMENT_WINDOW_S = 600.0
 TIME_FORMAT = "%Y-%m-%d %H:%M"
@@ -42,12 +43,14 @@ class BroadcastDraft:
         segment: The chosen segment (`scheduler.planning.ALL` for everyone), None until chosen.
         text: The message text, None until written.
         recipients: How many users the preview counted for `segment`.
+        variants: The variants when the text had `---` lines (an experiment), else empty.
     """
 
     segments: tuple[str, ...] = ()
     segment: str | None = None
     text: str | None = None
     recipients: int = 0
+    variants: tuple[VariantDraft, ...] = ()
 
 
 @dataclass

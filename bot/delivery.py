@@ -22,6 +22,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 from telegram.ext import ExtBot
 
+from bot.callbacks import CallbackCodec, secret_for_token
 from bot.outbound import OutboundLimiter, Pacer, Priority, Ticket, retry_after_seconds
 from bot.transport import BotApiRequest
 from scheduler.sender import OutgoingMessage, SendResult, SendStatus
@@ -62,9 +63,13 @@ class TelegramSender:
     Args:
         bot: An `ExtBot` built with an `OutboundLimiter` as its rate limiter.
         owns_bot: Whether `async with` initialises and shuts the bot down.
+        codec: Signs the callback data of push buttons (`push_click`); by default the bot's own
+            codec, keyed by its token, so the bot that receives the press verifies it.
     """
 
-    def __init__(self, bot: ExtBot[Any], *, owns_bot: bool = False) -> None:
+    def __init__(
+        self, bot: ExtBot[Any], *, owns_bot: bool = False, codec: CallbackCodec | None = None
+    ) -> None:
         limiter = bot.rate_limiter
         if not isinstance(limiter, OutboundLimiter):
             raise ValueError(
@@ -73,6 +78,7 @@ class TelegramSender:
         self._bot = bot
         self.limiter: OutboundLimiter = limiter
         self._owns_bot = owns_bot
+        self._codec = codec or CallbackCodec(secret_for_token(bot.token))
         self.sent = 0
         self.rate_limited = 0
         self.ambiguous = 0
@@ -127,11 +133,10 @@ class TelegramSender:
 
     async def send(self, message: OutgoingMessage) -> SendResult:
         """Make one attempt to deliver `message`; never raises for Telegram or network errors."""
-        markup = None
-        if message.buttons:
-            markup = InlineKeyboardMarkup(
-                [[InlineKeyboardButton(b.text, callback_data=b.callback_data)] for b in message.buttons]
-            )
+        try:
+            markup = self._markup(message)
+        except ValueError as exc:  # callback data too long: the row is bad, not the network
+            return SendResult(SendStatus.REJECTED, error=str(exc))
         ticket = _slot.get()
         try:
             sent = await self._bot.send_message(
@@ -156,6 +161,21 @@ class TelegramSender:
             return self._transport_failure(message, exc)
         self.sent += 1
         return SendResult(SendStatus.SENT, telegram_message_id=sent.message_id)
+
+    def _markup(self, message: OutgoingMessage) -> InlineKeyboardMarkup | None:
+        """One button per row: URL buttons open the link; push buttons carry signed callback data."""
+        if not message.buttons:
+            return None
+        rows = []
+        for b in message.buttons:
+            if b.url is not None:
+                rows.append([InlineKeyboardButton(b.text, url=b.url)])
+                continue
+            data = b.callback_data
+            if b.push_click is not None:  # bound to the recipient: a forwarded copy cannot be pressed
+                data = self._codec.encode("push", b.push_click, user_id=max(0, message.chat_id))
+            rows.append([InlineKeyboardButton(b.text, callback_data=data)])
+        return InlineKeyboardMarkup(rows)
 
     def _transport_failure(self, message: OutgoingMessage, exc: BaseException) -> SendResult:
         text = exc.message if isinstance(exc, TelegramError) else f"{type(exc).__name__}: {exc}"

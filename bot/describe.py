@@ -14,7 +14,7 @@ from telegram import Message, Update
 from telegram.constants import ChatType
 
 from bot.addressing import command_of, is_addressed
-from bot.callbacks import CallbackData
+from bot.callbacks import CallbackData, PushClick
 from bot.conversation import ReplyLanguage, Step, Turn
 from bot.membership import blocked_the_bot, membership_kind
 from bot.understanding import Understanding
@@ -192,6 +192,14 @@ def describe(update: Update, facts: Facts) -> EventRecord:
                 return origin.event(EventKind.FEEDBACK, attributes)
             if button.action == "topic":  # choosing a topic is asking about it
                 return origin.event(EventKind.CALLBACK, attributes, intent=button.arg)
+            if button.action == "push" and (click := PushClick.parse(button.arg)) is not None:
+                attributes.update(
+                    delivery_id=click.delivery_id,
+                    experiment_id=click.experiment_id,
+                    variant=click.variant,
+                    button=click.button,
+                )
+                return origin.event(EventKind.PUSH_CLICK, attributes)
         return origin.event(EventKind.CALLBACK, attributes)
     if (reaction := update.message_reaction) is not None:
         attributes["message_id"] = reaction.message_id

@@ -143,6 +143,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "This button has expired.",
         "zh": "此按钮已失效。",
     },
+    "push_thanks": {
+        "en": "Thanks!",
+        "zh": "谢谢！",
+    },
     "error": {
         "en": "Sorry, something went wrong on my side. Please try again in a moment.",
         "zh": "抱歉，我这边出了点问题，请稍后再试。",

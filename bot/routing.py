@@ -30,6 +30,7 @@ from bot.admin.broadcast import (
     cancel,
     offer_broadcast_time,
     on_confirm_button,
+    on_experiment_button,
     on_segment_button,
     take_broadcast_text,
 )
@@ -38,7 +39,14 @@ from bot.admin.reports import campaigns, insights, segments, stats
 from bot.buttons import on_stale_button
 from bot.context import Context, RapportApp, turn_of
 from bot.conversation import Step
-from bot.handlers.answers import on_non_text, on_text, on_topic_button, unknown_command, use_private_chat
+from bot.handlers.answers import (
+    on_non_text,
+    on_push_button,
+    on_text,
+    on_topic_button,
+    unknown_command,
+    use_private_chat,
+)
 from bot.handlers.community import poll, welcome
 from bot.handlers.errors import on_error
 from bot.handlers.feedback import feedback, on_rating_button, skip, take_feedback_comment
@@ -108,6 +116,7 @@ def register_handlers(application: RapportApp) -> None:
     application.add_handler(CallbackQueryHandler(on_topic_button, pattern=r"^topic:"))
     application.add_handler(CallbackQueryHandler(on_forget_button, pattern=r"^forget:"))
     application.add_handler(CallbackQueryHandler(on_rating_button, pattern=r"^rate:"))
+    application.add_handler(CallbackQueryHandler(on_push_button, pattern=r"^push:"))
     application.add_handler(CallbackQueryHandler(on_stale_button))
     application.add_handler(ChatMemberHandler(welcome, ChatMemberHandler.CHAT_MEMBER))
     application.add_handler(ChatMemberHandler(on_bot_membership, ChatMemberHandler.MY_CHAT_MEMBER))
@@ -128,3 +137,4 @@ def register_admin_handlers(application: RapportApp) -> None:
         application.add_handler(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE))
     application.add_handler(CallbackQueryHandler(on_segment_button, pattern=r"^bseg:"))
     application.add_handler(CallbackQueryHandler(on_confirm_button, pattern=r"^bgo:"))
+    application.add_handler(CallbackQueryHandler(on_experiment_button, pattern=r"^bexp:"))

@@ -22,6 +22,7 @@ from bot.knowledge import KnowledgeBase
 from bot.understanding import Understander
 from bot.users import UserProfiles
 from nlu import IntentParser
+from scheduler.experiments import ExperimentDraft
 from store import EventWriter, Settings
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,12 @@ class BroadcastScheduler(Protocol):
 
     async def schedule(self, *, segment: str | None, text: str, at: datetime, created_by: int) -> int:
         """Create a broadcast to `segment` (None: every reachable user) sent at `at`; its campaign id."""
+        ...
+
+    async def schedule_experiment(
+        self, *, segment: str | None, draft: ExperimentDraft, at: datetime, created_by: int
+    ) -> tuple[int, int]:
+        """Create a broadcast with variants (an experiment); (campaign id, experiment id)."""
         ...
 
 

@@ -1,10 +1,16 @@
-"""`rapport broadcast --segment S --text T [--at TIME]` and `list|report|pause|resume|cancel ID`."""
+"""`rapport broadcast --segment S --text T [--at TIME]` and `list|report|pause|resume|cancel ID`.
+
+With `--variant TEXT` given two to eight times the broadcast is an experiment (see
+`scheduler.experiments`): `--control-share`, `--test-share` with `--pick-winner-after`,
+`--default-variant`, `--goal`, `--window-hours` and `--button` shape it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 import typer
 from rich.console import Console
@@ -12,20 +18,26 @@ from rich.console import Console
 from cli.common import engine_scope, fail, get_settings
 from cli.jobs import send_due
 from scheduler import (
+    ExperimentDraft,
     SchedulerError,
+    VariantDraft,
     campaign_report,
     cancel_campaign,
     create_broadcast,
+    create_experiment_broadcast,
+    experiment_report,
     pause_campaign,
     recent_reports,
     resume_campaign,
 )
 from scheduler.best_time import SEND_AT_BEST, SEND_AT_SPLIT, SendTimeConfig
 from scheduler.engine import EngineConfig
+from scheduler.experiments import VARIANT_KEYS
 from store import Settings
+from store.experiments import VariantButton
 
 app = typer.Typer(
-    help="Segment broadcasts: create one (--segment, --text, --at), list, report, pause, resume, cancel.",
+    help="Segment broadcasts (or experiments with --variant): create, list, report, pause, resume, cancel.",
     invoke_without_command=True,
 )
 out = Console(highlight=False, soft_wrap=True)
@@ -49,6 +61,77 @@ def parse_at(text: str | None, now: datetime) -> datetime:
     return at
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`--pick-winner-after`: `90m`, `6h`, `1d`, `1h30m` (a number with s, m, h or d, repeated).
+
+    Raises:
+        typer.BadParameter: anything else, or zero.
+    """
+    compact = text.strip().lower().replace(" ", "")
+    parts = _DURATION.findall(compact)
+    if not parts or "".join(n + u for n, u in parts) != compact:
+        raise typer.BadParameter(f"{text!r}: expected a duration such as 90m, 6h, 1d or 1h30m")
+    seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise typer.BadParameter(f"{text!r}: the duration must be positive")
+    return timedelta(seconds=seconds)
+
+
+def parse_button(text: str) -> tuple[str | None, VariantButton]:
+    """`--button`: `[V:]LABEL` (a tracked callback button) or `[V:]LABEL|URL` (a link, not tracked).
+
+    The optional `V:` prefix (a variant key, A to H) puts the button on that variant only.
+
+    Raises:
+        typer.BadParameter: an empty label.
+    """
+    key = None
+    if len(text) > 2 and text[1] == ":" and text[0].upper() in VARIANT_KEYS:
+        key, text = text[0].upper(), text[2:]
+    label, sep, url = text.partition("|")
+    if not label.strip() or (sep and not url.strip()):
+        raise typer.BadParameter(f"{text!r}: expected LABEL or LABEL|URL, optionally after A: to H:")
+    return key, VariantButton(label.strip(), url.strip() if sep else None)
+
+
+def experiment_draft(
+    variants: list[str],
+    buttons: list[str],
+    *,
+    control_share: float,
+    test_share: float | None,
+    pick_winner_after: str | None,
+    default_variant: str,
+    goal: str,
+    window_hours: float,
+) -> ExperimentDraft:
+    """The experiment the options describe (checked further by the scheduler)."""
+    parsed = [parse_button(b) for b in buttons]
+    keys = VARIANT_KEYS[: len(variants)]
+    unknown = sorted({k for k, _ in parsed if k is not None and k not in keys})
+    if unknown:
+        raise typer.BadParameter(
+            f"--button for variant {', '.join(unknown)}, but only {', '.join(keys)} exist"
+        )
+    drafts = tuple(
+        VariantDraft(text, tuple(b for k, b in parsed if k in (None, key)))
+        for key, text in zip(keys, variants, strict=False)
+    )
+    return ExperimentDraft(
+        drafts,
+        control_share=control_share,
+        test_share=test_share,
+        pick_winner_after=parse_duration(pick_winner_after) if pick_winner_after is not None else None,
+        default_variant=default_variant,
+        goal=goal,
+        window_hours=window_hours,
+    )
+
+
 def _rate(settings: Settings) -> float:
     return EngineConfig.from_settings(settings).effective_rate_per_s
 
@@ -68,6 +151,31 @@ def broadcast(
     send: bool = typer.Option(
         True, "--send/--no-send", help="If due now and no scheduler runs, send from this process."
     ),
+    variant: list[str] = typer.Option(
+        [],
+        "--variant",
+        "-v",
+        help="A variant's text; give 2 to 8 for an experiment (keys A, B, ... in order).",
+    ),
+    button: list[str] = typer.Option(
+        [],
+        "--button",
+        help="Button: LABEL (press tracked) or LABEL|URL (link, untracked); prefix A: for one variant.",
+    ),
+    control_share: float = typer.Option(
+        0.0, "--control-share", help="Share that gets nothing (control arm)."
+    ),
+    test_share: float | None = typer.Option(
+        None, "--test-share", help="Send the variants to this share first, then the winner to the rest."
+    ),
+    pick_winner_after: str | None = typer.Option(
+        None, "--pick-winner-after", help="With --test-share: when to pick the winner (e.g. 6h, 90m, 1d)."
+    ),
+    default_variant: str = typer.Option(
+        "A", "--default-variant", help="Sent to the rest when no variant is significantly better."
+    ),
+    goal: str = typer.Option("return", "--goal", help="Conversion: return, click or product:<event>."),
+    window_hours: float = typer.Option(48.0, "--window-hours", help="Conversions count within this window."),
     # Send time (issue 17): kept in its own block.
     best_time: bool = typer.Option(
         False, "--best-time", help="Each user at their best hour within 24 h of --at, outside quiet hours."
@@ -81,8 +189,10 @@ def broadcast(
     """Create a broadcast to a segment (or run one of the sub-commands)."""
     if ctx.invoked_subcommand is not None:
         return
-    if segment is None or text is None:
-        fail("give --segment and --text to create a broadcast, or a sub-command (see --help)")
+    if segment is None or (text is None and not variant):
+        fail("give --segment and --text (or --variant twice or more) to create a broadcast, or a sub-command")
+    if text is not None and variant:
+        fail("give either --text or --variant, not both (a variant is a text)")
     settings = get_settings(ctx)
     now = datetime.now(UTC)
     when = parse_at(at, now)
@@ -91,15 +201,50 @@ def broadcast(
         fail("give --best-time or --best-time-vs-fixed, not both")
     send_at = SEND_AT_SPLIT if best_time_vs_fixed else SEND_AT_BEST if best_time else None
     send_time = SendTimeConfig.from_settings(settings)
+    if send_at is not None and variant:
+        fail("--best-time and --best-time-vs-fixed cannot be combined with --variant yet")
+    draft = None
+    if variant:
+        draft = experiment_draft(
+            variant,
+            button,
+            control_share=control_share,
+            test_share=test_share,
+            pick_winner_after=pick_winner_after,
+            default_variant=default_variant,
+            goal=goal,
+            window_hours=window_hours,
+        )
+    elif button or test_share is not None or pick_winner_after is not None or control_share:
+        fail("--button, --control-share, --test-share and --pick-winner-after need --variant")
     with engine_scope(settings) as engine:
+        experiment_id = None
         try:
-            campaign_id = create_broadcast(
-                engine, segment=segment, text=text, at=when, now=now, send_at=send_at, send_time=send_time
-            )
+            if draft is None:
+                campaign_id = create_broadcast(
+                    engine,
+                    segment=segment,
+                    text=text or "",
+                    at=when,
+                    now=now,
+                    send_at=send_at,
+                    send_time=send_time,
+                )
+            else:
+                campaign_id, experiment_id = create_experiment_broadcast(
+                    engine,
+                    segment=segment,
+                    draft=draft,
+                    at=when,
+                    now=now,
+                    holdout_share=settings.holdout_share,
+                )
         except SchedulerError as exc:
             fail(str(exc))
         report = campaign_report(engine, campaign_id, now=now, rate_per_s=_rate(settings))
         out.print(*report.lines(), sep="\n")
+        if experiment_id is not None:
+            out.print(*experiment_report(engine, experiment_id).lines(), sep="\n")
         if send and when <= now:
             out.print(f"deliveries: {asyncio.run(send_due(settings, engine))}")
             report = campaign_report(engine, campaign_id, now=datetime.now(UTC), rate_per_s=_rate(settings))

@@ -23,8 +23,8 @@ SEND_IDLE_S = 60.0  # stop once nothing is due within this long (deferred rows w
 
 
 def _schedule_text(schedule: str, settings: Settings) -> str:
-    if schedule == "hourly":
-        return "hourly"
+    if schedule in ("hourly", "minutely"):
+        return "every minute" if schedule == "minutely" else "hourly"
     _, _, field_name = schedule.partition(":")
     return f"daily {getattr(settings, field_name)} {settings.scheduler_timezone}"
 
@@ -105,7 +105,7 @@ def run(
                 context = JobContext(engine, settings, SystemClock(), _nlu_labels(settings))
                 result = asyncio.run(run_job(name, context))
                 out.print(f"{name}: {result}")
-            if send and (name in ("deliveries", "reengagement")):
+            if send and (name in ("deliveries", "reengagement", "experiments")):
                 out.print(f"deliveries: {asyncio.run(send_due(settings, engine))}")
         except (SchedulerError, ValueError, OSError) as exc:
             fail(f"{name}: {exc}")

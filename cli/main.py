@@ -86,7 +86,11 @@ COMMANDS: dict[str, LazyCommand] = {
     "jobs": LazyCommand("cli.jobs:app", "The scheduler's jobs: list them, run one now."),
     "broadcast": LazyCommand(
         "cli.broadcast:app",
-        "Segment broadcasts: create one (--segment, --text, --at), list, report, pause, resume, cancel.",
+        "Segment broadcasts (or experiments with --variant): create, list, report, pause, resume, cancel.",
+    ),
+    "experiments": LazyCommand(
+        "cli.experiments:app",
+        "Message experiments: list them, report one (per variant: sends, conversions, intervals, lift).",
     ),
     "followup": LazyCommand(
         "cli.followup:app", "The follow-up model: train it from the event log, compare it with baselines."

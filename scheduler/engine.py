@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 from scheduler.clock import Clock, SystemClock
 from scheduler.errors import LeaseLostError
 from scheduler.policy import QuietHours
-from scheduler.sender import OutgoingMessage, Sender, SendResult, SendStatus
+from scheduler.sender import Button, OutgoingMessage, Sender, SendResult, SendStatus
 from store import Settings
 from store.campaigns import finish_campaigns, next_due_at, start_due_campaigns
 from store.deliveries import (
@@ -48,6 +48,17 @@ STALE_AFTER = timedelta(hours=12)
 DEFAULT_LANES = 16
 """Sends in flight: 30 messages/s at round trips up to ~0.5 s (rate x round trip, plus the
 database time of each send); also the most rows a crash can leave ambiguous."""
+
+
+def outgoing_message(task: DeliveryTask) -> OutgoingMessage:
+    """The message of a claimed row, with its variant's buttons (callback buttons report their press)."""
+    buttons = tuple(
+        Button(b.text, url=b.url)
+        if b.url is not None
+        else Button(b.text, push_click=f"{task.id}.{task.experiment_id or 0}.{task.variant or ''}.{index}")
+        for index, b in enumerate(task.buttons)
+    )
+    return OutgoingMessage(chat_id=task.chat_id, text=task.text, buttons=buttons)
 
 
 @dataclass(frozen=True)
@@ -185,7 +196,7 @@ class DeliveryEngine:
                 self.stats.add(verdict)
                 return
             try:
-                result = await self.sender.send(OutgoingMessage(chat_id=task.chat_id, text=task.text))
+                result = await self.sender.send(outgoing_message(task))
             except (asyncio.CancelledError, KeyboardInterrupt):
                 # Cut off mid-send (a stop that outlasted its grace time): say so before the lease
                 # goes, rather than leave the row for the next process's recovery.

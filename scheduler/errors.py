@@ -5,6 +5,8 @@ SchedulerError(Exception)
 ├── CampaignNotFoundError(KeyError)    a campaign id that does not exist
 ├── CampaignStateError(ValueError)     pause/resume/cancel from a status that does not allow it
 ├── BroadcastError(ValueError)         a broadcast request with a bad segment, text or time
+│   └── ExperimentError                a broadcast experiment with bad variants, shares or goal
+├── ExperimentNotFoundError(KeyError)  an experiment id that does not exist
 └── LeaseLostError                     this process no longer holds the scheduler lease
 """
 
@@ -39,3 +41,14 @@ class BroadcastError(SchedulerError, ValueError):
 
 class LeaseLostError(SchedulerError):
     """Another process took the scheduler lease: this one must stop sending at once."""
+
+
+class ExperimentError(BroadcastError):
+    """A broadcast experiment is invalid (variants, shares, goal, default or timing)."""
+
+
+class ExperimentNotFoundError(SchedulerError, KeyError):
+    """No experiment has this id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "experiment not found"

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from scheduler.clock import Clock
 from scheduler.errors import UnknownJobError
+from scheduler.experiments import decide_due_experiments
 from scheduler.reengagement import REENGAGEMENT, ReengagementConfig, plan_reengagement
 from scheduler.retrain import retrain_followup_model
 from store import Settings
@@ -48,7 +49,7 @@ class JobSpec:
 
     name: str
     description: str
-    schedule: str  # "daily:<settings field>" or "hourly"
+    schedule: str  # "daily:<settings field>", "hourly" or "minutely"
     run: Callable[[JobContext], Awaitable[str]]
 
 
@@ -63,6 +64,14 @@ async def responses_job(ctx: JobContext) -> str:
     """Measure who returned within 48 h of a push (and in the holdout); log `push_response`."""
     measured = await asyncio.to_thread(measure_responses, ctx.engine, now=ctx.clock.now())
     return f"{measured} deliveries measured"
+
+
+async def experiments_job(ctx: JobContext) -> str:
+    """Pick the winner of each phased experiment whose test phase is over and plan it for the rest."""
+    decided = await asyncio.to_thread(
+        decide_due_experiments, ctx.engine, now=ctx.clock.now(), holdout_share=ctx.settings.holdout_share
+    )
+    return "; ".join(decided) if decided else "no experiment was due"
 
 
 async def retraining_job(ctx: JobContext) -> str:
@@ -91,6 +100,12 @@ JOBS: dict[str, JobSpec] = {
             "Record which pushed and holdout users returned within 48 h.",
             "hourly",
             responses_job,
+        ),
+        JobSpec(
+            "experiments",
+            "Pick the winning variant of phased broadcast experiments that are due; send it to the rest.",
+            "minutely",
+            experiments_job,
         ),
         JobSpec(
             "retrain",

@@ -15,6 +15,7 @@ from scheduler.errors import CampaignNotFoundError
 from scheduler.send_time_report import SendTimeComparison, send_time_comparison
 from store.campaign_reports import CampaignCounts, campaign_counts, pushed_vs_holdout
 from store.campaigns import CampaignInfo, get_campaign, list_campaigns
+from store.experiments import ExperimentInfo, experiment_for_campaign
 from store.vocabulary import CampaignKind, CampaignStatus, DeliveryStatus
 
 
@@ -61,6 +62,8 @@ class CampaignReport:
     uplift: Uplift | None
     send_time: SendTimeComparison | None = None
     """Best-time against fixed-time sends, for a campaign planned as that comparison."""
+    experiment: ExperimentInfo | None = None
+    """The experiment the campaign carries (`rapport experiments report ID` has its figures)."""
 
     def lines(self) -> list[str]:
         """Human-readable lines for the CLI and `/campaigns`."""
@@ -93,6 +96,13 @@ class CampaignReport:
             lines.append(self.uplift.summary())
         if self.send_time is not None:
             lines.extend(self.send_time.lines())
+        if self.experiment is not None:
+            x = self.experiment
+            winner = f", winner {x.winner}" if x.winner else ""
+            lines.append(
+                f"experiment #{x.id}: {len(x.variants)} variants, {x.status}{winner} "
+                f"(rapport experiments report {x.id})"
+            )
         return lines
 
     def as_dict(self) -> dict[str, Any]:
@@ -113,6 +123,7 @@ class CampaignReport:
             "returned": n.returned,
             "rate_per_s": self.rate_per_s,
             "expected_end": self.expected_end.isoformat() if self.expected_end is not None else None,
+            "experiment_id": self.experiment.id if self.experiment is not None else None,
             "uplift": None
             if self.uplift is None
             else {
@@ -159,7 +170,12 @@ def campaign_report(engine: Engine, campaign_id: int, *, now: datetime, rate_per
     comparison = None
     if campaign.attributes.get("send_at") == SEND_AT_SPLIT:
         comparison = send_time_comparison(engine, campaign_id, now=now)
-    return CampaignReport(campaign, counts, rate, expected_end, report_uplift, comparison)
+    experiment = (
+        experiment_for_campaign(engine, campaign_id) if campaign.kind == CampaignKind.BROADCAST else None
+    )
+    return CampaignReport(
+        campaign, counts, rate, expected_end, report_uplift, send_time=comparison, experiment=experiment
+    )
 
 
 def recent_reports(

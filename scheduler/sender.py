@@ -26,10 +26,22 @@ class SendStatus(StrEnum):
 
 @dataclass(frozen=True)
 class Button:
-    """An inline keyboard button: a label and its callback data (≤ 64 bytes)."""
+    """An inline keyboard button: a label and one of callback data, a URL, or a push click to sign.
+
+    `push_click` is what a press of a push's button must report (`delivery.experiment.variant.index`):
+    the sender signs it into callback data (the scheduler holds no key), and the bot logs the press
+    as a `push_click` event. A URL button opens the link without telling the bot: not trackable.
+    """
 
     text: str
-    callback_data: str
+    callback_data: str | None = None
+    url: str | None = None
+    push_click: str | None = None
+
+    def __post_init__(self) -> None:
+        given = [v for v in (self.callback_data, self.url, self.push_click) if v is not None]
+        if len(given) != 1:
+            raise ValueError(f"button {self.text!r} needs exactly one of callback_data, url or push_click")
 
 
 @dataclass(frozen=True)

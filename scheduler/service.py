@@ -30,6 +30,7 @@ from scheduler import control
 from scheduler.clock import Clock, SystemClock
 from scheduler.engine import DeliveryEngine, EngineConfig
 from scheduler.errors import LeaseLostError
+from scheduler.experiments import ExperimentDraft, create_experiment_broadcast
 from scheduler.jobs import JOBS, MISFIRE_GRACE_S, JobContext, register_runner, run_job, scheduled_job
 from scheduler.planning import ALL, create_broadcast
 from scheduler.policy import parse_hhmm
@@ -52,10 +53,12 @@ def default_owner() -> str:
 
 
 def job_trigger(schedule: str, settings: Settings) -> Any:
-    """The APScheduler trigger for a job's schedule (`daily:<settings field>` or `hourly`)."""
+    """The APScheduler trigger for a job's schedule (`daily:<settings field>`, `hourly`, `minutely`)."""
     tz = ZoneInfo(settings.scheduler_timezone)
     if schedule == "hourly":
         return IntervalTrigger(hours=1, timezone=tz)
+    if schedule == "minutely":
+        return IntervalTrigger(minutes=1, timezone=tz)
     kind, _, field_name = schedule.partition(":")
     if kind != "daily" or not hasattr(settings, field_name):
         raise ValueError(f"unknown job schedule {schedule!r}")
@@ -305,6 +308,23 @@ class SchedulerService:
         )
         self.wake()
         return campaign_id
+
+    async def schedule_experiment(
+        self, *, segment: str | None, draft: ExperimentDraft, at: datetime, created_by: int
+    ) -> tuple[int, int]:
+        """Create a broadcast with variants (see `scheduler.experiments`); (campaign id, experiment id)."""
+        ids = await asyncio.to_thread(
+            create_experiment_broadcast,
+            self.engine,
+            segment=segment or ALL,
+            draft=draft,
+            at=at,
+            now=self.clock.now(),
+            holdout_share=self.settings.holdout_share,
+            created_by=created_by,
+        )
+        self.wake()
+        return ids
 
     async def pause(self, campaign_id: int) -> None:
         """Pause a campaign (see `scheduler.control`)."""

@@ -15,8 +15,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from store.db import unit_of_work
-from store.models import Campaign, Delivery
-from store.vocabulary import CampaignStatus, DeliveryStatus
+from store.models import Campaign, Delivery, Experiment
+from store.vocabulary import CampaignStatus, DeliveryStatus, ExperimentStatus
 
 # Short names kept for the modules that import them; the values are the vocabulary's enums.
 PENDING, SENDING, SENT = DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.SENT
@@ -61,7 +61,10 @@ class NewDelivery:
     score: float | None = None
     choice_reason: str | None = None
     variant: str | None = None
-    """The experiment arm of the row (a message variant, or `best_time`/`fixed` for send times)."""
+    """The experiment arm of the row (a message variant "A".."H" or "control", or `best_time`/`fixed`
+    for send times); None outside experiments."""
+    phase: str | None = None
+    """"test" or "winner" in a phased experiment; None otherwise."""
 
 
 def _info(campaign: Campaign) -> CampaignInfo:
@@ -137,6 +140,7 @@ def _insert_deliveries(
                 "score": row.score,
                 "choice_reason": row.choice_reason,
                 "variant": row.variant,
+                "phase": row.phase,
                 "attempts": 0,
                 "created_at": now,
             }
@@ -214,10 +218,19 @@ def start_due_campaigns(engine: Engine, *, now: datetime) -> list[int]:
 
 
 def finish_campaigns(engine: Engine, *, now: datetime) -> list[int]:
-    """Running campaigns with nothing pending or sending become `done`; their ids."""
+    """Running campaigns with nothing pending or sending become `done`; their ids.
+
+    A phased experiment's campaign whose winner is still to be picked is not done: its winner
+    rows are yet to come.
+    """
     open_rows = exists().where(Delivery.campaign_id == Campaign.id, Delivery.status.in_([PENDING, SENDING]))
+    testing = exists().where(
+        Experiment.campaign_id == Campaign.id, Experiment.status == ExperimentStatus.TESTING
+    )
     with unit_of_work(engine) as session:
-        ids = list(session.scalars(select(Campaign.id).where(Campaign.status == RUNNING, ~open_rows)))
+        ids = list(
+            session.scalars(select(Campaign.id).where(Campaign.status == RUNNING, ~open_rows, ~testing))
+        )
         if ids:
             session.execute(update(Campaign).where(Campaign.id.in_(ids)).values(status=DONE, finished_at=now))
         return ids

@@ -17,7 +17,8 @@ from sqlalchemy import Engine, and_, insert, select, update
 
 from store.campaigns import AMBIGUOUS, BLOCKED, FAILED, PENDING, RUNNING, SENDING, SENT, SKIPPED
 from store.db import unit_of_work
-from store.models import Campaign, Delivery, Event, Lease, User
+from store.experiments import VariantButton, parse_buttons
+from store.models import Campaign, Delivery, Event, Experiment, ExperimentVariant, Lease, User
 from store.vocabulary import EventKind, SendVerdict
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,10 @@ class DeliveryTask:
     attempts: int
     due_at: datetime
     time_zone: str | None
+    experiment_id: int | None = None
+    variant: str | None = None
+    buttons: tuple[VariantButton, ...] = ()
+    """The variant's buttons (an experiment's message arm); the engine puts them on the message."""
 
 
 @dataclass(frozen=True)
@@ -70,9 +75,15 @@ def claim_batch(engine: Engine, *, owner: str, now: datetime, limit: int) -> lis
             return []
         session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(claimed_by=owner))
         rows = session.execute(
-            select(Delivery, Campaign.kind, User.time_zone)
+            select(Delivery, Campaign.kind, User.time_zone, Experiment.id, ExperimentVariant.buttons)
             .join(Campaign, Campaign.id == Delivery.campaign_id)
             .outerjoin(User, User.id == Delivery.user_id)
+            .outerjoin(Experiment, Experiment.campaign_id == Delivery.campaign_id)
+            .outerjoin(
+                ExperimentVariant,
+                (ExperimentVariant.experiment_id == Experiment.id)
+                & (ExperimentVariant.key == Delivery.variant),
+            )
             .where(Delivery.id.in_(ids))
             .order_by(Delivery.due_at, Delivery.id)
         ).all()
@@ -88,8 +99,11 @@ def claim_batch(engine: Engine, *, owner: str, now: datetime, limit: int) -> lis
                 attempts=d.attempts,
                 due_at=d.due_at,
                 time_zone=tz,
+                experiment_id=experiment_id,
+                variant=d.variant,
+                buttons=parse_buttons(buttons),
             )
-            for d, kind, tz in rows
+            for d, kind, tz, experiment_id, buttons in rows
         ]
 
 

@@ -17,6 +17,8 @@ __all__ = [
     "CampaignStatus",
     "DeliveryStatus",
     "EventKind",
+    "ExperimentKind",
+    "ExperimentStatus",
     "SendVerdict",
 ]
 
@@ -41,6 +43,9 @@ class EventKind(StrEnum):
     """A membership change that is neither a join nor a leave (e.g. promoted to admin)."""
     PUSH_RECEIVED = "push_received"
     PUSH_RESPONSE = "push_response"
+    PUSH_CLICK = "push_click"
+    """A press of a button on a push (a broadcast or follow-up variant): the user's own action,
+    with `experiment_id`, `variant`, `delivery_id` and `button` in its attributes."""
     PRODUCT = "product"
     """An event from the start-up's own product (Segment `track`); the name is `attributes.event`."""
     ACCOUNT_LINK = "account_link"
@@ -70,6 +75,28 @@ class CampaignStatus(StrEnum):
     PAUSED = "paused"
     CANCELLED = "cancelled"
     DONE = "done"
+
+
+class ExperimentKind(StrEnum):
+    """What an experiment varies (`experiments.kind`)."""
+
+    BROADCAST = "broadcast"
+    """Variants of a manager's broadcast, assigned by a stable hash of (experiment, user)."""
+    FOLLOWUP = "followup"
+    """Follow-up messages chosen by the re-engagement job (a bandit: Thompson exploration)."""
+
+
+class ExperimentStatus(StrEnum):
+    """Where an experiment is in its life (`experiments.status`)."""
+
+    RUNNING = "running"
+    """Every row is planned; conversions are being measured."""
+    TESTING = "testing"
+    """Only the test share is planned; the winner is picked at `decide_at`."""
+    DECIDED = "decided"
+    """The winner was picked and its rows for the rest of the audience planned."""
+    CANCELLED = "cancelled"
+    """The campaign was cancelled before the winner was picked: no winner rows."""
 
 
 class DeliveryStatus(StrEnum):

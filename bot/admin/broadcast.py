@@ -1,5 +1,9 @@
 """/broadcast: pick a segment, write the text, see a preview with recipients and duration, confirm.
 
+A text with `---` lines between messages is an experiment with one variant per message
+(`bot.admin.variants`): the preview shows each variant, and the manager sends them all at once
+(split evenly) or to a test share first, with the winner going to the rest later.
+
 The manager's draft lives in their typed `user_data` (`bot.conversation.BroadcastDraft`)
 between the steps; `bot.conversation.decide` says which step a typed message is. Every button
 is signed and bound to the manager, so nobody else can confirm a send.
@@ -11,18 +15,20 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from analytics import current_segments
 from bot.admin.access import admin_in_private
 from bot.admin.formatting import format_duration
+from bot.admin.variants import describe_buttons, parse_variants
 from bot.buttons import verified_button
 from bot.context import Context, services_of, turn_of
 from bot.conversation import TIME_FORMAT, BroadcastDraft, parse_send_time
 from bot.i18n import t
 from bot.replies import MAX_MESSAGE_CHARS
 from bot.services import BotServices
-from scheduler import segment_recipients
+from scheduler import ExperimentDraft, ExperimentError, VariantDraft, segment_recipients
+from scheduler.experiments import check_draft
 from scheduler.planning import ALL as ALL_USERS
 
 __all__ = [
@@ -31,6 +37,7 @@ __all__ = [
     "cancel",
     "offer_broadcast_time",
     "on_confirm_button",
+    "on_experiment_button",
     "on_segment_button",
     "parse_send_time",
     "send_time",
@@ -40,6 +47,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 WHEN_CHOICES = {"now": "Send now", "1h": "In 1 hour", "tmr": "Tomorrow 10:00 UTC"}
+TEST_SHARE = 0.2
+HOUR = timedelta(hours=1)
+PICK_WINNER_AFTER = 24 * HOUR
+EXPERIMENT_CHOICES = {
+    "all": "All variants now (split evenly)",
+    "test": f"Test on {TEST_SHARE:.0%} now, the winner to the rest after {PICK_WINNER_AFTER // HOUR} h",
+}
 NEEDS_SCHEDULER = "Broadcasts need the scheduler, which is not running in this process."
 
 
@@ -120,6 +134,15 @@ async def take_broadcast_text(update: Update, context: Context) -> None:
         )
         return
     services = services_of(context)
+    variants = parse_variants(message.text)
+    if variants is not None:
+        try:
+            check_draft(experiment_draft(variants))
+        except ExperimentError as exc:
+            await message.reply_text(f"{exc}. Send the variants again, separated by a line ---.")
+            return
+        await _preview_variants(update, context, variants)
+        return
     draft.text = message.text
     draft.recipients = await _recipients(services, draft.segment)
     duration = format_duration(draft.recipients / services.settings.send_rate_per_s)
@@ -137,6 +160,95 @@ async def take_broadcast_text(update: Update, context: Context) -> None:
         f"{services.settings.send_rate_per_s:.0f} messages/s. When should it go out? "
         f"(Or reply with a time like {(datetime.now(UTC) + timedelta(days=1)):{TIME_FORMAT}} UTC.)",
         reply_markup=InlineKeyboardMarkup(keyboard),
+    )
+
+
+def experiment_draft(variants: tuple[VariantDraft, ...], *, phased: bool = False) -> ExperimentDraft:
+    """The experiment a Telegram draft asks for: clicks when a variant has a tracked button, else returns."""
+    trackable = any(b.trackable for v in variants for b in v.buttons)
+    return ExperimentDraft(
+        variants,
+        test_share=TEST_SHARE if phased else None,
+        pick_winner_after=PICK_WINNER_AFTER if phased else None,
+        goal="click" if trackable else "return",
+    )
+
+
+async def _preview_variants(update: Update, context: Context, variants: tuple[VariantDraft, ...]) -> None:
+    """Show each variant as it will read, then offer: all at once, test share first, or cancel."""
+    message, user = update.effective_message, update.effective_user
+    draft = context.user_data.broadcast if context.user_data is not None else None
+    if message is None or user is None or draft is None or draft.segment is None:
+        return
+    services = services_of(context)
+    draft.variants, draft.text = variants, message.text
+    draft.recipients = await _recipients(services, draft.segment)
+    for key, variant in zip("ABCDEFGH", variants, strict=False):
+        extra = describe_buttons(variant)
+        await message.reply_text(f"Variant {key}:\n{variant.text}" + (f"\n\n{extra}" if extra else ""))
+    codec = services.codec
+    keyboard = [
+        [InlineKeyboardButton(label, callback_data=codec.encode("bexp", key, user_id=user.id))]
+        for key, label in EXPERIMENT_CHOICES.items()
+    ]
+    keyboard.append(
+        [InlineKeyboardButton("Cancel", callback_data=codec.encode("bgo", "no", user_id=user.id))]
+    )
+    goal = experiment_draft(variants).goal
+    await message.reply_text(
+        f"↑ Preview of {len(variants)} variants. Recipients: {draft.recipients} (the holdout gets none); "
+        f"users are split by a stable hash, and a conversion is a {goal} within 48 h. How should it go out?",
+        reply_markup=InlineKeyboardMarkup(keyboard),
+    )
+
+
+async def on_experiment_button(update: Update, context: Context) -> None:
+    """Schedule the previewed variants now: split evenly, or a test share first and the winner later."""
+    data = await verified_button(update, context, "bexp")
+    query = update.callback_query
+    if data is None or query is None:
+        return
+    user_data = context.user_data
+    draft = user_data.broadcast if user_data is not None else None
+    if user_data is None or draft is None or draft.segment is None or not draft.variants:
+        await query.answer(t("button_expired", "en"))
+        return
+    user_data.broadcast = None
+    await query.answer()
+    await _schedule_experiment(query, context, draft, phased=data.arg == "test", at=datetime.now(UTC))
+
+
+async def _schedule_experiment(
+    query: CallbackQuery, context: Context, draft: BroadcastDraft, *, phased: bool, at: datetime
+) -> None:
+    services = services_of(context)
+    if services.broadcasts is None:
+        await query.edit_message_text(NEEDS_SCHEDULER)
+        return
+    segment = None if draft.segment == ALL_USERS else draft.segment
+    try:
+        campaign_id, experiment_id = await services.broadcasts.schedule_experiment(
+            segment=segment,
+            draft=experiment_draft(draft.variants, phased=phased),
+            at=at,
+            created_by=query.from_user.id,
+        )
+    except ExperimentError as exc:
+        await query.edit_message_text(f"Not scheduled: {exc}")
+        return
+    how = (
+        f"{TEST_SHARE:.0%} get the variants now; the winner goes to the rest in "
+        f"{PICK_WINNER_AFTER // HOUR} h (the default, A, if none is significantly better)"
+        if phased
+        else "the variants go out now, split evenly"
+    )
+    logger.info(
+        "manager %d scheduled experiment #%d (campaign #%d)", query.from_user.id, experiment_id, campaign_id
+    )
+    await query.edit_message_text(
+        f"Experiment #{experiment_id} (broadcast #{campaign_id}) scheduled for {draft.recipients} "
+        f"recipients: {how}. /campaigns shows progress; `rapport experiments report {experiment_id}` "
+        "the figures."
     )
 
 
@@ -176,6 +288,9 @@ async def on_confirm_button(update: Update, context: Context) -> None:
         return
     now = datetime.now(UTC)
     at = send_time(data.arg, now) or now
+    if draft.variants:  # a typed time for variants: all of them at that time, split evenly
+        await _schedule_experiment(query, context, draft, phased=False, at=at)
+        return
     services = services_of(context)
     if services.broadcasts is None:
         await query.edit_message_text(NEEDS_SCHEDULER)

@@ -50,6 +50,15 @@ async def on_topic_button(update: Update, context: Context) -> None:
     await context.bot.send_message(message.chat.id, reply.text, reply_markup=reply.markup)
 
 
+async def on_push_button(update: Update, context: Context) -> None:
+    """Acknowledge a press of a push's button (the observer has logged it as `push_click`)."""
+    data = await verified_button(update, context, "push")
+    query = update.callback_query
+    if data is None or query is None:
+        return
+    await query.answer(t("push_thanks", language_for(update, context).lang))
+
+
 async def on_non_text(update: Update, context: Context) -> None:
     """Tell a private-chat user that stickers, photos and the like can't be read."""
     message = update.effective_message

@@ -21,6 +21,7 @@ from scheduler import (
     pause_campaign,
     resume_campaign,
 )
+from scheduler.experiment_reports import campaign_experiment
 from store.audit import AuditAction, record_action
 from store.campaigns import list_campaigns
 from store.dashboard_queries import delivery_status_counts
@@ -68,6 +69,7 @@ def campaign_page(request: Request, campaign_id: int, session: Session = Depends
         "campaign.html",
         session=session,
         report=report,
+        experiment=campaign_experiment(config.engine, campaign_id),
         refused=refused if refused in ACTIONS else None,
     )
 
