@@ -128,16 +128,17 @@ class TelegramSender:
     async def send(self, message: OutgoingMessage) -> SendResult:
         """Make one attempt to deliver `message`; never raises for Telegram or network errors."""
         markup = None
-        if message.buttons:
-            markup = InlineKeyboardMarkup(
-                [[InlineKeyboardButton(b.text, callback_data=b.callback_data)] for b in message.buttons]
-            )
+        if message.buttons or message.url_buttons:
+            rows = [[InlineKeyboardButton(b.text, callback_data=b.callback_data)] for b in message.buttons]
+            rows += [[InlineKeyboardButton(b.text, url=b.url) for b in row] for row in message.url_buttons]
+            markup = InlineKeyboardMarkup(rows)
         ticket = _slot.get()
         try:
             sent = await self._bot.send_message(
                 chat_id=message.chat_id,
                 text=message.text,
                 reply_markup=markup,
+                parse_mode=message.parse_mode,  # None: plain text (the bot sets no Defaults)
                 disable_notification=message.disable_notification,
                 rate_limit_args=ticket if ticket is not None and not ticket.used else Priority.PUSH,
             )

@@ -221,6 +221,22 @@ EN: dict[str, str] = {
     "common.next": "Next",
     "common.search": "Search",
     "common.save": "Save",
+    # composer: format, buttons, test (issue 15)
+    "broadcast.format": "Format",
+    "broadcast.format_plain": "Plain text",
+    "broadcast.format_html": "Telegram HTML",
+    "broadcast.html_hint": 'Telegram\'s HTML: <b>, <i>, <u>, <s>, <a href="https://…">, <code>, <pre>, '
+    "<blockquote>, <tg-spoiler>. Write &lt; &gt; &amp; for a literal <, > or &.",
+    "broadcast.buttons": "Link buttons (optional)",
+    "broadcast.buttons_hint": "One row per line: Label - https://link; buttons of a row separated by |. "
+    "https, http or tg:// links; at most 8 in a row, 100 in all, labels up to 64 characters.",
+    "broadcast.preview_title": "Preview",
+    "broadcast.test": "Send a test to me",
+    "broadcast.test_hint": "The test goes only to your own chat with the bot, through the scheduler "
+    "(it must be running); it is not a campaign and counts for no user.",
+    "broadcast.test_queued": "Test queued for your chat {chat}: "
+    "the running scheduler sends it within seconds.",
+    "broadcast.test_status": "Its delivery (#{id})",
 }
 
 ZH: dict[str, str] = {
@@ -425,6 +441,21 @@ ZH: dict[str, str] = {
     "weekday.4": "周五",
     "weekday.5": "周六",
     "weekday.6": "周日",
+    # composer: format, buttons, test (issue 15)
+    "broadcast.format": "格式",
+    "broadcast.format_plain": "纯文本",
+    "broadcast.format_html": "Telegram HTML",
+    "broadcast.html_hint": 'Telegram 的 HTML：<b>、<i>、<u>、<s>、<a href="https://…">、<code>、<pre>、'
+    "<blockquote>、<tg-spoiler>。字面的 <、>、& 请写成 &lt; &gt; &amp;。",
+    "broadcast.buttons": "链接按钮（可选）",
+    "broadcast.buttons_hint": "每行一排：标签 - https://链接；同一排的按钮用 | 分隔。"
+    "支持 https、http 或 tg:// 链接；每排最多 8 个，共 100 个，标签最多 64 个字符。",
+    "broadcast.preview_title": "预览",
+    "broadcast.test": "发送测试给我",
+    "broadcast.test_hint": "测试只发送到您自己与机器人的私聊，经由调度器（需正在运行）；"
+    "它不是推送活动，不计入任何用户。",
+    "broadcast.test_queued": "测试已排队发送到您的聊天 {chat}：运行中的调度器会在几秒内发送。",
+    "broadcast.test_status": "查看投递（#{id}）",
 }
 
 CATALOGUES = {"en": EN, "zh": ZH}

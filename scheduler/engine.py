@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 
 from scheduler.clock import Clock, SystemClock
 from scheduler.errors import LeaseLostError
+from scheduler.markup import message_format
 from scheduler.policy import QuietHours
 from scheduler.sender import OutgoingMessage, Sender, SendResult, SendStatus
 from store import Settings
@@ -125,6 +126,14 @@ class EngineStats:
         self.outcomes[outcome] += 1
 
 
+def _message(task: DeliveryTask) -> OutgoingMessage:
+    """The message of one delivery, formatted as its campaign says (parse mode, URL buttons)."""
+    fmt = message_format(task.campaign_attributes)
+    return OutgoingMessage(
+        chat_id=task.chat_id, text=task.text, parse_mode=fmt.parse_mode, url_buttons=fmt.buttons
+    )
+
+
 class DeliveryEngine:
     """Sends due deliveries of running campaigns through `sender`, recording every step.
 
@@ -185,7 +194,7 @@ class DeliveryEngine:
                 self.stats.add(verdict)
                 return
             try:
-                result = await self.sender.send(OutgoingMessage(chat_id=task.chat_id, text=task.text))
+                result = await self.sender.send(_message(task))
             except (asyncio.CancelledError, KeyboardInterrupt):
                 # Cut off mid-send (a stop that outlasted its grace time): say so before the lease
                 # goes, rather than leave the row for the next process's recovery.

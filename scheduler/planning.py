@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from analytics import AnalyticsError, segment_members
 from scheduler.errors import BroadcastError
+from scheduler.markup import HTML, MessageFormat, check_buttons, check_html, format_attributes
 from store.campaign_reports import Recipient, reachable_recipients
 from store.campaigns import NewDelivery, create_campaign
 from store.vocabulary import CampaignKind
@@ -67,6 +68,17 @@ def check_text(text: str) -> str:
     return stripped
 
 
+def check_body(text: str, fmt: MessageFormat) -> str:
+    """The text as it will be sent: stripped, and for HTML parsed as Telegram's HTML subset.
+
+    Raises:
+        BroadcastError: empty, over-long, or markup Telegram would refuse.
+    """
+    if fmt.parse_mode == HTML:
+        return check_html(text.strip()).text
+    return check_text(text)
+
+
 def create_broadcast(
     engine: Engine,
     *,
@@ -75,18 +87,22 @@ def create_broadcast(
     at: datetime,
     now: datetime,
     created_by: int | None = None,
+    fmt: MessageFormat | None = None,
 ) -> int:
     """Create a broadcast campaign and one pending delivery per reachable member; its id.
 
     Broadcasts are a manager's explicit message: no holdout, cap or quiet hours apply, but
     opted-out and blocked users are never targeted (and are re-checked right before sending).
+    `fmt` (HTML, URL buttons) is checked and kept in the campaign's attributes, which the
+    delivery engine reads for every message it sends.
 
     Raises:
-        BroadcastError: bad segment, empty or over-long text, or a naive time.
+        BroadcastError: bad segment, empty or over-long text, bad markup or buttons, or a naive time.
     """
     if at.tzinfo is None:
         raise BroadcastError(f"the send time {at!r} has no time zone")
-    body = check_text(text)
+    checked = _checked_format(fmt)
+    body = check_body(text, checked)
     recipients = segment_recipients(engine, segment, now=now)
     rows = [NewDelivery(user_id=r.user_id, chat_id=r.user_id, text=body, due_at=at) for r in recipients]
     campaign_id = create_campaign(
@@ -98,7 +114,47 @@ def create_broadcast(
         scheduled_at=at,
         now=now,
         created_by=created_by,
+        attributes=format_attributes(checked),
         deliveries=rows,
     )
     logger.info("broadcast %d to %r: %d recipients at %s", campaign_id, segment, len(rows), at.isoformat())
     return campaign_id
+
+
+def create_test_send(
+    engine: Engine, *, chat_id: int, text: str, now: datetime, fmt: MessageFormat | None = None
+) -> int:
+    """Queue a composed message once to a manager's own chat, now; the test campaign's id.
+
+    It takes the broadcasts' path (a campaign row and one delivery that the running scheduler
+    sends through its `Sender`, formatted the same way), but as a `test` campaign: not listed
+    among the campaigns, and its send is not logged as a push the user received.
+
+    Raises:
+        BroadcastError: the same checks as `create_broadcast`, or a chat id that cannot be a
+            private chat (a terminal login has no Telegram chat).
+    """
+    if chat_id <= 0:
+        raise BroadcastError(f"manager {chat_id} has no private chat with the bot to send a test to")
+    checked = _checked_format(fmt)
+    body = check_body(text, checked)
+    return create_campaign(
+        engine,
+        kind=CampaignKind.TEST,
+        name=f"test to {chat_id}",
+        segment=f"test:{chat_id}",
+        text=body,
+        scheduled_at=now,
+        now=now,
+        created_by=chat_id,
+        attributes=format_attributes(checked),
+        deliveries=[NewDelivery(user_id=chat_id, chat_id=chat_id, text=body, due_at=now)],
+    )
+
+
+def _checked_format(fmt: MessageFormat | None) -> MessageFormat:
+    if fmt is None:
+        return MessageFormat()
+    if fmt.parse_mode not in (None, HTML):
+        raise BroadcastError(f"parse mode {fmt.parse_mode!r}: only HTML or plain text")
+    return MessageFormat(parse_mode=fmt.parse_mode, buttons=check_buttons(fmt.buttons))

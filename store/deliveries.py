@@ -10,15 +10,16 @@ right before the message goes out.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, and_, insert, select, update
 
 from store.campaigns import AMBIGUOUS, BLOCKED, FAILED, PENDING, RUNNING, SENDING, SENT, SKIPPED
 from store.db import unit_of_work
 from store.models import Campaign, Delivery, Event, Lease, User
-from store.vocabulary import EventKind, SendVerdict
+from store.vocabulary import CampaignKind, EventKind, SendVerdict
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class DeliveryTask:
     attempts: int
     due_at: datetime
     time_zone: str | None
+    campaign_attributes: dict[str, Any] = field(default_factory=dict)
+    """The campaign's attributes: how its messages are formatted (parse mode, URL buttons)."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ def claim_batch(engine: Engine, *, owner: str, now: datetime, limit: int) -> lis
             return []
         session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(claimed_by=owner))
         rows = session.execute(
-            select(Delivery, Campaign.kind, User.time_zone)
+            select(Delivery, Campaign.kind, User.time_zone, Campaign.attributes)
             .join(Campaign, Campaign.id == Delivery.campaign_id)
             .outerjoin(User, User.id == Delivery.user_id)
             .where(Delivery.id.in_(ids))
@@ -88,8 +91,9 @@ def claim_batch(engine: Engine, *, owner: str, now: datetime, limit: int) -> lis
                 attempts=d.attempts,
                 due_at=d.due_at,
                 time_zone=tz,
+                campaign_attributes=dict(attributes or {}),
             )
-            for d, kind, tz in rows
+            for d, kind, tz, attributes in rows
         ]
 
 
@@ -154,6 +158,9 @@ def mark_sent(engine: Engine, delivery_id: int, *, telegram_message_id: int | No
             return
         delivery.status, delivery.reason, delivery.error = SENT, None, None
         delivery.sent_at, delivery.telegram_message_id = now, telegram_message_id
+        kind = session.scalar(select(Campaign.kind).where(Campaign.id == delivery.campaign_id))
+        if kind == CampaignKind.TEST:
+            return  # a manager's test message is not a push the user received
         session.execute(
             insert(Event).values(
                 user_id=delivery.user_id,
