@@ -100,19 +100,22 @@ def _overview_now(engine: Engine, days: int) -> None:
 
 
 def _time_reads(engine: Engine, repeat: int) -> list[tuple[str, float, float]]:
-    """p50/p95 of both read paths, interleaved so that both see the same load."""
+    """p50/p95 of both read paths, interleaved so that both see the same load.
+
+    Also their CPU time (this thread's, in the process and SQLite): what a request costs
+    however many other processes share the cores, the figure to compare across machines.
+    """
     found = []
     for days in (30, 90):
-        timings: dict[str, list[float]] = {"before": [], "now": []}
+        timings: dict[str, list[float]] = {"before": [], "now": [], "before, CPU": [], "now, CPU": []}
         for _ in range(repeat):
             for label, reads in (("before", _overview_before), ("now", _overview_now)):
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.thread_time()
                 reads(engine, days)
                 timings[label].append((time.perf_counter() - started) * 1000)
-        for label in ("before", "now"):
-            found.append(
-                (f"overview reads {days} d ({label})", _p(timings[label], 50), _p(timings[label], 95))
-            )
+                timings[f"{label}, CPU"].append((time.thread_time() - cpu) * 1000)
+        for label, values in timings.items():
+            found.append((f"overview reads {days} d ({label})", _p(values, 50), _p(values, 95)))
     return found
 
 
@@ -181,6 +184,14 @@ def main() -> None:
             cold, warm = cached[f"{days} (no cache)"], cached[f"{days} (cached)"]
             print(f"overview {days}: uncached p50 {cold:.1f} ms vs cached {warm:.1f} ms ({cold / warm:.1f}x)")
         for days in (30, 90):
+            before, now = (
+                cached[f"overview reads {days} d (before, CPU)"],
+                cached[f"overview reads {days} d (now, CPU)"],
+            )
+            print(
+                f"overview reads, {days} days, CPU: p50 {now:.1f} ms now "
+                f"vs {before:.1f} ms before ({before / now:.2f}x)"
+            )
             before, now = (
                 cached[f"overview reads {days} d (before)"],
                 cached[f"overview reads {days} d (now)"],

@@ -244,7 +244,8 @@ def preview(
             return JSONResponse({"html": "", "buttons": rows, "chars": 0})
         body = preview_html(text, checked)
     except BroadcastError as exc:
-        return JSONResponse({"error": str(exc)}, status_code=400)
+        # An answer about the draft, not a failed request (200: no console error while typing).
+        return JSONResponse({"error": str(exc)})
     visible = check_html(text.strip()).visible if checked.parse_mode == HTML else text.strip()
     return JSONResponse({"html": body, "buttons": rows, "chars": len(visible)})
 

@@ -29,6 +29,7 @@ MIN_SENDS = 20  # below this a response rate is shown greyed: one user moves it 
 METRICS = ("hr@1", "hr@5", "hr@10", "ndcg@10", "mrr")
 HIT_KS = (1, 5, 10)
 BASELINES = ("markov", "popularity")
+MODEL_NAMES = {"NextEventModel": "lstm", "MarkovModel": "markov", "PopularityModel": "popularity"}
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,10 @@ def comparison(runs: list[ModelRunInfo]) -> tuple[ModelRunInfo, list[ModelScores
         baselines = run.metrics.get("baselines")
         if not isinstance(baselines, dict):
             continue
-        model = _scores("lstm", held_out(run.metrics) | {"n": _n(run.metrics)})
+        model = _scores(
+            MODEL_NAMES.get(str(run.params.get("model")), "lstm"),
+            held_out(run.metrics) | {"n": _n(run.metrics)},
+        )
         rows = [model] + [_scores(b, baselines[b]) for b in BASELINES if isinstance(baselines.get(b), dict)]
         found = [row for row in rows if row is not None]
         if len(found) > 1:
