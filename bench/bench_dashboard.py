@@ -119,6 +119,45 @@ def _time_reads(engine: Engine, repeat: int) -> list[tuple[str, float, float]]:
     return found
 
 
+def _cpu_against_the_old_index(users: int, events_per_user: float, repeat: int) -> None:
+    """CPU per overview read, as it was (nine queries, the old `ts` index) and as it is now.
+
+    Two SQLite files with the same population: one with the index 0006_dash replaced restored,
+    read the old way; one as migrated, read the new way. Thread CPU time, so the ratio does not
+    depend on how many other processes share the cores.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        figures = {}
+        for label, old in (
+            ("before (old index, nine queries)", True),
+            ("now (0006_dash, four scans)", False),
+        ):
+            engine = create_db_engine(f"sqlite:///{Path(tmp) / f'{old}.db'}")
+            upgrade(engine)
+            populate(engine, users, events_per_user=events_per_user, end=datetime.now(UTC), seed=7)
+            if old:
+                with engine.begin() as connection:
+                    connection.exec_driver_sql("DROP INDEX ix_events_ts_user")
+                    connection.exec_driver_sql("CREATE INDEX ix_events_ts ON events (ts)")
+            with engine.begin() as connection:
+                connection.exec_driver_sql("ANALYZE")
+            reads = _overview_before if old else _overview_now
+            for days in (30, 90):
+                cpu = []
+                for _ in range(repeat):
+                    started = time.thread_time()
+                    reads(engine, days)
+                    cpu.append((time.thread_time() - started) * 1000)
+                figures[(label, days)] = _p(cpu, 50)
+            engine.dispose()
+    for days in (30, 90):
+        before, now = (figures[(label, days)] for label in sorted({k[0] for k in figures}))
+        print(
+            f"overview reads, {days} days, CPU p50: {now:.1f} ms now vs {before:.1f} ms before 0006_dash "
+            f"({before / now:.2f}x)"
+        )
+
+
 def _p(values: list[float], q: float) -> float:
     return (
         statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
@@ -201,6 +240,8 @@ def main() -> None:
                 f"vs {before:.1f} ms before ({before / now:.2f}x)"
             )
         engine.dispose()
+    if not args.database_url:
+        _cpu_against_the_old_index(args.users, args.events_per_user, args.repeat)
 
 
 if __name__ == "__main__":
