@@ -263,6 +263,8 @@ def test_a_test_goes_to_the_manager_only_and_counts_for_nobody(dash: Dash) -> No
     [test] = list_campaigns(dash.engine, kind="test")
     assert (test.created_by, test.text, test.attributes["parse_mode"]) == (ADMIN, "<i>draft</i>", "HTML")
     assert client.get("/campaigns").text.count(f"/campaigns/{test.id}") == 0
+    status_page = client.get(f"/campaigns/{test.id}")  # the notice links to the test's delivery
+    assert status_page.status_code == 200 and "draft" in status_page.text
     entry = list_actions(dash.engine)[0]
     assert (entry.action, entry.actor_id, entry.target) == ("broadcast.tested", ADMIN, f"test #{test.id}")
     sender = _send_all(dash.engine, dash.clock.now)
