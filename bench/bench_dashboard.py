@@ -6,7 +6,9 @@ It writes a synthetic population (`demo.synthetic.populate`) into a fresh SQLite
 given database), runs analytics once, creates a broadcast, then times every page through the
 ASGI app in-process (no network: what the server spends). The overview is timed twice: with its
 5-minute cache (what managers get, after the one request per 5 minutes that fills it) and with
-the cache off (its peer: the grouped SQL that one request pays).
+the cache off (its peer: the grouped SQL that one request pays). Its reads are also timed
+against their peer in the same run: the seven per-figure queries the overview made before
+issue 15's four scans (`store.overview_queries`), so the ratio holds however loaded the machine is.
 """
 
 from __future__ import annotations
@@ -27,7 +29,17 @@ from dashboard import DashboardConfig, create_app
 from demo.synthetic import populate
 from scheduler import create_broadcast
 from store import create_db_engine, upgrade
+from store.analytics_queries import (
+    active_users_by,
+    activity_heatmap,
+    distinct_users_between,
+    period_counts,
+    retention_cohorts,
+)
+from store.dashboard_queries import reach_counts
+from store.db import read_snapshot
 from store.logins import issue_login_token
+from store.overview_queries import period_messages, rolling_active_users, user_days, user_hours
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -58,6 +70,92 @@ def _time(client: TestClient, path: str, repeat: int) -> list[float]:
         timings.append((time.perf_counter() - started) * 1000)
         assert response.status_code in (200, 303), (path, response.status_code)
     return timings
+
+
+def _overview_before(engine: Engine, days: int) -> None:
+    """The overview's reads before issue 15: one query per figure (the peer)."""
+    until = datetime.now(UTC)
+    since = until - timedelta(days=days)
+    with read_snapshot(engine) as db:
+        period_counts(db, since=since, until=until, top=8)
+        active_users_by(db, period_days=1, since=since, until=until)
+        active_users_by(db, period_days=7, since=since, until=until)
+        retention_cohorts(db, until=until)
+        activity_heatmap(db, since=since, until=until)
+        for d in (1, 7, 30):
+            distinct_users_between(db, since=until - timedelta(days=d), until=until)
+    reach_counts(engine)
+
+
+def _overview_now(engine: Engine, days: int) -> None:
+    """The overview's reads now: four grouped scans (the page adds Python)."""
+    until = datetime.now(UTC)
+    since = until - timedelta(days=days)
+    with read_snapshot(engine) as db:
+        period_messages(db, since=since, until=until, top=8)
+        user_hours(db, since=since, until=until)
+        rolling_active_users(db, until=until, days=(1, 7, 30))
+        user_days(db, until=until)
+    reach_counts(engine)
+
+
+def _time_reads(engine: Engine, repeat: int) -> list[tuple[str, float, float]]:
+    """p50/p95 of both read paths, interleaved so that both see the same load.
+
+    Also their CPU time (this thread's, in the process and SQLite): what a request costs
+    however many other processes share the cores, the figure to compare across machines.
+    """
+    found = []
+    for days in (30, 90):
+        timings: dict[str, list[float]] = {"before": [], "now": [], "before, CPU": [], "now, CPU": []}
+        for _ in range(repeat):
+            for label, reads in (("before", _overview_before), ("now", _overview_now)):
+                started, cpu = time.perf_counter(), time.thread_time()
+                reads(engine, days)
+                timings[label].append((time.perf_counter() - started) * 1000)
+                timings[f"{label}, CPU"].append((time.thread_time() - cpu) * 1000)
+        for label, values in timings.items():
+            found.append((f"overview reads {days} d ({label})", _p(values, 50), _p(values, 95)))
+    return found
+
+
+def _cpu_against_the_old_index(users: int, events_per_user: float, repeat: int) -> None:
+    """CPU per overview read, as it was (nine queries, the old `ts` index) and as it is now.
+
+    Two SQLite files with the same population: one with the index 0006_dash replaced restored,
+    read the old way; one as migrated, read the new way. Thread CPU time, so the ratio does not
+    depend on how many other processes share the cores.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        figures = {}
+        for label, old in (
+            ("before (old index, nine queries)", True),
+            ("now (0006_dash, four scans)", False),
+        ):
+            engine = create_db_engine(f"sqlite:///{Path(tmp) / f'{old}.db'}")
+            upgrade(engine)
+            populate(engine, users, events_per_user=events_per_user, end=datetime.now(UTC), seed=7)
+            if old:
+                with engine.begin() as connection:
+                    connection.exec_driver_sql("DROP INDEX ix_events_ts_user")
+                    connection.exec_driver_sql("CREATE INDEX ix_events_ts ON events (ts)")
+            with engine.begin() as connection:
+                connection.exec_driver_sql("ANALYZE")
+            reads = _overview_before if old else _overview_now
+            for days in (30, 90):
+                cpu = []
+                for _ in range(repeat):
+                    started = time.thread_time()
+                    reads(engine, days)
+                    cpu.append((time.thread_time() - started) * 1000)
+                figures[(label, days)] = _p(cpu, 50)
+            engine.dispose()
+    for days in (30, 90):
+        before, now = (figures[(label, days)] for label in sorted({k[0] for k in figures}))
+        print(
+            f"overview reads, {days} days, CPU p50: {now:.1f} ms now vs {before:.1f} ms before 0006_dash "
+            f"({before / now:.2f}x)"
+        )
 
 
 def _p(values: list[float], q: float) -> float:
@@ -114,16 +212,36 @@ def main() -> None:
                         _p(timings, 95),
                     )
                 )
+        results += _time_reads(engine, args.repeat)
         print(f"\n{'page':45s} {'p50 ms':>8s} {'p95 ms':>8s} {'p95/target':>10s}")
         for page, p50, p95 in results:
             print(f"{page:45s} {p50:8.1f} {p95:8.1f} {p95 / TARGET_P95_MS:10.2f}")
-        worst = max(p95 for page, _, p95 in results if "no cache" not in page)
+        worst = max(p95 for page, _, p95 in results if "no cache" not in page and "reads" not in page)
         print(f"\nworst p95 (as managers get it): {worst:.1f} ms; target {TARGET_P95_MS:.0f} ms")
         cached = {p: p50 for p, p50, _ in results}
         for days in ("/", "/?days=90"):
             cold, warm = cached[f"{days} (no cache)"], cached[f"{days} (cached)"]
             print(f"overview {days}: uncached p50 {cold:.1f} ms vs cached {warm:.1f} ms ({cold / warm:.1f}x)")
+        for days in (30, 90):
+            before, now = (
+                cached[f"overview reads {days} d (before, CPU)"],
+                cached[f"overview reads {days} d (now, CPU)"],
+            )
+            print(
+                f"overview reads, {days} days, CPU: p50 {now:.1f} ms now "
+                f"vs {before:.1f} ms before ({before / now:.2f}x)"
+            )
+            before, now = (
+                cached[f"overview reads {days} d (before)"],
+                cached[f"overview reads {days} d (now)"],
+            )
+            print(
+                f"overview reads, {days} days: p50 {now:.1f} ms now "
+                f"vs {before:.1f} ms before ({before / now:.2f}x)"
+            )
         engine.dispose()
+    if not args.database_url:
+        _cpu_against_the_old_index(args.users, args.events_per_user, args.repeat)
 
 
 if __name__ == "__main__":

@@ -143,6 +143,7 @@ class TelegramSender:
                 chat_id=message.chat_id,
                 text=message.text,
                 reply_markup=markup,
+                parse_mode=message.parse_mode,  # None: plain text (the bot sets no Defaults)
                 disable_notification=message.disable_notification,
                 rate_limit_args=ticket if ticket is not None and not ticket.used else Priority.PUSH,
             )
@@ -163,8 +164,8 @@ class TelegramSender:
         return SendResult(SendStatus.SENT, telegram_message_id=sent.message_id)
 
     def _markup(self, message: OutgoingMessage) -> InlineKeyboardMarkup | None:
-        """One button per row: URL buttons open the link; push buttons carry signed callback data."""
-        if not message.buttons:
+        """Variant buttons one per row (links open, push buttons carry signed data), then link rows."""
+        if not message.buttons and not message.url_buttons:
             return None
         rows = []
         for b in message.buttons:
@@ -175,6 +176,8 @@ class TelegramSender:
             if b.push_click is not None:  # bound to the recipient: a forwarded copy cannot be pressed
                 data = self._codec.encode("push", b.push_click, user_id=max(0, message.chat_id))
             rows.append([InlineKeyboardButton(b.text, callback_data=data)])
+        # The composer's link rows (several buttons a row) come after any variant buttons.
+        rows += [[InlineKeyboardButton(b.text, url=b.url) for b in row] for row in message.url_buttons]
         return InlineKeyboardMarkup(rows)
 
     def _transport_failure(self, message: OutgoingMessage, exc: BaseException) -> SendResult:

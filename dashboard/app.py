@@ -17,6 +17,7 @@ from dashboard import auth
 from dashboard.cache import TTLCache
 from dashboard.config import DashboardConfig
 from dashboard.errors import AccessDenied, LoginLinkRejected
+from dashboard.predictions import NextEventPredictor
 from dashboard.templating import render
 from dashboard.views import (
     audit,
@@ -62,6 +63,8 @@ def create_app(config: DashboardConfig, *, now: Callable[[], datetime] = _utcnow
     app.state.cache = TTLCache(config.cache_ttl_s)
     # Per-run figures (a run's events end at its as_of): kept until a restart or a forgotten user.
     app.state.run_cache = TTLCache(RUN_CACHE_S)
+    # The follow-up model, loaded once per active model run (the LSTM in a background thread).
+    app.state.predictor = NextEventPredictor()
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(auth.router)
     for module in (overview, campaigns, broadcast, segments, insights, questions, followups, users, audit):

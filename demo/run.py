@@ -427,7 +427,8 @@ async def _pushes(
         await _drain(run.api, application)
 
     with _timed(run.timings, "pushes"):
-        await activate_model(run.engine, lstm_dir, models["lstm"])
+        baselines = {name: m for name, m in models.items() if name != "lstm"}
+        await activate_model(run.engine, lstm_dir, {**models["lstm"], "baselines": baselines})
         sent = await broadcast(
             driver,
             run.engine,

@@ -34,7 +34,7 @@ from scheduler.policy import InactivityRule, QuietHours, in_holdout
 from scheduler.reengagement import ReengagementConfig, ReengagementPlan, plan_reengagement
 from scheduler.reports import CampaignReport, Uplift, campaign_report, recent_reports, reengagement_uplift
 from scheduler.retrain import RetrainResult, retrain_followup_model
-from scheduler.sender import Button, OutgoingMessage, Sender, SendResult, SendStatus
+from scheduler.sender import Button, OutgoingMessage, Sender, SendResult, SendStatus, UrlButton
 from scheduler.service import LEASE_NAME, SchedulerService
 
 __all__ = [
@@ -71,6 +71,7 @@ __all__ = [
     "SystemClock",
     "UnknownJobError",
     "Uplift",
+    "UrlButton",
     "VariantDraft",
     "campaign_report",
     "cancel_campaign",

@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 
 from scheduler.clock import Clock, SystemClock
 from scheduler.errors import LeaseLostError
+from scheduler.markup import message_format
 from scheduler.policy import QuietHours
 from scheduler.sender import Button, OutgoingMessage, Sender, SendResult, SendStatus
 from store import Settings
@@ -51,14 +52,22 @@ database time of each send); also the most rows a crash can leave ambiguous."""
 
 
 def outgoing_message(task: DeliveryTask) -> OutgoingMessage:
-    """The message of a claimed row, with its variant's buttons (callback buttons report their press)."""
+    """The message of a claimed row: its variant's buttons (callback buttons report their press), and
+    the campaign's format (parse mode, URL button rows)."""
     buttons = tuple(
         Button(b.text, url=b.url)
         if b.url is not None
         else Button(b.text, push_click=f"{task.id}.{task.experiment_id or 0}.{task.variant or ''}.{index}")
         for index, b in enumerate(task.buttons)
     )
-    return OutgoingMessage(chat_id=task.chat_id, text=task.text, buttons=buttons)
+    fmt = message_format(task.campaign_attributes)
+    return OutgoingMessage(
+        chat_id=task.chat_id,
+        text=task.text,
+        buttons=buttons,
+        parse_mode=fmt.parse_mode,
+        url_buttons=fmt.buttons,
+    )
 
 
 @dataclass(frozen=True)

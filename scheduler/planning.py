@@ -23,6 +23,7 @@ from scheduler.best_time import (
     send_time_arm,
 )
 from scheduler.errors import BroadcastError
+from scheduler.markup import HTML, MessageFormat, check_buttons, check_html, format_attributes
 from store.campaign_reports import Recipient, reachable_recipients
 from store.campaigns import NewDelivery, create_campaign
 from store.db import read_snapshot
@@ -108,6 +109,17 @@ def best_time_rows(
     return rows
 
 
+def check_body(text: str, fmt: MessageFormat) -> str:
+    """The text as it will be sent: stripped, and for HTML parsed as Telegram's HTML subset.
+
+    Raises:
+        BroadcastError: empty, over-long, or markup Telegram would refuse.
+    """
+    if fmt.parse_mode == HTML:
+        return check_html(text.strip()).text
+    return check_text(text)
+
+
 def create_broadcast(
     engine: Engine,
     *,
@@ -118,11 +130,14 @@ def create_broadcast(
     created_by: int | None = None,
     send_at: str | None = None,
     send_time: SendTimeConfig | None = None,
+    fmt: MessageFormat | None = None,
 ) -> int:
     """Create a broadcast campaign and one pending delivery per reachable member; its id.
 
     Broadcasts are a manager's explicit message: no holdout, cap or quiet hours apply, but
     opted-out and blocked users are never targeted (and are re-checked right before sending).
+    `fmt` (HTML, URL buttons) is checked and kept in the campaign's attributes, which the
+    delivery engine reads for every message it sends.
 
     Args:
         send_at: None: every row due at `at`. `best_time`: each at the user's best hour within
@@ -131,20 +146,22 @@ def create_broadcast(
         send_time: Quiet hours and window of best-time sends (default: `SendTimeConfig()`).
 
     Raises:
-        BroadcastError: bad segment, empty or over-long text, a naive time, or an unknown `send_at`.
+        BroadcastError: bad segment, empty or over-long text, bad markup or buttons, a naive time, or
+            an unknown `send_at`.
     """
     if at.tzinfo is None:
         raise BroadcastError(f"the send time {at!r} has no time zone")
     if send_at is not None and send_at not in SEND_AT_MODES:
         raise BroadcastError(f"send_at must be one of {', '.join(SEND_AT_MODES)}, got {send_at!r}")
-    body = check_text(text)
+    checked = _checked_format(fmt)
+    body = check_body(text, checked)
     recipients = segment_recipients(engine, segment, now=now)
-    attributes: dict[str, str] = {}
+    attributes = format_attributes(checked)
     if send_at is None:
         rows = [NewDelivery(user_id=r.user_id, chat_id=r.user_id, text=body, due_at=at) for r in recipients]
     else:
         key = f"{segment}@{at.isoformat()}#{now.isoformat()}"
-        attributes = {"send_at": send_at, "send_time_key": key}
+        attributes |= {"send_at": send_at, "send_time_key": key}
         rows = best_time_rows(
             engine, recipients, body, at=at, mode=send_at, key=key, config=send_time or SendTimeConfig()
         )
@@ -162,3 +179,42 @@ def create_broadcast(
     )
     logger.info("broadcast %d to %r: %d recipients at %s", campaign_id, segment, len(rows), at.isoformat())
     return campaign_id
+
+
+def create_test_send(
+    engine: Engine, *, chat_id: int, text: str, now: datetime, fmt: MessageFormat | None = None
+) -> int:
+    """Queue a composed message once to a manager's own chat, now; the test campaign's id.
+
+    It takes the broadcasts' path (a campaign row and one delivery that the running scheduler
+    sends through its `Sender`, formatted the same way), but as a `test` campaign: not listed
+    among the campaigns, and its send is not logged as a push the user received.
+
+    Raises:
+        BroadcastError: the same checks as `create_broadcast`, or a chat id that cannot be a
+            private chat (a terminal login has no Telegram chat).
+    """
+    if chat_id <= 0:
+        raise BroadcastError(f"manager {chat_id} has no private chat with the bot to send a test to")
+    checked = _checked_format(fmt)
+    body = check_body(text, checked)
+    return create_campaign(
+        engine,
+        kind=CampaignKind.TEST,
+        name=f"test to {chat_id}",
+        segment=f"test:{chat_id}",
+        text=body,
+        scheduled_at=now,
+        now=now,
+        created_by=chat_id,
+        attributes=format_attributes(checked),
+        deliveries=[NewDelivery(user_id=chat_id, chat_id=chat_id, text=body, due_at=now)],
+    )
+
+
+def _checked_format(fmt: MessageFormat | None) -> MessageFormat:
+    if fmt is None:
+        return MessageFormat()
+    if fmt.parse_mode not in (None, HTML):
+        raise BroadcastError(f"parse mode {fmt.parse_mode!r}: only HTML or plain text")
+    return MessageFormat(parse_mode=fmt.parse_mode, buttons=check_buttons(fmt.buttons))

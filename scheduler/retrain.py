@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from analytics import AnalyticsConfig, run_analytics
 from analytics.metrics import RankingReport, TimeSplit, evaluate_next_event, time_split
-from analytics.sequence import NextEventModel, SequenceModel, event_token
+from analytics.sequence import MarkovModel, NextEventModel, PopularityModel, SequenceModel, event_token
 from scheduler.reengagement import FOLLOWUP_MODEL_KIND, load_active_model
 from store.events import iter_user_sequences
 from store.model_runs import record_model_run
@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 PRIMARY_METRIC = "ndcg@10"
 MIN_TEST_PAIRS = 20
+BASELINES_DIR = "baselines"  # <artefact>/baselines/<name>: the dashboard's stand-in for the LSTM
 
 
 class TrainableModel(SequenceModel, Protocol):
@@ -124,6 +125,11 @@ def retrain_followup_model(
     if training.get("stopped_by_budget"):
         logger.warning("follow-up candidate stopped by its training time budget; best weights kept")
     scores = evaluate_model(candidate, split)
+    baselines = {
+        name: model.fit(split.train)
+        for name, model in (("markov", MarkovModel()), ("popularity", PopularityModel()))
+    }
+    baseline_scores = {name: evaluate_model(model, split) for name, model in baselines.items()}
     active_model = load_active_model(engine)
     active = None if active_model is None else evaluate_model(active_model, split)
     if active is None:
@@ -145,11 +151,21 @@ def retrain_followup_model(
         )
     directory = model_dir / f"{now:%Y%m%dT%H%M%S}"
     candidate.save(directory)
+    for name, model in baselines.items():
+        # Cheap to keep, and they load without TensorFlow: what the dashboard shows while an LSTM loads.
+        model.save(directory / BASELINES_DIR / name)
     run_id = record_model_run(
         engine,
         kind=FOLLOWUP_MODEL_KIND,
         artefact_path=str(directory),
-        metrics={"candidate": scores, "active": active, "holdout_days": holdout_days, "training": training},
+        metrics={
+            "candidate": scores,
+            "active": active,
+            # The same held-out events, ranked by the baselines the LSTM has to beat.
+            "baselines": baseline_scores,
+            "holdout_days": holdout_days,
+            "training": training,
+        },
         params={"model": type(candidate).__name__},
         activate=activate,
         decision=decision,

@@ -45,13 +45,27 @@ class Button:
 
 
 @dataclass(frozen=True)
+class UrlButton:
+    """An inline keyboard button that opens a link (https, http or tg://)."""
+
+    text: str
+    url: str
+
+
+@dataclass(frozen=True)
 class OutgoingMessage:
-    """One message to one chat."""
+    """One message to one chat.
+
+    `buttons` are one callback button per row; `url_buttons` are rows of link buttons, shown
+    below them. `parse_mode` is Telegram's (`"HTML"`), None for plain text.
+    """
 
     chat_id: int
     text: str
     buttons: tuple[Button, ...] = ()
     disable_notification: bool = False
+    parse_mode: str | None = None
+    url_buttons: tuple[tuple[UrlButton, ...], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from store.models import Delivery, Event, SegmentMembership, User
-from store.vocabulary import MESSAGE_KINDS, DeliveryStatus, EventKind
+from store.models import Campaign, Delivery, Event, SegmentMembership, User
+from store.vocabulary import MESSAGE_KINDS, CampaignKind, DeliveryStatus, EventKind
 
 logger = logging.getLogger(__name__)
 
@@ -203,9 +203,16 @@ def sent_deliveries(
 ) -> dict[int, int]:
     """Pushes actually sent per user: the push-rate denominator when no push events were logged."""
     d = Delivery.__table__
+    c = Campaign.__table__
     query = (
         select(d.c.user_id, func.count())
-        .where(d.c.status == DeliveryStatus.SENT, d.c.sent_at < as_of, _community(d.c.user_id, exclude_users))
+        .join(c, c.c.id == d.c.campaign_id)
+        .where(
+            d.c.status == DeliveryStatus.SENT,
+            d.c.sent_at < as_of,
+            c.c.kind != CampaignKind.TEST,  # a manager's test to themselves is no push
+            _community(d.c.user_id, exclude_users),
+        )
         .group_by(d.c.user_id)
     )
     return {int(user): int(n) for user, n in session.execute(query)}

@@ -17,6 +17,8 @@ class AuditAction(StrEnum):
 
     LOGIN = "login"
     BROADCAST_CREATED = "broadcast.created"
+    BROADCAST_TESTED = "broadcast.tested"
+    """A composed broadcast sent once to the manager's own chat."""
     CAMPAIGN_PAUSED = "campaign.paused"
     CAMPAIGN_RESUMED = "campaign.resumed"
     CAMPAIGN_CANCELLED = "campaign.cancelled"

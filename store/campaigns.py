@@ -16,7 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from store.db import unit_of_work
 from store.models import Campaign, Delivery, Experiment
-from store.vocabulary import CampaignStatus, DeliveryStatus, ExperimentStatus
+from store.vocabulary import CampaignKind, CampaignStatus, DeliveryStatus, ExperimentStatus
 
 # Short names kept for the modules that import them; the values are the vocabulary's enums.
 PENDING, SENDING, SENT = DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.SENT
@@ -171,11 +171,13 @@ def get_campaign(engine: Engine, campaign_id: int) -> CampaignInfo | None:
 
 
 def list_campaigns(engine: Engine, *, limit: int = 20, kind: str | None = None) -> list[CampaignInfo]:
-    """The latest campaigns, newest first."""
+    """The latest campaigns, newest first; a manager's test sends only when `kind` asks for them."""
     with unit_of_work(engine) as session:
         query = select(Campaign).order_by(Campaign.created_at.desc(), Campaign.id.desc()).limit(limit)
         if kind is not None:
             query = query.where(Campaign.kind == kind)
+        else:
+            query = query.where(Campaign.kind != CampaignKind.TEST)
         return [_info(c) for c in session.scalars(query)]
 
 

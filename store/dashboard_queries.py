@@ -24,6 +24,7 @@ from store.models import (
     SegmentMembership,
     User,
 )
+from store.vocabulary import CampaignKind
 
 MAX_PAGE = 200
 
@@ -129,9 +130,10 @@ def delivery_status_counts(engine: Engine, campaign_ids: Collection[int]) -> dic
 
 
 def count_campaigns(engine: Engine) -> int:
-    """How many campaigns exist."""
+    """How many campaigns exist (a manager's test sends are not campaigns to users)."""
+    query = select(func.count()).select_from(Campaign).where(Campaign.kind != CampaignKind.TEST)
     with engine.connect() as connection:
-        return int(connection.execute(select(func.count()).select_from(Campaign)).scalar() or 0)
+        return int(connection.execute(query).scalar() or 0)
 
 
 def _member(row: Any) -> MemberRow:

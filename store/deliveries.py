@@ -10,8 +10,9 @@ right before the message goes out.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, and_, insert, select, update
 
@@ -19,7 +20,7 @@ from store.campaigns import AMBIGUOUS, BLOCKED, FAILED, PENDING, RUNNING, SENDIN
 from store.db import unit_of_work
 from store.experiments import VariantButton, parse_buttons
 from store.models import Campaign, Delivery, Event, Experiment, ExperimentVariant, Lease, User
-from store.vocabulary import EventKind, SendVerdict
+from store.vocabulary import CampaignKind, EventKind, SendVerdict
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ class DeliveryTask:
     variant: str | None = None
     buttons: tuple[VariantButton, ...] = ()
     """The variant's buttons (an experiment's message arm); the engine puts them on the message."""
+    campaign_attributes: dict[str, Any] = field(default_factory=dict)
+    """The campaign's attributes: how its messages are formatted (parse mode, URL buttons)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,14 @@ def claim_batch(engine: Engine, *, owner: str, now: datetime, limit: int) -> lis
             return []
         session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(claimed_by=owner))
         rows = session.execute(
-            select(Delivery, Campaign.kind, User.time_zone, Experiment.id, ExperimentVariant.buttons)
+            select(
+                Delivery,
+                Campaign.kind,
+                User.time_zone,
+                Experiment.id,
+                ExperimentVariant.buttons,
+                Campaign.attributes,
+            )
             .join(Campaign, Campaign.id == Delivery.campaign_id)
             .outerjoin(User, User.id == Delivery.user_id)
             .outerjoin(Experiment, Experiment.campaign_id == Delivery.campaign_id)
@@ -102,8 +112,9 @@ def claim_batch(engine: Engine, *, owner: str, now: datetime, limit: int) -> lis
                 experiment_id=experiment_id,
                 variant=d.variant,
                 buttons=parse_buttons(buttons),
+                campaign_attributes=dict(attributes or {}),
             )
-            for d, kind, tz, experiment_id, buttons in rows
+            for d, kind, tz, experiment_id, buttons, attributes in rows
         ]
 
 
@@ -168,6 +179,9 @@ def mark_sent(engine: Engine, delivery_id: int, *, telegram_message_id: int | No
             return
         delivery.status, delivery.reason, delivery.error = SENT, None, None
         delivery.sent_at, delivery.telegram_message_id = now, telegram_message_id
+        kind = session.scalar(select(Campaign.kind).where(Campaign.id == delivery.campaign_id))
+        if kind == CampaignKind.TEST:
+            return  # a manager's test message is not a push the user received
         session.execute(
             insert(Event).values(
                 user_id=delivery.user_id,

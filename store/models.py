@@ -92,7 +92,7 @@ class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
         Index("ix_events_user_ts", "user_id", "ts"),
-        Index("ix_events_ts", "ts"),
+        Index("ix_events_ts_user", "ts", "user_id"),  # covers the dashboard overview's window scans
         Index("ix_events_kind_ts", "kind", "ts"),
     )
 

@@ -65,6 +65,9 @@ class CampaignKind(StrEnum):
     """A manager's message to a segment."""
     REENGAGEMENT = "reengagement"
     """The scheduler's automated follow-ups to users who went quiet."""
+    TEST = "test"
+    """A composed broadcast sent once to the manager's own chat ("send a test to me"): sent by
+    the same scheduler, never listed or counted among the campaigns to users."""
 
 
 class CampaignStatus(StrEnum):

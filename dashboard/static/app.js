@@ -121,16 +121,50 @@
         count.textContent = body.error ? body.error : String(body.count);
       }).catch(function () { count.textContent = "?"; });
     }
-    function refreshPreview() {
-      document.getElementById("preview").textContent = text.value;
-      document.getElementById("chars").textContent = String(text.value.trim().length);
+    var buttons = form.elements.buttons, csrf = form.elements.csrf.value;
+    var preview = document.getElementById("preview"), previewButtons = document.getElementById("preview-buttons");
+    var previewError = document.getElementById("preview-error"), chars = document.getElementById("chars");
+    var previewTimer = null, previewSeq = 0;
+    function fmt() { return form.querySelector("input[name=fmt]:checked").value; }
+    function showButtons(rows) {
+      previewButtons.replaceChildren();
+      (rows || []).forEach(function (row) {
+        var line = document.createElement("div"); line.className = "tg-row";
+        row.forEach(function (b) {
+          var a = document.createElement("span"); a.className = "tg-button";
+          a.textContent = b.text; a.title = b.url; line.appendChild(a);
+        });
+        previewButtons.appendChild(line);
+      });
     }
+    function refreshPreview() {
+      document.getElementById("format-hint-plain").hidden = fmt() !== "plain";
+      document.getElementById("format-hint-html").hidden = fmt() !== "html";
+      var body = new FormData();
+      body.append("text", text.value); body.append("fmt", fmt()); body.append("buttons", buttons.value);
+      var seq = ++previewSeq;
+      fetch("/broadcast/preview", { method: "POST", body: body, credentials: "same-origin",
+                                    headers: { "X-CSRF-Token": csrf } })
+        .then(function (r) { return r.json(); }).then(function (answer) {
+          if (seq !== previewSeq) return;  // a later keystroke's answer wins
+          previewError.hidden = !answer.error;
+          previewError.textContent = answer.error || "";
+          if (answer.error) return;
+          // The server rebuilt this HTML from Telegram's tag whitelist, every text escaped.
+          preview.innerHTML = answer.html;
+          showButtons(answer.buttons);
+          chars.textContent = String(answer.chars);
+        }).catch(function () { previewError.hidden = false; previewError.textContent = "?"; });
+    }
+    function schedulePreview() { clearTimeout(previewTimer); previewTimer = setTimeout(refreshPreview, 250); }
     function refreshWhen() {
       at.disabled = form.querySelector("input[name=when]:checked").value !== "at";
     }
     segment.addEventListener("change", refreshCount);
     days.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(refreshCount, 300); });
-    text.addEventListener("input", refreshPreview);
+    text.addEventListener("input", schedulePreview);
+    buttons.addEventListener("input", schedulePreview);
+    form.querySelectorAll("input[name=fmt]").forEach(function (r) { r.addEventListener("change", refreshPreview); });
     form.querySelectorAll("input[name=when]").forEach(function (r) { r.addEventListener("change", refreshWhen); });
     refreshCount(); refreshPreview(); refreshWhen();
   }

@@ -1,11 +1,15 @@
-"""The broadcast composer: segment, text and time; a confirmation showing who and when; then the campaign.
+"""The broadcast composer: segment, text (plain or Telegram HTML), URL buttons and time; a preview;
+a test to the manager's own chat; a confirmation showing who and when; then the campaign.
 
 The campaign is created exactly as `rapport broadcast` creates it (`scheduler.create_broadcast`):
-rows in the database that the running scheduler sends.
+rows in the database that the running scheduler sends. The test goes the same way
+(`scheduler.planning.create_test_send`: one delivery to the manager's chat, in a `test` campaign
+that is not counted among the campaigns to users).
 """
 
 from __future__ import annotations
 
+import html
 import math
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +23,8 @@ from dashboard.auth import config_of, manager, manager_with_csrf
 from dashboard.sessions import Session
 from dashboard.templating import render
 from scheduler import BroadcastError, create_broadcast, segment_recipients
-from scheduler.planning import check_text
+from scheduler.markup import HTML, MessageFormat, check_html, parse_buttons
+from scheduler.planning import check_body, create_test_send
 from store.audit import AuditAction, record_action
 from store.dashboard_queries import users_by_ids
 
@@ -53,12 +58,48 @@ def parse_when(when: str, at: str, zone: ZoneInfo, now: datetime) -> datetime:
     return moment
 
 
-def _form(segment: str, days: int | None, text: str, when: str, at: str) -> dict[str, Any]:
-    return {"segment": segment, "days": days, "text": text, "when": when, "at": at}
+FORM_FIELDS = ("segment", "days", "text", "fmt", "buttons", "when", "at")
+
+
+def _form(
+    segment: str, days: int | None, text: str, when: str, at: str, fmt: str = "plain", buttons: str = ""
+) -> dict[str, Any]:
+    return {
+        "segment": segment,
+        "days": days,
+        "text": text,
+        "fmt": fmt,
+        "buttons": buttons,
+        "when": when,
+        "at": at,
+    }
+
+
+def message_format(fmt: str, buttons: str) -> MessageFormat:
+    """The composer's format choice (`plain` or `html`) and button lines, checked.
+
+    Raises:
+        BroadcastError: an unknown format, or a button line Telegram would refuse.
+    """
+    if fmt not in ("plain", "html"):
+        raise BroadcastError(f"format {fmt!r}: choose plain text or HTML")
+    return MessageFormat(parse_mode=HTML if fmt == "html" else None, buttons=parse_buttons(buttons))
+
+
+def preview_html(text: str, fmt: MessageFormat) -> str:
+    """The message as the preview shows it: whitelisted HTML rebuilt by the parser, or escaped text."""
+    if fmt.parse_mode == HTML:
+        return check_html(text.strip()).safe_html
+    return html.escape(check_body(text, fmt))
 
 
 def _compose(
-    request: Request, session: Session, form: dict[str, Any], error: str | None, status: int = 200
+    request: Request,
+    session: Session,
+    form: dict[str, Any],
+    error: str | None,
+    status: int = 200,
+    notice: dict[str, Any] | None = None,
 ) -> Response:
     segments = current_segments(config_of(request).engine)
     return render(
@@ -68,6 +109,7 @@ def _compose(
         segments=segments,
         form=form,
         error=error,
+        notice=notice,
         status_code=status,
     )
 
@@ -97,6 +139,8 @@ def review(
     segment: str = Form(...),
     days: int | None = Form(None),
     text: str = Form(""),
+    fmt: str = Form("plain"),
+    buttons: str = Form(""),
     when: str = Form("now"),
     at: str = Form(""),
     session: Session = Depends(manager_with_csrf),
@@ -104,9 +148,10 @@ def review(
     """The confirmation step: exactly who (count and first recipients), when, and how long it takes."""
     config = config_of(request)
     now = request.app.state.now()
-    form = _form(segment, days, text, when, at)
+    form = _form(segment, days, text, when, at, fmt, buttons)
     try:
-        body = check_text(text)
+        checked = message_format(fmt, buttons)
+        body = preview_html(text, checked)
         moment = parse_when(when, at, config.zone, now)
         name = segment_name(segment, days)
         found = segment_recipients(config.engine, name, now=now)
@@ -121,6 +166,8 @@ def review(
         session=session,
         form=form,
         body=body,
+        url_buttons=checked.buttons,
+        fields=FORM_FIELDS,
         name=name,
         count=len(found),
         sample=[sample.get(i) for i in sample_ids],
@@ -138,6 +185,8 @@ def confirm(
     segment: str = Form(...),
     days: int | None = Form(None),
     text: str = Form(""),
+    fmt: str = Form("plain"),
+    buttons: str = Form(""),
     when: str = Form("now"),
     at: str = Form(""),
     session: Session = Depends(manager_with_csrf),
@@ -145,12 +194,19 @@ def confirm(
     """Create the broadcast (recipients resolved again now) and show its campaign page."""
     config = config_of(request)
     now = request.app.state.now()
-    form = _form(segment, days, text, when, at)
+    form = _form(segment, days, text, when, at, fmt, buttons)
     try:
+        checked = message_format(fmt, buttons)
         moment = parse_when(when, at, config.zone, now)
         name = segment_name(segment, days)
         campaign_id = create_broadcast(
-            config.engine, segment=name, text=text, at=moment, now=now, created_by=session.user_id
+            config.engine,
+            segment=name,
+            text=text,
+            at=moment,
+            now=now,
+            created_by=session.user_id,
+            fmt=checked,
         )
     except BroadcastError as exc:
         return _compose(request, session, form, str(exc), status=400)
@@ -160,7 +216,67 @@ def confirm(
         action=AuditAction.BROADCAST_CREATED,
         target=f"campaign #{campaign_id}",
         now=now,
-        details={"segment": name, "at": moment.isoformat(), "chars": len(text.strip())},
+        details={
+            "segment": name,
+            "at": moment.isoformat(),
+            "chars": len(text.strip()),
+            "format": fmt,
+            "buttons": sum(len(row) for row in checked.buttons),
+        },
     )
     request.app.state.cache.clear()
     return RedirectResponse(f"/campaigns/{campaign_id}", status_code=303)
+
+
+@router.post("/broadcast/preview")
+def preview(
+    request: Request,
+    text: str = Form(""),
+    fmt: str = Form("plain"),
+    buttons: str = Form(""),
+    session: Session = Depends(manager_with_csrf),
+) -> Response:
+    """The message as Telegram will show it (safe HTML and button rows), or why Telegram would refuse it."""
+    try:
+        checked = message_format(fmt, buttons)
+        rows = [[{"text": b.text, "url": b.url} for b in row] for row in checked.buttons]
+        if not text.strip():
+            return JSONResponse({"html": "", "buttons": rows, "chars": 0})
+        body = preview_html(text, checked)
+    except BroadcastError as exc:
+        # An answer about the draft, not a failed request (200: no console error while typing).
+        return JSONResponse({"error": str(exc)})
+    visible = check_html(text.strip()).visible if checked.parse_mode == HTML else text.strip()
+    return JSONResponse({"html": body, "buttons": rows, "chars": len(visible)})
+
+
+@router.post("/broadcast/test", response_class=HTMLResponse)
+def send_test(
+    request: Request,
+    segment: str = Form("all"),
+    days: int | None = Form(None),
+    text: str = Form(""),
+    fmt: str = Form("plain"),
+    buttons: str = Form(""),
+    when: str = Form("now"),
+    at: str = Form(""),
+    session: Session = Depends(manager_with_csrf),
+) -> Response:
+    """Queue the composed message once to the manager's own chat; the composer comes back as it was."""
+    config = config_of(request)
+    now = request.app.state.now()
+    form = _form(segment, days, text, when, at, fmt, buttons)
+    try:
+        checked = message_format(fmt, buttons)
+        test_id = create_test_send(config.engine, chat_id=session.user_id, text=text, now=now, fmt=checked)
+    except BroadcastError as exc:
+        return _compose(request, session, form, str(exc), status=400)
+    record_action(
+        config.engine,
+        actor_id=session.user_id,
+        action=AuditAction.BROADCAST_TESTED,
+        target=f"test #{test_id}",
+        now=now,
+        details={"chat_id": session.user_id, "format": fmt, "chars": len(text.strip())},
+    )
+    return _compose(request, session, form, None, notice={"id": test_id, "chat": session.user_id})

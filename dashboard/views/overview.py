@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -12,21 +14,16 @@ from fastapi.responses import HTMLResponse, Response
 from dashboard.auth import config_of, manager
 from dashboard.sessions import Session
 from dashboard.templating import render
-from store.analytics_queries import (
-    active_users_by,
-    activity_heatmap,
-    distinct_users_between,
-    period_counts,
-    retention_cohorts,
-)
 from store.dashboard_queries import ReachCounts, reach_counts
 from store.db import read_snapshot
+from store.overview_queries import period_messages, rolling_active_users, user_days, user_hours
 
 router = APIRouter()
 
 RANGES = (7, 30, 90)
 MIN_COHORT = 20  # cohorts smaller than this are shown greyed: one user moves the rate by 5 points
 MAX_COHORTS = 10
+TOP_INTENTS = 8
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 WEEKDAYS = tuple(f"weekday.{n}" for n in range(7))  # Monday first; words in dashboard.i18n
 
@@ -98,36 +95,53 @@ def _colour_cap(grid: list[list[int]]) -> int:
     return cells[min(len(cells) - 1, int(0.95 * len(cells)))]
 
 
-def _heatmap(rows: list[tuple[int, int, int]], offset_hours: int) -> list[list[int]]:
-    """Events per local (weekday Mon..Sun, hour), shifted from UTC by the zone's current offset."""
+def _active_by(hours: list[tuple[int, datetime, int]], period_days: int) -> list[tuple[int, int]]:
+    """Distinct active users per bucket of `period_days` days: `(first day number, users)`."""
+    users: defaultdict[int, set[int]] = defaultdict(set)
+    for user_id, start, _ in hours:
+        users[(start - EPOCH).days // period_days].add(user_id)
+    return [(bucket * period_days, len(users[bucket])) for bucket in sorted(users)]
+
+
+def _heatmap(hours: list[tuple[int, datetime, int]], zone: ZoneInfo) -> list[list[int]]:
+    """Events per local (weekday Mon..Sun, hour): each UTC hour placed by the zone's offset on that day."""
     grid = [[0] * 24 for _ in range(7)]
-    for weekday_sun0, hour, n in rows:
-        total = (weekday_sun0 * 24 + hour + offset_hours) % (7 * 24)
-        local_day, local_hour = divmod(total, 24)
-        grid[(local_day - 1) % 7][local_hour] += n  # Sunday-first to Monday-first
+    by_hour: Counter[datetime] = Counter()
+    for _, start, n in hours:
+        by_hour[start] += n
+    for start, n in by_hour.items():
+        local = start.astimezone(zone)
+        grid[local.weekday()][local.hour] += n
     return grid
 
 
+def _cohort_rows(days: list[tuple[int, date]]) -> list[tuple[int, int, int]]:
+    """Users per (first-activity week, weeks since): the weekly retention triangle."""
+    epoch = EPOCH.date()
+    weeks: defaultdict[int, set[int]] = defaultdict(set)
+    for user_id, day in days:
+        weeks[user_id].add((day - epoch).days // 7)
+    pairs: Counter[tuple[int, int]] = Counter()
+    for active in weeks.values():
+        first = min(active)
+        pairs.update((first, week - first) for week in active)
+    return [(cohort, offset, n) for (cohort, offset), n in sorted(pairs.items())]
+
+
 def compute_overview(request: Request, days: int) -> Overview:
-    """The overview figures for the last `days` days, from grouped, indexed SQL."""
+    """The overview figures for the last `days` days: four grouped scans, the calendar in Python."""
     config = config_of(request)
     engine = config.engine
     until = request.app.state.now()
     since = until - timedelta(days=days)
-
-    offset = until.astimezone(config.zone).utcoffset() or timedelta(0)
     last_week = int((until - EPOCH).days // 7)
     with read_snapshot(engine) as db:  # one snapshot: DAU <= WAU <= MAU even under writes
-        counts = period_counts(db, since=since, until=until, top=8)
-        daily = active_users_by(db, period_days=1, since=since, until=until).rows
-        weekly = active_users_by(db, period_days=7, since=since, until=until).rows
-        cohort_rows = retention_cohorts(db, until=until).rows
-        heat_rows = activity_heatmap(db, since=since, until=until).rows
-        dau, wau, mau = (
-            distinct_users_between(db, since=until - timedelta(days=d), until=until) for d in (1, 7, 30)
-        )
+        counts = period_messages(db, since=since, until=until, top=TOP_INTENTS)
+        hours = user_hours(db, since=since, until=until)
+        dau, wau, mau = rolling_active_users(db, until=until, days=(1, 7, 30))
+        cohort_rows = _cohort_rows(user_days(db, until=until))
     cohorts, weeks = _cohorts(cohort_rows, last_week=last_week)
-    grid = _heatmap(heat_rows, int(offset.total_seconds() // 3600))
+    grid = _heatmap(hours, config.zone)
     return Overview(
         computed_at=until,
         since=since,
@@ -139,8 +153,8 @@ def compute_overview(request: Request, days: int) -> Overview:
         messages=counts.messages,
         unanswered=counts.unanswered,
         top_intents=list(counts.top_intents),
-        daily=_buckets(daily, 1, since, until),
-        weekly=_buckets(weekly, 7, since, until),
+        daily=_buckets(_active_by(hours, 1), 1, since, until),
+        weekly=_buckets(_active_by(hours, 7), 7, since, until),
         cohorts=cohorts,
         cohort_weeks=weeks,
         heatmap=grid,

@@ -7,7 +7,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
 from analytics import user_segment
+from analytics.sequence import event_token
 from dashboard.auth import config_of, manager, manager_with_csrf
+from dashboard.predictions import NextEventPredictor
 from dashboard.sessions import Session
 from dashboard.templating import render
 from store import forget_user, get_user
@@ -37,12 +39,14 @@ def users_page(
 
 @router.get("/users/{user_id}", response_class=HTMLResponse)
 def user_page(request: Request, user_id: int, session: Session = Depends(manager)) -> Response:
-    """One user: state, segment and its history, timeline, pushes and why each was chosen."""
+    """One user: state, segment and its history, predicted next events, timeline, pushes and their reasons."""
     engine = config_of(request).engine
     user = get_user(engine, user_id)
     timeline = user_timeline(engine, user_id, limit=TIMELINE)
     if user is None and not timeline:
         raise HTTPException(404)
+    history = [event_token(e.kind, e.intent) for e in reversed(timeline)]
+    predictor: NextEventPredictor = request.app.state.predictor
     return render(
         request,
         "user.html",
@@ -53,6 +57,7 @@ def user_page(request: Request, user_id: int, session: Session = Depends(manager
         history=user_segment_history(engine, user_id),
         timeline=timeline,
         deliveries=user_deliveries(engine, user_id),
+        prediction=predictor.predict(engine, user_id, history),
         limit=TIMELINE,
     )
 

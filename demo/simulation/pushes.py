@@ -140,8 +140,11 @@ def push_targets(broadcast_text: str) -> Callable[[str], tuple[str, ...]]:
     return targets_of
 
 
-async def activate_model(engine: Engine, model_dir: Path, model_metrics: dict[str, float]) -> None:
-    """Make the model in `model_dir` the active follow-up model, as nightly retraining would."""
+async def activate_model(engine: Engine, model_dir: Path, model_metrics: dict[str, Any]) -> None:
+    """Make the model in `model_dir` the active follow-up model, as nightly retraining would.
+
+    `model_metrics` are its held-out figures, with its baselines' under `baselines`.
+    """
     await asyncio.to_thread(
         record_model_run,
         engine,

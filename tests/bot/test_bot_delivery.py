@@ -15,7 +15,7 @@ from bot.delivery import TelegramSender
 from bot.outbound import OutboundLimiter, Pacer
 from bot.transport import BotApiRequest
 from fakeapi import LocalBotAPI
-from scheduler.sender import Button, OutgoingMessage, Sender, SendStatus
+from scheduler.sender import Button, OutgoingMessage, Sender, SendStatus, UrlButton
 from store import load_settings
 
 
@@ -59,6 +59,30 @@ async def test_sender_satisfies_the_protocol_and_sends(api: LocalBotAPI, make_se
     assert record.reply_markup == {
         "inline_keyboard": [[{"text": "Tell me more", "callback_data": "topic:models:0:x"}]]
     }
+
+
+async def test_html_and_url_button_rows_reach_telegram(api: LocalBotAPI, make_sender: Any) -> None:
+    api.add_user(7010, "Alice")
+    sender = await make_sender()
+    rows = ((UrlButton("Docs", "https://example.com/d"), UrlButton("Chat", "tg://resolve?domain=x")),)
+    result = await sender.send(
+        OutgoingMessage(7010, "Hi <b>all</b> &amp; more", parse_mode="HTML", url_buttons=rows)
+    )
+    assert result.status is SendStatus.SENT
+    [record] = [r for r in api.sent if r.chat_id == 7010]
+    assert record.text == "Hi all & more"  # Telegram parsed the HTML
+    assert record.message["entities"] == [{"type": "bold", "offset": 3, "length": 3}]
+    assert record.reply_markup == {
+        "inline_keyboard": [
+            [
+                {"text": "Docs", "url": "https://example.com/d"},
+                {"text": "Chat", "url": "tg://resolve?domain=x"},
+            ]
+        ]
+    }
+    plain = await sender.send(OutgoingMessage(7010, "1 < 2 <b>"))
+    assert plain.status is SendStatus.SENT
+    assert [r.text for r in api.sent if r.chat_id == 7010][-1] == "1 < 2 <b>"  # no parse mode: as typed
 
 
 async def test_403_is_blocked_and_400_rejected_without_raising(api: LocalBotAPI, make_sender: Any) -> None:

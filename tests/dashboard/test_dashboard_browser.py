@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -27,7 +27,7 @@ from sqlalchemy import Engine, select
 from dashboard import DashboardConfig, create_app
 from dashboard.initdata import init_data_hash
 from scheduler import segment_recipients
-from store.campaigns import get_campaign
+from store.campaigns import get_campaign, list_campaigns
 from store.logins import issue_login_token, login_url
 from store.models import Delivery
 from tests.dashboard.conftest import ADMIN, BOT_TOKEN, seed_runs, seed_users
@@ -194,7 +194,7 @@ def test_a_manager_logs_in_opens_every_page_and_broadcasts(
     # A locator wait: a string predicate would need eval, which the dashboard's CSP rightly refuses.
     playwright_sync.expect(page.locator("#recipient-count")).to_have_text("2")
     page.fill("#text", "Our new model is live: try it today!")
-    assert page.locator("#preview").inner_text() == "Our new model is live: try it today!"
+    playwright_sync.expect(page.locator("#preview")).to_have_text("Our new model is live: try it today!")
     _shot(page, "03-broadcast")
     page.click("button[type=submit].primary")
     page.wait_for_url(f"{served.base}/broadcast/review")
@@ -290,4 +290,123 @@ def test_the_mini_app_logs_in_from_telegram_data_and_takes_its_theme(
     _shot(page, "14-mini-app-dark-zh")
     page.goto(served.base + "/webapp")  # opened outside Telegram: says so, logs nobody in
     assert page.locator("#webapp-missing").is_visible()
+    assert errors == []
+
+
+def test_compose_html_with_buttons_preview_and_test_to_me(
+    served: Served, browser_page: tuple[Any, list[str]]
+) -> None:
+    page, errors = browser_page
+    page.goto(served.link())
+    page.wait_for_url(f"{served.base}/")
+    page.goto(served.base + "/broadcast")
+    page.check("input[name=fmt][value=html]")
+    page.fill(
+        "#text",
+        "<b>Rapport 2.0 is live</b>\n\nWhat is new:\n• <i>answers in Chinese and English</i>\n"
+        '• <a href="https://example.com/changelog">the changelog</a>\n\n'
+        "<blockquote>Ask the bot anything &amp; tell us what you think.</blockquote> "
+        "<tg-spoiler>a surprise</tg-spoiler>",
+    )
+    page.fill(
+        "#buttons",
+        "Read the docs - https://example.com/docs | Pricing - https://example.com/pricing\n"
+        "Join the chat - tg://resolve?domain=rapport_community",
+    )
+    playwright_sync.expect(page.locator("#preview b")).to_have_text("Rapport 2.0 is live")
+    playwright_sync.expect(page.locator("#preview-buttons .tg-button")).to_have_count(3)
+    assert page.locator("#preview a").get_attribute("href") == "https://example.com/changelog"
+    assert page.locator("#preview-error").is_hidden()
+    _shot(page, "15-composer-html-preview")
+    # Bad markup: the preview says what Telegram would refuse, before anything is sent.
+    page.fill("#text", "<b>Unclosed bold and a <script>alert(1)</script>")
+    playwright_sync.expect(page.locator("#preview-error")).to_contain_text("not supported by Telegram")
+    _shot(page, "16-composer-bad-html")
+    page.fill("#text", "<b>Rapport 2.0 is live</b>")
+    playwright_sync.expect(page.locator("#preview-error")).to_be_hidden()
+    page.click("#send-test")
+    page.wait_for_selector("#test-notice")
+    [test] = [c for c in list_campaigns(served.engine, kind="test")]
+    assert test.created_by == ADMIN and test.attributes["parse_mode"] == "HTML"
+    assert len(test.attributes["buttons"]) == 2
+    assert list_campaigns(served.engine) == []  # a test is no campaign
+    per_chat = _in_thread(_deliver(served.engine, [ADMIN]))
+    assert per_chat == {ADMIN: 1}
+    _shot(page, "17-composer-test-sent")
+    page.click("button[type=submit].primary")
+    page.wait_for_url(f"{served.base}/broadcast/review")
+    playwright_sync.expect(page.locator("#confirm-preview b")).to_have_text("Rapport 2.0 is live")
+    _shot(page, "18-composer-confirm-html")
+    assert errors == []
+
+
+def test_the_user_page_predicts_and_followups_compare_with_baselines(
+    served: Served, browser_page: tuple[Any, list[str]], tmp_path: Path
+) -> None:
+    from analytics.sequence import MarkovModel
+    from store import EventRecord, append_events
+    from store.model_runs import record_model_run
+
+    now = datetime.now(UTC)
+    intents = ["greet", "pricing", "docs", "pricing", "thanks", "greet", "bug_report", "docs", "pricing"]
+    append_events(
+        served.engine,
+        [
+            EventRecord(
+                user_id=5, chat_id=5, ts=now - timedelta(hours=len(intents) - k), kind="message", intent=i
+            )
+            for k, i in enumerate(intents)
+        ],
+    )
+    sequences = [intents, [*intents[2:], "docs", "pricing"], ["greet", "docs", "pricing", "thanks"]] * 5
+    model = MarkovModel().fit(sequences)
+    model.save(tmp_path / "markov")
+    scores = {"hr@1": 0.31, "hr@5": 0.64, "hr@10": 0.81, "ndcg@10": 0.52, "mrr": 0.44, "n": 1480.0}
+    record_model_run(
+        served.engine,
+        kind="followup",
+        artefact_path=str(tmp_path / "markov"),
+        metrics={
+            "candidate": scores,
+            "active": None,
+            "baselines": {
+                "markov": {
+                    "hr@1": 0.18,
+                    "hr@5": 0.44,
+                    "hr@10": 0.62,
+                    "ndcg@10": 0.36,
+                    "mrr": 0.29,
+                    "n": 1480.0,
+                },
+                "popularity": {
+                    "hr@1": 0.2,
+                    "hr@5": 0.58,
+                    "hr@10": 0.79,
+                    "ndcg@10": 0.46,
+                    "mrr": 0.37,
+                    "n": 1480.0,
+                },
+            },
+        },
+        activate=True,
+        decision="activated: no active model; ndcg@10 0.5200",
+        now=now,
+    )
+    page, errors = browser_page
+    page.goto(served.link())
+    page.wait_for_url(f"{served.base}/")
+    page.goto(served.base + "/users/5")
+    section = page.locator("#predictions")
+    playwright_sync.expect(section.locator("tr")).to_have_count(6)  # header + top 5
+    assert "Markov baseline" in section.inner_text() and "%" in section.inner_text()
+    _shot(page, "19-user-predictions")
+    page.goto(served.base + "/followups")
+    compare = page.locator("#baselines")
+    assert "1,480 held-out next events" in compare.inner_text()
+    assert "overlap within their 95% intervals" in compare.inner_text()  # 81% vs popularity 79%
+    _shot(page, "20-followups-baselines")
+    page.goto(served.base + "/users/5")
+    page.click("form[action='/lang'] button")  # the switch in the header: back to this page
+    page.wait_for_selector("h2:has-text('预测的下一事件')")
+    _shot(page, "21-user-predictions-zh")
     assert errors == []

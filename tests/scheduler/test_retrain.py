@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from analytics.sequence import MarkovModel, PopularityModel
+from analytics.sequence import MarkovModel, PopularityModel, load_model
 from cli import app
 from demo.synthetic import populate
 from scheduler.reengagement import ReengagementConfig, plan_reengagement
@@ -39,6 +39,13 @@ def test_retrain_activates_only_a_model_that_is_no_worse(sqlite_engine: Engine, 
         runs = list_model_runs(session, "followup")
     assert active is not None and active.id == same.run_id
     assert [r.active for r in runs] == [True, False, False]
+    # Each run ranks the same held-out events with the baselines too, and keeps them beside the model.
+    popularity_run = next(r for r in runs if r.id == worse.run_id)
+    assert popularity_run.metrics["baselines"]["popularity"] == worse.candidate  # same model, same events
+    assert popularity_run.metrics["baselines"]["markov"] == first.candidate
+    assert popularity_run.metrics["baselines"]["markov"]["n"] > 0
+    saved = load_model(Path(popularity_run.artefact_path) / "baselines" / "markov")
+    assert isinstance(saved, MarkovModel)
     # The re-engagement job now chooses with the active model.
     plan = plan_reengagement(sqlite_engine, ReengagementConfig(seed=0), now=START + timedelta(days=10))
     assert plan.pending > 0
