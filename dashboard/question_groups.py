@@ -1,0 +1,134 @@
+"""The Questions page's grouping: recent unanswered messages, grouped by meaning, each with its nearest intent.
+
+Bounded: at most ``SAMPLE`` of the period's most recent unanswered messages are read (their distinct
+texts are grouped), every text is embedded once per process (``nlu.grouping.EmbeddingCache``), and
+the result is cached under a version of the data (the period's unanswered count and highest id, and
+the additions' modification times), so a page view with nothing new costs two small queries.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from nlu.featurizer import normalize
+from nlu.grouping import EmbeddingCache, NearestIntent, centroid, group_by_meaning, nearest_intents
+from nlu.training_data import Example
+from store.questions import AskedQuestion
+
+SAMPLE = 2000
+EXAMPLES_PER_LANGUAGE = 4
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def language_of(text: str) -> str:
+    """``zh`` for a text with Chinese characters, else ``en`` (enough to file an example under)."""
+    return "zh" if _CJK.search(text) else "en"
+
+
+@dataclass(frozen=True)
+class DistinctText:
+    """One distinct question (case and spacing folded): how often, by how many, first and last asked."""
+
+    text: str
+    asked: int
+    users: frozenset[int]
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True)
+class QuestionGroup:
+    """Questions that mean the same, most asked first, with the intent nearest to them."""
+
+    texts: tuple[DistinctText, ...]
+    nearest: NearestIntent | None
+
+    @property
+    def asked(self) -> int:
+        """How many messages the group holds."""
+        return sum(t.asked for t in self.texts)
+
+    @property
+    def users(self) -> int:
+        """How many different users asked."""
+        return len(frozenset().union(*(t.users for t in self.texts)))
+
+    @property
+    def first_seen(self) -> datetime:
+        """When the group's first message (in the sample) came."""
+        return min(t.first_seen for t in self.texts)
+
+    @property
+    def last_seen(self) -> datetime:
+        """When its latest message came."""
+        return max(t.last_seen for t in self.texts)
+
+    def examples(self, lang: str, limit: int = EXAMPLES_PER_LANGUAGE) -> list[DistinctText]:
+        """The most asked texts in ``lang`` (``en`` or ``zh``)."""
+        return [t for t in self.texts if language_of(t.text) == lang][:limit]
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """The groups of one period's sample, and what was left out of it and why."""
+
+    groups: tuple[QuestionGroup, ...]
+    sampled: int  # messages read (at most SAMPLE)
+    distinct: int  # distinct texts grouped
+    already_known: int  # distinct texts skipped: already training examples (or pending)
+    seconds: float = 0.0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def distinct_texts(questions: Sequence[AskedQuestion]) -> list[DistinctText]:
+    """Fold identical questions (case, width and spacing) into one, most asked first.
+
+    The shown text is the most recent spelling.
+    """
+    folded: dict[str, list[AskedQuestion]] = {}
+    for question in questions:
+        folded.setdefault(normalize(question.text), []).append(question)
+    found = [
+        DistinctText(
+            text=asked[0].text,
+            asked=len(asked),
+            users=frozenset(q.user_id for q in asked if q.user_id is not None),
+            first_seen=min(q.ts for q in asked),
+            last_seen=max(q.ts for q in asked),
+        )
+        for asked in folded.values()
+    ]
+    return sorted(found, key=lambda t: (-t.asked, -t.last_seen.timestamp(), t.text))
+
+
+def group_questions(
+    questions: Sequence[AskedQuestion],
+    *,
+    cache: EmbeddingCache,
+    examples: Sequence[Example],
+    min_similarity: float,
+) -> Grouping:
+    """Group ``questions`` by meaning; texts that already are ``examples`` are counted, not grouped."""
+    known = {normalize(e.text) for e in examples}
+    texts = distinct_texts(questions)
+    fresh = [t for t in texts if normalize(t.text) not in known]
+    if not fresh:
+        return Grouping((), len(questions), 0, len(texts) - len(fresh))
+    vectors = cache.embed([t.text for t in fresh])
+    members = group_by_meaning(vectors, min_similarity=min_similarity)
+    centroids = [centroid(vectors[rows]) for rows in members]
+    example_vectors = cache.embed([e.text for e in examples]) if examples else vectors[:0]
+    nearest = nearest_intents(
+        np.vstack(centroids) if centroids else vectors[:0], example_vectors, [e.intent for e in examples]
+    )
+    groups = [
+        QuestionGroup(tuple(fresh[row] for row in rows), near)
+        for rows, near in zip(members, nearest, strict=True)
+    ]
+    groups.sort(key=lambda g: (-g.asked, -g.last_seen.timestamp()))
+    return Grouping(tuple(groups), len(questions), len(fresh), len(texts) - len(fresh))
