@@ -1,4 +1,4 @@
-"""The Questions page's grouping: recent unanswered messages, grouped by meaning, each with its nearest intent.
+"""The Questions page's grouping: recent unanswered messages by meaning, each with its nearest intent.
 
 Bounded: at most ``SAMPLE`` of the period's most recent unanswered messages are read (their distinct
 texts are grouped), every text is embedded once per process (``nlu.grouping.EmbeddingCache``), and

@@ -47,6 +47,10 @@ INTENT_NAME = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
 RESERVED_INTENTS = frozenset({FALLBACK_INTENT})
 
 
+_LOCKS: dict[Path, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
 class AdditionError(TrainingDataError):
     """An example or topic the dashboard refuses; the message says which and why, for the manager."""
 
@@ -115,9 +119,6 @@ class DeploymentData:
         base_paths: the base training data (``RAPPORT_NLU_DATA``, else the bundled files).
     """
 
-    _locks: dict[Path, threading.Lock] = {}
-    _locks_guard = threading.Lock()
-
     def __init__(self, directory: Path, base_paths: Sequence[Path]) -> None:
         self.directory = directory
         self.base_paths = tuple(base_paths)
@@ -126,8 +127,8 @@ class DeploymentData:
     def lock(self) -> threading.Lock:
         """One lock per folder and process: additions and the retraining's promotion never interleave."""
         key = self.directory.resolve()
-        with self._locks_guard:
-            return self._locks.setdefault(key, threading.Lock())
+        with _LOCKS_GUARD:
+            return _LOCKS.setdefault(key, threading.Lock())
 
     @property
     def pending_path(self) -> Path:
@@ -196,7 +197,9 @@ class DeploymentData:
             if not text:
                 problems.append("an empty example")
             elif len(text) > MAX_EXAMPLE_CHARS:
-                problems.append(f"{text[:40]!r}… is {len(text)} characters long (at most {MAX_EXAMPLE_CHARS})")
+                problems.append(
+                    f"{text[:40]!r}… is {len(text)} characters long (at most {MAX_EXAMPLE_CHARS})"
+                )
             elif key in seen:
                 problems.append(f"{text!r} is selected twice")
             elif key in existing and existing[key] == intent:
@@ -254,16 +257,12 @@ class DeploymentData:
             if not answer:
                 problems.append(f"the {lang} answer is empty")
             elif len(answer) > MAX_ANSWER_CHARS:
-                problems.append(
-                    f"the {lang} answer is {len(answer)} characters (at most {MAX_ANSWER_CHARS})"
-                )
+                problems.append(f"the {lang} answer is {len(answer)} characters (at most {MAX_ANSWER_CHARS})")
         if problems:
             raise AdditionError("refused, nothing was added: " + "; ".join(problems))
         with self.lock:
             if intent in self.known_intents():
-                raise AdditionError(
-                    f"intent {intent!r} already exists: assign the questions to it instead"
-                )
+                raise AdditionError(f"intent {intent!r} already exists: assign the questions to it instead")
             kept = self._check_texts(texts, intent)
             if len(kept) < 2:
                 raise AdditionError("a new topic needs at least 2 example questions to be learned")

@@ -71,7 +71,8 @@ def centroid(vectors: FloatArray) -> FloatArray:
     """The L2-normalised mean of ``vectors`` (rows), the direction a group points in."""
     mean = np.asarray(vectors, dtype=np.float32).mean(axis=0)
     norm = float(np.linalg.norm(mean))
-    return mean / norm if norm > 0 else mean
+    result: FloatArray = mean / norm if norm > 0 else mean
+    return result
 
 
 def nearest_intents(

@@ -36,7 +36,9 @@ def _unanswered(since: datetime, until: datetime) -> ColumnElement[bool]:
     )
 
 
-def recent_unanswered(session: Session, *, since: datetime, until: datetime, limit: int) -> list[AskedQuestion]:
+def recent_unanswered(
+    session: Session, *, since: datetime, until: datetime, limit: int
+) -> list[AskedQuestion]:
     """The `limit` most recent unanswered messages with a text in [since, until), newest first."""
     e = Event.__table__
     query = (
