@@ -146,7 +146,9 @@ def qdash(sqlite_engine: Engine, tmp_path: Path) -> Iterator[QDash]:
     app = create_app(config, now=clock)
     data = deployment_data(config.nlu_data, tmp_path / "nlu")
     assert config.nlu_model_dir is not None
-    app.state.nlu_trainer = NLUTrainer(sqlite_engine, data, model_dir=config.nlu_model_dir, now=clock, config=FAST)
+    app.state.nlu_trainer = NLUTrainer(
+        sqlite_engine, data, model_dir=config.nlu_model_dir, now=clock, config=FAST
+    )
     yield QDash(sqlite_engine, config, clock, app, data=data, model_dir=config.nlu_model_dir)
 
 
@@ -277,13 +279,15 @@ def test_a_new_topic_needs_both_languages_and_a_new_valid_intent(qdash: QDash) -
     client = qdash.logged_in()
     missing = client.post("/questions/topic", data=_form(client, **{**TOPIC, "answer_zh": ""}, text=MARS))
     assert missing.status_code == 400 and "the zh answer is empty" in missing.text
-    taken = client.post("/questions/topic", data=_form(client, **{**TOPIC, "new_intent": "refund"}, text=MARS))
+    existing = {**TOPIC, "new_intent": "refund"}
+    taken = client.post("/questions/topic", data=_form(client, **existing, text=MARS))
     assert taken.status_code == 400 and "already exists" in taken.text
     assert not qdash.data.topics_path.exists()
     created = client.post("/questions/topic", data=_form(client, **TOPIC, text=MARS))
     assert created.status_code == 303
     topics = yaml.safe_load(qdash.data.topics_path.read_text(encoding="utf-8"))["topics"]
-    assert topics["shipping_to_mars"]["answer"] == {"en": "We do not ship to Mars yet.", "zh": "我们暂时不寄往火星。"}
+    answer = topics["shipping_to_mars"]["answer"]
+    assert answer == {"en": "We do not ship to Mars yet.", "zh": "我们暂时不寄往火星。"}
     assert {e.text for e in qdash.data.pending() if e.intent == "shipping_to_mars"} == set(MARS)
     assert list_actions(qdash.engine)[0].action == "nlu.topic_created"
 
