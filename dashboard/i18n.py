@@ -187,8 +187,9 @@ EN: dict[str, str] = {
     "at least {s}) over the {sample} most recent unanswered messages; {known} texts that already are "
     "training examples are left out. Computed in {seconds} s, then kept until new questions arrive.",
     "questions.group": "Group {i}",
-    "questions.asked_n": "asked {n} times",
-    "questions.users_n": "by {n} users",
+    "questions.asked_n": "asked {n}×",
+    "questions.users_n": "users: {n}",
+    "questions.weak": "a weak match: perhaps a new topic",
     "questions.seen": "first {first}, last {last}",
     "questions.nearest": "Nearest intent",
     "questions.similarity": "similarity {s}",
@@ -400,6 +401,7 @@ ZH: dict[str, str] = {
     "questions.group": "第 {i} 组",
     "questions.asked_n": "被问 {n} 次",
     "questions.users_n": "来自 {n} 位用户",
+    "questions.weak": "匹配较弱：也许是一个新主题",
     "questions.seen": "首次 {first}，最近 {last}",
     "questions.nearest": "最接近的意图",
     "questions.similarity": "相似度 {s}",
@@ -437,7 +439,8 @@ ZH: dict[str, str] = {
     "questions.macro_f1": "宏 F1 之前 → 之后",
     "questions.known_accuracy": "在旧样例上",
     "questions.decision": "决定",
-    "questions.retrain_explain": "之前和之后的模型以相同方式在新数据的同一留出划分上训练，并在相同的留出样例上评分。"
+    "questions.retrain_explain": "之前和之后的模型以相同方式在新数据的同一留出划分上训练，"
+    "并在相同的留出样例上评分。"
     "只有当新模型的宏 F1 不降低、且在旧数据已有样例上的准确率最多下降一个百分点时才会启用；"
     "运行中的机器人会在一分钟内加载它。",
     "nav.followups": "跟进消息",

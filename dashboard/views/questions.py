@@ -33,6 +33,7 @@ router = APIRouter()
 
 RANGES = (7, 30, 90)
 GROUPS_SHOWN = 40
+WEAK_MATCH = 0.5  # below this the nearest intent is rarely what the group asks: say so
 NOTICES = ("added", "created", "training", "busy")
 
 
@@ -156,6 +157,7 @@ def _page(
         ranges=RANGES,
         sample=SAMPLE,
         min_similarity=DEFAULT_MIN_SIMILARITY,
+        weak=WEAK_MATCH,
         can_train=data is not None,
         intents=intents,
         pending=pending,

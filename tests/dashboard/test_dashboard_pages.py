@@ -276,7 +276,7 @@ def test_questions_group_unanswered_texts_or_say_texts_are_not_stored(dash: Dash
     append_events(dash.engine, rows)
     html = dash.logged_in().get("/questions").text
     assert "Do you ship to Mars?" in html and "75.0%" in html  # the latest spelling stands for both
-    assert "asked 2 times · by 2 users" in html
+    assert "asked 2× · users: 2" in html
     textless = [EventRecord(user_id=9, chat_id=9, ts=now - timedelta(hours=1), kind="fallback")]
     with Session(dash.engine) as session, session.begin():
         session.query(Event).delete()
