@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import squareform
 
 from nlu.encoder import USE_MULTILINGUAL_V3, FloatArray, SentenceEncoder, get_encoder
 from nlu.featurizer import normalize
@@ -59,7 +60,17 @@ def group_by_meaning(
         return []
     if n == 1:
         return [[0]]
-    tree = linkage(np.asarray(vectors, dtype=np.float64), method="average", metric="cosine")
+    # Cosine distances of unit vectors from one matrix product (BLAS), about twice as fast as scipy's
+    # pdist, worked in place: at 5,000 texts each full copy is 100 MB. squareform without checks
+    # takes the upper triangle, so the rounding asymmetry and the diagonal do not matter; distances
+    # rounded a hair below zero are clipped.
+    unit = np.asarray(vectors, dtype=np.float32)
+    distances = unit @ unit.T
+    np.subtract(1.0, distances, out=distances)
+    condensed = squareform(distances, checks=False).astype(np.float64)
+    del distances
+    np.maximum(condensed, 0.0, out=condensed)
+    tree = linkage(condensed, method="average")
     labels = fcluster(tree, t=1.0 - min_similarity, criterion="distance")
     groups: dict[int, list[int]] = {}
     for row, label in enumerate(labels.tolist()):
