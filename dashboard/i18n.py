@@ -186,6 +186,8 @@ EN: dict[str, str] = {
     "questions.grouping": "Grouped by meaning with the NLU's sentence encoder (average cosine similarity "
     "at least {s}) over the {sample} most recent unanswered messages; {known} texts that already are "
     "training examples are left out. Computed in {seconds} s, then kept until new questions arrive.",
+    "questions.computing": "Grouping the latest questions by meaning… The first time in a while also "
+    "loads the sentence encoder: reload in a few seconds.",
     "questions.group": "Group {i}",
     "questions.asked_n": "asked {n}×",
     "questions.users_n": "users: {n}",
@@ -398,6 +400,7 @@ ZH: dict[str, str] = {
     "（或在 `rapport run` 中）运行。",
     "questions.grouping": "用 NLU 的句向量编码器按语义分组（平均余弦相似度至少 {s}），范围为最近 {sample} "
     "条未回答消息；已是训练样例的 {known} 条文本不参与分组。计算用时 {seconds} 秒，有新问题前一直复用。",
+    "questions.computing": "正在按语义对最新问题分组……较长时间后的第一次还需加载句向量编码器：请几秒后刷新。",
     "questions.group": "第 {i} 组",
     "questions.asked_n": "被问 {n} 次",
     "questions.users_n": "来自 {n} 位用户",

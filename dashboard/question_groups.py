@@ -4,12 +4,19 @@ Bounded: at most ``SAMPLE`` of the period's most recent unanswered messages are 
 texts are grouped), every text is embedded once per process (``nlu.grouping.EmbeddingCache``), and
 the result is cached under a version of the data (the period's unanswered count and highest id, and
 the additions' modification times), so a page view with nothing new costs two small queries.
+Groupings are computed in one background thread (``GroupingWorker``): a page waits at most
+``WAIT_S`` for a fresh one, then shows the last one (or says it is being computed), so the first
+grouping of a process, which loads the encoder and embeds the training examples, never holds a
+request for long.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,7 +27,10 @@ from nlu.grouping import EmbeddingCache, NearestIntent, centroid, group_by_meani
 from nlu.training_data import Example
 from store.questions import AskedQuestion
 
+logger = logging.getLogger(__name__)
+
 SAMPLE = 2000
+WAIT_S = 2.0  # how long a page waits for a fresh grouping before it shows the last one
 EXAMPLES_PER_LANGUAGE = 4
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
@@ -132,3 +142,52 @@ def group_questions(
     ]
     groups.sort(key=lambda g: (-g.asked, -g.last_seen.timestamp()))
     return Grouping(tuple(groups), len(questions), len(fresh), len(texts) - len(fresh))
+
+
+class GroupingWorker:
+    """Computes groupings in one background thread and remembers the latest one per key."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="question-groups")
+        self._lock = threading.Lock()
+        self._done: dict[Hashable, tuple[Hashable, Grouping]] = {}
+        self._running: dict[Hashable, tuple[Hashable, Future[Grouping]]] = {}
+
+    def get(
+        self, key: Hashable, version: Hashable, compute: Callable[[], Grouping], *, wait_s: float = WAIT_S
+    ) -> tuple[Grouping | None, bool]:
+        """(the grouping to show, whether it is of ``version``).
+
+        The grouping of ``version`` when it is ready within ``wait_s`` seconds; else the latest one of
+        ``key`` (None before the first), while the fresh one goes on being computed.
+
+        Raises:
+            Exception: whatever ``compute`` raised, to the request that waited for it.
+        """
+        submitted = False
+        with self._lock:
+            done = self._done.get(key)
+            if done is not None and done[0] == version:
+                return done[1], True
+            running = self._running.get(key)
+            if running is not None and running[0] == version:
+                future = running[1]
+            else:
+                future = self._pool.submit(compute)
+                self._running[key] = (version, future)
+                submitted = True
+        if submitted:  # outside the lock: a future already done runs the callback right here
+            future.add_done_callback(lambda f: self._finish(key, version, f))
+        try:
+            return future.result(timeout=wait_s), True
+        except TimeoutError:
+            return (done[1] if done is not None else None), False
+
+    def _finish(self, key: Hashable, version: Hashable, future: Future[Grouping]) -> None:
+        with self._lock:
+            if self._running.get(key, (None, None))[1] is future:
+                del self._running[key]
+            if future.exception() is None:
+                self._done[key] = (version, future.result())
+            else:
+                logger.warning("grouping questions failed: %s", future.exception())

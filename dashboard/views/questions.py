@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dashboard.auth import config_of, manager, manager_with_csrf
 from dashboard.nlu_training import NLUTrainer, deployment_data, latest_runs
-from dashboard.question_groups import SAMPLE, Grouping, group_questions
+from dashboard.question_groups import SAMPLE, WAIT_S, Grouping, GroupingWorker, group_questions
 from dashboard.sessions import Session
 from dashboard.templating import render
 from nlu import default_data_paths, load_training_data
@@ -90,8 +90,17 @@ def _examples(request: Request, data: DeploymentData | None) -> tuple[Example, .
     )
 
 
-def _grouping(request: Request, days: int, data: DeploymentData | None) -> Grouping:
-    """The period's grouping, computed again only when its questions or the training data changed."""
+def _worker(request: Request) -> GroupingWorker:
+    worker: GroupingWorker | None = getattr(request.app.state, "question_worker", None)
+    if worker is None:
+        worker = GroupingWorker()
+        request.app.state.question_worker = worker
+    return worker
+
+
+def _grouping(request: Request, days: int, data: DeploymentData | None) -> tuple[Grouping | None, bool]:
+    """The period's grouping and whether it is current; computed again only when its questions or
+    the training data changed."""
     until: datetime = request.app.state.now()
     since = until - timedelta(days=days)
     engine = config_of(request).engine
@@ -113,8 +122,8 @@ def _grouping(request: Request, days: int, data: DeploymentData | None) -> Group
         logger.info("grouped %d questions (%d texts) in %.2fs", grouping.sampled, grouping.distinct, seconds)
         return Grouping(grouping.groups, grouping.sampled, grouping.distinct, grouping.already_known, seconds)
 
-    grouping: Grouping = request.app.state.run_cache.get(("questions", days, version, additions), compute)
-    return grouping
+    wait_s: float = getattr(request.app.state, "questions_wait_s", WAIT_S)
+    return _worker(request).get(days, (version, additions), compute, wait_s=wait_s)
 
 
 def _page(
@@ -137,7 +146,8 @@ def _page(
         return Counts(found.messages, found.unanswered)
 
     figures: Counts = request.app.state.cache.get(("questions", days), counts)
-    grouping = _grouping(request, days, data) if figures.unanswered else Grouping((), 0, 0, 0)
+    grouping, current = _grouping(request, days, data) if figures.unanswered else (None, True)
+    grouping = grouping or Grouping((), 0, 0, 0)
     pending: dict[str, list[str]] = {}
     intents: list[str] = []
     if data is not None:
@@ -152,6 +162,7 @@ def _page(
         status_code=status_code,
         counts=figures,
         grouping=grouping,
+        computing=not current,
         groups=grouping.groups[:GROUPS_SHOWN],
         days=days,
         ranges=RANGES,

@@ -274,6 +274,7 @@ def test_questions_group_unanswered_texts_or_say_texts_are_not_stored(dash: Dash
         )
     )
     append_events(dash.engine, rows)
+    dash.app.state.questions_wait_s = 120.0  # type: ignore[attr-defined]  # the encoder loads first
     html = dash.logged_in().get("/questions").text
     assert "Do you ship to Mars?" in html and "75.0%" in html  # the latest spelling stands for both
     assert "asked 2× · users: 2" in html

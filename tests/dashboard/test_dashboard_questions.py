@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -13,6 +16,7 @@ from sqlalchemy import Engine
 
 from dashboard import DashboardConfig, create_app
 from dashboard.nlu_training import NLU_MODEL_KIND, NLUTrainer, deployment_data
+from dashboard.question_groups import Grouping, GroupingWorker
 from dashboard.sessions import COOKIE_NAME
 from nlu import TrainingConfig, load_training_data, read_metadata, train
 from nlu.additions import DeploymentData
@@ -144,6 +148,7 @@ def qdash(sqlite_engine: Engine, tmp_path: Path) -> Iterator[QDash]:
         nlu_additions_dir=tmp_path / "nlu",
     )
     app = create_app(config, now=clock)
+    app.state.questions_wait_s = 120.0  # the first grouping loads the encoder: wait for it here
     data = deployment_data(config.nlu_data, tmp_path / "nlu")
     assert config.nlu_model_dir is not None
     app.state.nlu_trainer = NLUTrainer(
@@ -360,9 +365,57 @@ def test_retraining_with_nothing_pending_says_so(qdash: QDash) -> None:
 
 
 def test_a_dashboard_without_nlu_folders_groups_but_cannot_train(dash: Dash) -> None:
+    dash.app.state.questions_wait_s = 120.0  # type: ignore[attr-defined]
     _ask(dash, MARS)
     client = dash.logged_in()
     html = client.get("/questions").text
     assert "asked 5×" in html and "no NLU model folder" in html
     response = client.post("/questions/assign", data=_form(client, intent="pricing", text=["x y"]))
     assert response.status_code == 409
+
+
+def test_a_slow_grouping_never_holds_the_page_and_the_last_one_is_shown_meanwhile(
+    qdash: QDash, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dashboard.views.questions as view
+
+    _ask(qdash, MARS)
+    client = qdash.logged_in()
+    assert client.get("/questions").text.count('class="card qgroup"') == 1
+    release = threading.Event()
+    real = view.group_questions
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(view, "group_questions", slow)
+    qdash.app.state.questions_wait_s = 0.05  # type: ignore[attr-defined]
+    _ask(qdash, STUDENTS, first_user=50)  # a new version of the data: grouped again, slowly
+    started = time.perf_counter()
+    html = client.get("/questions").text
+    assert time.perf_counter() - started < 5
+    assert "Grouping the latest questions" in html
+    assert html.count('class="card qgroup"') == 1  # the previous grouping meanwhile
+    release.set()
+    qdash.app.state.questions_wait_s = 30.0  # type: ignore[attr-defined]
+    html = client.get("/questions").text
+    assert html.count('class="card qgroup"') == 2 and "Grouping the latest" not in html
+
+
+def test_the_worker_hands_back_a_grouping_that_is_done_at_once() -> None:
+    """A compute that finishes before its callback is attached must not deadlock the worker."""
+    worker = GroupingWorker()
+    empty = Grouping((), 0, 0, 0)
+    answers: list[tuple[Grouping | None, bool]] = []
+
+    def ask() -> None:
+        for version in range(20):
+            answers.append(worker.get("k", version, lambda: empty, wait_s=5))
+
+    thread = threading.Thread(target=ask, daemon=True)
+    thread.start()
+    thread.join(timeout=20)
+    assert not thread.is_alive(), "the worker deadlocked"
+    assert answers == [(empty, True)] * 20
+    assert worker.get("k", 19, lambda: pytest.fail("computed again"), wait_s=5) == (empty, True)

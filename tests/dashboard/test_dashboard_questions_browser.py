@@ -90,6 +90,7 @@ def served(sqlite_engine: Engine, tmp_path: Path) -> Iterator[tuple[str, str, NL
         config=FAST,
     )
     app.state.nlu_trainer = trainer
+    app.state.questions_wait_s = 120.0
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
