@@ -8,8 +8,9 @@ times `dashboard.question_groups.group_questions` on all of them against the bun
 cold (every text embedded by the sentence encoder) and warm (embeddings cached: the clustering and
 nearest-intent search alone). Its peer, measured in the same run, is the grouping by identical text
 the page did before (`store.analytics_queries.unanswered_texts`, one GROUP BY). Then the page itself
-through the ASGI app: its first request (which groups its sample of the most recent messages) and
-the cached requests after it.
+through the ASGI app: its first request (which starts grouping its sample of the most recent
+messages in the background and waits at most 2 s for it), when the groups appear, and the requests
+after that.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from starlette.exceptions import StarletteDeprecationWarning
+from threadpoolctl import threadpool_limits
 
 from dashboard import DashboardConfig, create_app
 from dashboard.question_groups import SAMPLE, group_questions
@@ -108,7 +110,8 @@ def main() -> None:
         load_s = time.perf_counter() - started
         cache = EmbeddingCache()
         started = time.perf_counter()
-        cache.embed([e.text for e in examples])
+        with threadpool_limits(limits=1, user_api="blas"):  # as group_questions embeds
+            cache.embed([e.text for e in examples])
         examples_s = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -149,8 +152,12 @@ def main() -> None:
         token = issue_login_token(engine, config.secret, user_id=ADMIN, now=datetime.now(UTC))
         assert client.post("/login", data={"token": token}).status_code == 303
         started = time.perf_counter()
-        assert client.get("/questions?days=366").status_code == 200
+        first = client.get("/questions?days=366")
         first_s = time.perf_counter() - started
+        assert first.status_code == 200
+        while "Grouping the latest questions" in client.get("/questions?days=366").text:
+            time.sleep(0.25)
+        ready_s = time.perf_counter() - started
         cached = []
         for _ in range(args.repeat):
             started = time.perf_counter()
@@ -159,9 +166,9 @@ def main() -> None:
         cached.sort()
         p95 = cached[min(len(cached) - 1, round(0.95 * (len(cached) - 1)))]
         print(
-            f"page /questions (sample of the {SAMPLE:,} most recent): first request {_ms(first_s)} "
-            "(cold: the page embeds its sample and the training examples), "
-            f"cached p50 {_ms(statistics.median(cached))} p95 {_ms(p95)}"
+            f"page /questions (sample of the {SAMPLE:,} most recent): first request {_ms(first_s)}, "
+            f"groups shown after {_ms(ready_s)} (cold: the worker embeds the sample and the training "
+            f"examples), then p50 {_ms(statistics.median(cached))} p95 {_ms(p95)}"
         )
         engine.dispose()
 
