@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "sequence": ["--users", "20000", "--epochs", "10"],
     "scheduler": ["--users", "3000", "--restarts", "5"],
     "simulation": ["--users", "100000", "--write-users", "20000"],
+    "questions": ["--questions", "5000"],
 }
 
 
