@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "scheduler": ["--users", "3000", "--restarts", "5"],
     "simulation": ["--users", "100000", "--write-users", "20000"],
     "experiments": [],
+    "questions": ["--questions", "5000"],
 }
 
 

@@ -19,12 +19,21 @@ from bot.context import CONTEXT_TYPES, RapportApp
 from bot.context import services_for as services_for  # re-exported: hooks, the demo and tests use it
 from bot.delivery import TelegramSender
 from bot.errors import BotStartupError
-from bot.knowledge import KnowledgeBase, load_knowledge_base
+from bot.knowledge import KnowledgeBase, load_knowledge_base, with_topics
+from bot.nlu_reload import ModelReloader
 from bot.outbound import OutboundLimiter
 from bot.routing import register_handlers
 from bot.services import BotServices
 from bot.transport import BotApiRequest
-from nlu import FALLBACK_INTENT, IntentParser, NLUModel, RemoteRasaParser, load_or_train_default
+from nlu import (
+    FALLBACK_INTENT,
+    IntentParser,
+    NLUModel,
+    RemoteRasaParser,
+    default_data_paths,
+    load_or_train_default,
+)
+from nlu.additions import TOPICS_FILE, DeploymentData
 from scheduler import SchedulerService
 from store import EventWriter, Settings, create_db_engine, replay_spool
 
@@ -72,9 +81,22 @@ ADMIN_COMMANDS = [
 ]
 
 
+def deployment_data(settings: Settings) -> DeploymentData:
+    """The NLU data of this deployment: RAPPORT_NLU_DATA (else the bundled files) and the examples
+    managers added in the dashboard and a retraining accepted (`<data_dir>/nlu`)."""
+    return DeploymentData(settings.nlu_additions_dir, settings.nlu_data or default_data_paths())
+
+
+def default_knowledge(settings: Settings) -> KnowledgeBase:
+    """The knowledge base (RAPPORT_KNOWLEDGE_BASE or the bundled one) plus the dashboard's topics."""
+    return with_topics(load_knowledge_base(settings.knowledge_base), settings.nlu_additions_dir / TOPICS_FILE)
+
+
 def default_parser(settings: Settings) -> IntentParser:
     """The local NLU (trained from the bundled data when no model exists), remote if configured."""
-    local = load_or_train_default(settings.resolved_nlu_model_dir, data_paths=settings.nlu_data or None)
+    local = load_or_train_default(
+        settings.resolved_nlu_model_dir, data_paths=deployment_data(settings).training_paths()
+    )
     if settings.nlu_url:
         logger.info("using the Rasa server at %s, local NLU as fallback", settings.nlu_url)
         return RemoteRasaParser(
@@ -186,7 +208,7 @@ def build_application(
             max_delay_s=WRITER_BATCH_DELAY_S,
         ),
         parser=parser or default_parser(settings),
-        knowledge=knowledge or load_knowledge_base(settings.knowledge_base),
+        knowledge=knowledge or default_knowledge(settings),
         codec=CallbackCodec(callback_secret(settings)),
     )
     # One outbound budget for replies and pushes (see bot.outbound); every call the limiter
@@ -209,6 +231,15 @@ def build_application(
         .build()
     )
     application.bot_data.services = services
+    if parser is None:  # the bot's own model: pick up what the dashboard's retraining activates
+        reloader = ModelReloader(
+            services,
+            model_dir=settings.resolved_nlu_model_dir,
+            topics_path=settings.nlu_additions_dir / TOPICS_FILE,
+            knowledge_base=settings.knowledge_base,
+        )
+        services.startup_hooks.append(reloader.start)
+        services.shutdown_hooks.append(reloader.stop)
     register_handlers(application)
     return application
 

@@ -147,3 +147,23 @@ def load_knowledge_base(path: Path | None = None) -> KnowledgeBase:
     kb = parse_knowledge_base(text, source=str(path))
     logger.info("knowledge base %s: %d topics", path, len(kb.topics))
     return kb
+
+
+def with_topics(kb: KnowledgeBase, path: Path) -> KnowledgeBase:
+    """`kb` plus the topics of `path` (the dashboard's `topics.yml`), when that file exists.
+
+    A topic the knowledge base already has keeps its own answer: the dashboard only creates topics
+    for intents that are new, and an operator's edit of the main file must not be overridden.
+    """
+    if not path.is_file():
+        return kb
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise KnowledgeBaseError(f"cannot read the dashboard's topics {path}: {exc.strerror}") from exc
+    added = parse_knowledge_base(text, source=str(path))
+    topics = {**added.topics, **kb.topics}
+    logger.info("knowledge base: %d topics from %s", len(topics) - len(kb.topics), path)
+    return KnowledgeBase(
+        topics=topics, min_confidence=kb.min_confidence, default_suggestions=kb.default_suggestions
+    )

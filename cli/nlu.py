@@ -160,7 +160,8 @@ def serve_command(
     """Answer Rasa's HTTP API: POST /model/parse, GET / and GET /status."""
     import ipaddress
 
-    from nlu import NLUError, load_or_train_default
+    from nlu import NLUError, default_data_paths, load_or_train_default
+    from nlu.additions import DeploymentData
     from nlu.server import run_server
 
     try:
@@ -174,7 +175,8 @@ def serve_command(
         settings = get_settings()
         model_dir = settings.resolved_nlu_model_dir
         try:
-            parser = load_or_train_default(model_dir, data_paths=settings.nlu_data or None)
+            data = DeploymentData(settings.nlu_additions_dir, settings.nlu_data or default_data_paths())
+            parser = load_or_train_default(model_dir, data_paths=data.training_paths())
         except (NLUError, OSError) as exc:
             _fail(str(exc))
     else:

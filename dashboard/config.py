@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -25,6 +26,11 @@ class DashboardConfig:
     timezone: str = "UTC"
     session_ttl: timedelta = timedelta(hours=12)
     cache_ttl_s: float = 300.0
+    # The NLU the Questions page trains: model directory, base data (empty: the bundled data) and
+    # the folder of the managers' additions. No model directory: the page groups, but cannot train.
+    nlu_model_dir: Path | None = None
+    nlu_data: tuple[Path, ...] = ()
+    nlu_additions_dir: Path | None = None
 
     @property
     def secure_cookies(self) -> bool:
@@ -53,4 +59,7 @@ def config_from_settings(settings: Settings, engine: Engine) -> DashboardConfig:
         send_rate_per_s=settings.send_rate_per_s * 0.99,
         timezone=settings.scheduler_timezone,
         session_ttl=timedelta(hours=settings.dashboard_session_hours),
+        nlu_model_dir=settings.resolved_nlu_model_dir,
+        nlu_data=tuple(settings.nlu_data),
+        nlu_additions_dir=settings.nlu_additions_dir,
     )

@@ -24,6 +24,9 @@ class AuditAction(StrEnum):
     CAMPAIGN_CANCELLED = "campaign.cancelled"
     SEGMENT_RENAMED = "segment.renamed"
     USER_FORGOTTEN = "user.forgotten"
+    NLU_EXAMPLES_ADDED = "nlu.examples_added"
+    NLU_TOPIC_CREATED = "nlu.topic_created"
+    NLU_RETRAINED = "nlu.retrained"
 
 
 @dataclass(frozen=True)

@@ -279,6 +279,11 @@ class Settings(BaseSettings):
         return self.nlu_model_dir or self.data_dir / "models" / "nlu"
 
     @property
+    def nlu_additions_dir(self) -> Path:
+        """Training examples and topics managers added in the dashboard (never the package's data)."""
+        return self.data_dir / "nlu"
+
+    @property
     def resolved_followup_model_dir(self) -> Path:
         """Directory of saved follow-up models."""
         return self.followup_model_dir or self.data_dir / "models" / "followup"
