@@ -49,4 +49,4 @@ async def observe(update: Update, context: Context) -> None:
         # Before logging, so that the writer thread finds the user and doesn't race to create it.
         # `language_for` (in `_facts`) has updated the language they write in, for pushes.
         await services.users.remember(user, writes_in=writes_in(context))
-    services.writer.log(record)
+    services.log_update_event(update, record)
