@@ -1,7 +1,9 @@
 """The interaction log: one observer turns every update into exactly one event row.
 
 Registered as `TypeHandler(Update, observe)` in group -1, it runs before any answering handler,
-so logging is not repeated in each handler. It gathers the facts an event needs (the
+so logging is not repeated in each handler. With replicas (`bot.replicas`) it waits until the
+event is durable before any handler answers, so a replica killed after answering has logged
+what it answered. It gathers the facts an event needs (the
 conversation step and the NLU's reading, both decided once per update through `bot.context`),
 describes the update (`bot.describe`, pure) and logs the row. Flood control runs before it
 (`bot.throttle`, group -2); blocking is handled after it (`bot.membership`).
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 
 from telegram import Update
+from telegram.ext import ApplicationHandlerStop
 
 from bot.context import Context, language_for, services_of, turn_of, understanding_of, writes_in
 from bot.describe import Facts, describe
@@ -50,3 +53,8 @@ async def observe(update: Update, context: Context) -> None:
         # `language_for` (in `_facts`) has updated the language they write in, for pushes.
         await services.users.remember(user, writes_in=writes_in(context))
     services.log_update_event(update, record)
+    if services.ledger is not None and not await services.ledger.durable(services.writer):
+        # Replicas answer only what is logged: a replica that dies after answering must leave
+        # the event in the log, or the one that takes the update over would answer it again.
+        logger.warning("update %d: event log not durable, not answering", update.update_id)
+        raise ApplicationHandlerStop

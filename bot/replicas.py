@@ -32,6 +32,7 @@ from telegram import Update
 from store.models import utcnow
 from store.records import EventRecord
 from store.updates import Claim, claim_update, finish_update, logged_events, prune_claims, release_update
+from store.writer import EventWriter
 
 __all__ = ["UpdateLedger", "stamp", "telegram_time"]
 
@@ -39,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 KEEP_CLAIMS = timedelta(days=1)
 """How long a claim is kept: Telegram gives up re-sending an update long before."""
+FLUSH_TIMEOUT_S = 10.0
+"""How long an update waits for its events to be durable before it is neither answered nor acknowledged."""
 PRUNE_EVERY_S = 600.0
 """Each replica prunes old claims at most this often (one indexed DELETE)."""
 
@@ -122,6 +125,15 @@ class UpdateLedger:
                 self.already_logged.add(update.update_id)
         await self._maybe_prune()
         return claim
+
+    async def durable(self, writer: EventWriter, timeout_s: float = FLUSH_TIMEOUT_S) -> bool:
+        """Wait until everything logged so far is written (or spooled); False after `timeout_s`.
+
+        Called by the observer before an update is answered and by the receiver before it is
+        acknowledged, so that the only window in which a killed replica's update is answered
+        twice is between its answer and its claim being marked done.
+        """
+        return await asyncio.to_thread(writer.flush, timeout_s)
 
     async def finish(self, update_id: int) -> bool:
         """Mark the update handled; False (and a warning) when another replica took it over."""

@@ -23,7 +23,6 @@ claiming also answers 503: nothing was handled, Telegram keeps the update.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -41,8 +40,6 @@ from store.updates import Claim
 logger = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-FLUSH_TIMEOUT_S = 10.0
-"""How long an update's acknowledgement waits for its events to be durable before answering 503."""
 RETRY_AFTER_S = 1
 
 
@@ -124,15 +121,10 @@ class WebhookServer:
             return _retry_later()
         application = self._application
         await application.update_processor.process_update(update, application.process_update(update))
-        writer = services_for(application).writer
-        if not await asyncio.to_thread(writer.flush, FLUSH_TIMEOUT_S):
+        if not await ledger.durable(services_for(application).writer):
             # The events are in memory only: not acknowledged. The claim stays unfinished, so a
             # retry after the claim timeout is taken over and finds out what reached the log.
-            logger.warning(
-                "update %d: event log not durable within %.0f s: answered 503",
-                update.update_id,
-                FLUSH_TIMEOUT_S,
-            )
+            logger.warning("update %d: event log not durable: answered 503", update.update_id)
             return _retry_later()
         try:
             await ledger.finish(update.update_id)

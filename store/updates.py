@@ -70,9 +70,10 @@ def claim_update(
         _insert(engine)
         .values(update_id=update_id, replica=replica, claimed_at=now, done_at=None)
         .on_conflict_do_nothing(index_elements=["update_id"])
+        .returning(ProcessedUpdate.update_id)  # rowcount is not reliable here on every driver
     )
     with unit_of_work(engine) as session:
-        if session.execute(statement).rowcount:  # type: ignore[attr-defined]
+        if session.execute(statement).first() is not None:
             return Claim.NEW
         row = session.get(ProcessedUpdate, update_id)
         if row is None:  # pruned between the two statements: a day old, so handled long ago

@@ -1,0 +1,201 @@
+"""Webhook replicas on one database: each update logged and answered once, events in Telegram's order.
+
+The first tests run two bot applications in this process on one SQLite file and post updates to
+their receivers directly; the last one runs real `rapport run --webhook` replicas on PostgreSQL
+behind nginx, fed by the local Bot API's webhook delivery, and kills one of them mid-stream.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import Engine, select, update
+from telegram import Update
+
+from bot.app import build_application
+from bot.replicas import telegram_time
+from bot.runner import WebhookOptions, running
+from bot.webhook import SECRET_HEADER
+from fakeapi import LocalBotAPI
+from store import EventRecord, append_events, count_events, user_events
+from store.db import unit_of_work
+from store.models import ProcessedUpdate
+from store.updates import Claim, claim_update
+
+SECRET = "replica-secret"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def _replicas(
+    count: int, bot_settings: Callable[..., Any], engine: Engine, parser: Any
+) -> AsyncIterator[list[str]]:
+    """`count` bot applications with claiming webhook receivers on one database; their URLs."""
+    urls: list[str] = []
+    async with AsyncExitStack() as stack:
+        for _ in range(count):
+            application = build_application(bot_settings(), engine=engine, parser=parser)
+            port = _free_port()
+            url = f"http://127.0.0.1:{port}/telegram"
+            options = WebhookOptions(url=url, listen="127.0.0.1", port=port, secret_token=SECRET, dedup=True)
+            await stack.enter_async_context(running(application, webhook=options))
+            urls.append(url)
+        yield urls
+
+
+def _take_pending(api: LocalBotAPI) -> list[dict[str, Any]]:
+    """The updates the simulated users caused, taken out of the server (posted by the test instead)."""
+    with api.state.lock:
+        taken, api.state.pending = list(api.state.pending), []
+    return taken
+
+
+async def _post(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> int:
+    async with session.post(url, json=body, headers={SECRET_HEADER: SECRET}) as response:
+        return response.status
+
+
+def _replies(api: LocalBotAPI, chat_id: int) -> int:
+    return sum(1 for record in api.sent if record.chat_id == chat_id)
+
+
+async def test_a_retry_reaching_another_replica_is_acknowledged_without_handling(
+    api: LocalBotAPI, bot_engine: Engine, nlu_parser: Any, bot_settings: Callable[..., Any]
+) -> None:
+    async with _replicas(2, bot_settings, bot_engine, nlu_parser) as (first, second):
+        api.state.webhook = None  # the test posts the updates itself
+        alice = api.add_user(8101, "Alice", language_code="en")
+        api.user_command(alice, "help")
+        (help_update,) = _take_pending(api)
+        async with aiohttp.ClientSession() as session:
+            assert await _post(session, first, help_update) == 200
+            assert await _post(session, second, help_update) == 200  # Telegram's retry, elsewhere
+            assert await _post(session, first, help_update) == 200
+    assert _replies(api, 8101) == 1
+    assert [e.update_id for e in user_events(bot_engine, 8101)] == [help_update["update_id"]]
+
+
+async def test_two_updates_handled_in_reverse_order_by_two_replicas_read_back_in_telegram_order(
+    api: LocalBotAPI, bot_engine: Engine, nlu_parser: Any, bot_settings: Callable[..., Any]
+) -> None:
+    async with _replicas(2, bot_settings, bot_engine, nlu_parser) as (first, second):
+        api.state.webhook = None
+        alice = api.add_user(8102, "Alice", language_code="en")
+        api.user_command(alice, "help")
+        api.user_command(alice, "privacy")
+        earlier, later = _take_pending(api)
+        assert earlier["update_id"] < later["update_id"]
+        later["message"]["date"] = earlier["message"]["date"]  # one Telegram second
+        async with aiohttp.ClientSession() as session:
+            assert await _post(session, second, later) == 200  # written first, by the other replica
+            assert await _post(session, first, earlier) == 200
+    events = user_events(bot_engine, 8102)
+    assert [e.attributes["command"] for e in events if e.attributes] == ["help", "privacy"]
+    assert [e.id for e in events] == sorted((e.id for e in events), reverse=True)  # inserted the other way
+    assert events[0].ts == datetime.fromtimestamp(earlier["message"]["date"], UTC)
+
+
+async def test_a_fresh_claim_elsewhere_answers_503_and_a_stale_one_is_taken_over_without_relogging(
+    api: LocalBotAPI, bot_engine: Engine, nlu_parser: Any, bot_settings: Callable[..., Any]
+) -> None:
+    async with _replicas(1, bot_settings, bot_engine, nlu_parser) as (url,):
+        api.state.webhook = None
+        bob = api.add_user(8103, "Bob", language_code="en")
+        api.user_command(bob, "help")
+        api.user_command(bob, "privacy")
+        busy, logged = _take_pending(api)
+        now = datetime.now(UTC)
+        long_ago = now - timedelta(minutes=5)
+        stale = timedelta(seconds=30)
+        assert claim_update(bot_engine, busy["update_id"], "other", now=now, stale_after=stale) is Claim.NEW
+        assert (
+            claim_update(bot_engine, logged["update_id"], "dead", now=long_ago, stale_after=stale)
+            is Claim.NEW
+        )
+        # The dead replica had written the event of `logged` (not answered, not finished).
+        ts = datetime.fromtimestamp(logged["message"]["date"], UTC)
+        append_events(
+            bot_engine,
+            [EventRecord(user_id=8103, ts=ts, kind="command", update_id=logged["update_id"], attributes={})],
+        )
+        async with aiohttp.ClientSession() as session:
+            assert await _post(session, url, busy) == 503  # "other" is on it: Telegram retries later
+            assert _replies(api, 8103) == 0
+            with unit_of_work(bot_engine) as db:
+                db.execute(
+                    update(ProcessedUpdate)
+                    .where(ProcessedUpdate.update_id == busy["update_id"])
+                    .values(claimed_at=long_ago)
+                )
+            assert await _post(session, url, busy) == 200  # "other" died: taken over and handled
+            assert await _post(session, url, logged) == 200  # taken over: answered, not logged again
+    assert _replies(api, 8103) == 2
+    assert sorted(e.update_id or 0 for e in user_events(bot_engine, 8103)) == sorted(
+        [busy["update_id"], logged["update_id"]]
+    )
+    with unit_of_work(bot_engine) as db:
+        done = db.scalars(select(ProcessedUpdate).where(ProcessedUpdate.done_at.is_not(None))).all()
+        assert {row.update_id for row in done} == {busy["update_id"], logged["update_id"]}
+
+
+async def test_the_database_down_while_claiming_answers_503_and_handles_nothing(
+    api: LocalBotAPI,
+    bot_engine: Engine,
+    nlu_parser: Any,
+    bot_settings: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with _replicas(1, bot_settings, bot_engine, nlu_parser) as (url,):
+        api.state.webhook = None
+        carol = api.add_user(8104, "Carol", language_code="en")
+        api.user_command(carol, "help")
+        (body,) = _take_pending(api)
+
+        def down(*_: Any, **__: Any) -> Claim:
+            raise ConnectionError("database is down")
+
+        monkeypatch.setattr("bot.replicas.claim_update", down)
+        async with aiohttp.ClientSession() as session:
+            assert await _post(session, url, body) == 503
+            monkeypatch.undo()
+            assert await _post(session, url, body) == 200  # Telegram's retry, once it is back
+    assert _replies(api, 8104) == 1
+    assert count_events(bot_engine) == 1
+
+
+def test_telegram_time_is_the_update_date_in_whole_seconds_else_the_received_second() -> None:
+    received = datetime(2026, 12, 1, 12, 0, 5, 700_000, tzinfo=UTC)
+    message = Update.de_json(
+        {
+            "update_id": 1,
+            "message": {"message_id": 1, "date": 1_700_000_000, "chat": {"id": 1, "type": "private"}},
+        },
+        None,
+    )
+    assert message is not None
+    assert telegram_time(message, received) == datetime.fromtimestamp(1_700_000_000, UTC)
+    poll_answer = Update.de_json(
+        {
+            "update_id": 2,
+            "poll_answer": {
+                "poll_id": "p",
+                "option_ids": [0],
+                "option_persistent_ids": ["0"],
+                "user": {"id": 1, "is_bot": False, "first_name": "A"},
+            },
+        },
+        None,
+    )
+    assert poll_answer is not None
+    assert telegram_time(poll_answer, received) == received.replace(microsecond=0)
