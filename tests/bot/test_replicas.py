@@ -8,24 +8,29 @@ behind nginx, fed by the local Bot API's webhook delivery, and kills one of them
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Callable
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, create_engine, func, select, text, update
 from telegram import Update
 
+from bench.replicas_cluster import NGINX, ReplicaCluster
 from bot.app import build_application
 from bot.replicas import telegram_time
 from bot.runner import WebhookOptions, running
 from bot.webhook import SECRET_HEADER
 from fakeapi import LocalBotAPI
-from store import EventRecord, append_events, count_events, user_events
+from scheduler.planning import create_broadcast
+from store import EventRecord, append_events, count_events, create_db_engine, upgrade, user_events
 from store.db import unit_of_work
-from store.models import ProcessedUpdate
+from store.models import Event, ProcessedUpdate
 from store.updates import Claim, claim_update
 
 SECRET = "replica-secret"
@@ -199,3 +204,145 @@ def test_telegram_time_is_the_update_date_in_whole_seconds_else_the_received_sec
     )
     assert poll_answer is not None
     assert telegram_time(poll_answer, received) == received.replace(microsecond=0)
+
+
+# ---- real replicas behind nginx -------------------------------------------------------------
+USERS = 30
+UPDATES_PER_USER = 4
+LEASE_S = 2.0
+CLAIM_TIMEOUT_S = 3.0
+PUSH_TEXT = "Replica push: exactly once"
+
+
+@pytest.fixture
+def replica_db(postgres_url: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL schema for the replicas."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{postgres_url}?options=-csearch_path%3D{schema}"
+    engine = create_db_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> float:
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx; .ci/run does)")
+def test_three_replicas_behind_nginx_lose_nothing_and_double_nothing_when_one_is_killed(
+    replica_db: str, nlu_model_dir: Path, nlu_parser: Any, tmp_path: Path
+) -> None:
+    api = LocalBotAPI(webhook_retry_delay=0.3)
+    engine = create_db_engine(replica_db)
+    with api.serve_in_thread():
+        cluster = ReplicaCluster(
+            database_url=replica_db,
+            api_base_url=api.base_url,
+            api_file_url=api.base_file_url,
+            token=api.token,
+            workdir=tmp_path,
+            nlu_model_dir=nlu_model_dir,
+            env={
+                "RAPPORT_SCHEDULER_LEASE_S": str(LEASE_S),
+                "RAPPORT_WEBHOOK_CLAIM_TIMEOUT_S": str(CLAIM_TIMEOUT_S),
+                "RAPPORT_PER_CHAT_RATE_PER_S": "50",
+                "RAPPORT_SEND_RATE_PER_S": "1000",
+            },
+        )
+        try:
+            started = time.monotonic()
+            cluster.start(3)
+            print(f"replicas up in {time.monotonic() - started:.1f} s")  # noqa: T201
+            _wait(lambda: cluster.holder(engine) is not None, 30, "a scheduler lease holder")
+            api.state.webhook_redeliver_every = 7  # Telegram re-sends every 7th update once more
+            users = [api.add_user(9000 + i, f"User{i}", language_code="en") for i in range(USERS)]
+            chat_of: dict[int, int] = {}
+            sent_updates = 0
+            victim: Any = None
+            in_flight: set[int] = set()
+            watcher: Any = None
+            for round_ in range(UPDATES_PER_USER):
+                for user in users:
+                    queued = api.user_command(user, "help" if round_ % 2 == 0 else "privacy")
+                    chat_of[queued["update_id"]] = user.id
+                    sent_updates += 1
+                    time.sleep(0.01)
+                    if victim is None and api.state.webhook_acked >= USERS:  # mid-stream: kill the holder
+                        victim = cluster.holder(engine)
+                        assert victim is not None
+                        cluster.kill(victim)
+                        watcher = cluster.watch_takeover(engine, victim)
+                        with engine.connect() as connection:
+                            in_flight = set(
+                                connection.execute(
+                                    select(ProcessedUpdate.update_id).where(
+                                        ProcessedUpdate.replica.like(f"%:{victim.pid}:%"),
+                                        ProcessedUpdate.done_at.is_(None),
+                                    )
+                                ).scalars()
+                            )
+            assert victim is not None, "the stream ended before the kill"
+            drained = _wait(lambda: not api.pending_updates, 40, "every update acknowledged")
+            print(
+                f"stream of {sent_updates} pushed; drained {drained:.1f} s after; in flight at the kill: {len(in_flight)}"
+            )  # noqa: T201
+            watcher.join()
+            takeover_s = cluster.takeover_s
+            new_holder = cluster.holder(engine)
+            assert new_holder is not None and new_holder is not victim
+            now = datetime.now(UTC)
+            create_broadcast(engine, segment="all", text=PUSH_TEXT, at=now, now=now)
+            pushed = lambda: {r.chat_id for r in api.sent if r.text == PUSH_TEXT}  # noqa: E731
+            _wait(lambda: len(pushed()) == USERS, 20, "the broadcast to every user")
+            time.sleep(1.0)  # a second sender would show up now
+        finally:
+            cluster.stop()
+    replies: dict[int, int] = {}
+    pushes: dict[int, int] = {}
+    for record in api.sent:
+        counts = pushes if record.text == PUSH_TEXT else replies
+        counts[record.chat_id] = counts.get(record.chat_id, 0) + 1
+    assert api.state.webhook_redelivered > 0
+    assert pushes == {user.id: 1 for user in users}
+    # Answers: exactly once, except an update the victim may have answered just before dying
+    # (between its answer and marking the claim done): taken over, it is answered again.
+    extra = {chat: replies.get(chat, 0) - UPDATES_PER_USER for chat in chat_of.values()}
+    assert all(n >= 0 for n in extra.values()), extra
+    in_flight_chats = {chat_of[u] for u in in_flight if u in chat_of}
+    assert {chat for chat, n in extra.items() if n > 0} <= in_flight_chats
+    assert sum(extra.values()) <= len(in_flight)
+    with engine.connect() as connection:
+        per_update = dict(
+            connection.execute(
+                select(Event.update_id, func.count())
+                .where(Event.update_id.is_not(None))
+                .group_by(Event.update_id)
+            ).all()
+        )
+    engine_events = {
+        user.id: [e.update_id for e in user_events(engine, user.id) if e.update_id is not None]
+        for user in users
+    }
+    engine.dispose()
+    assert per_update == {update_id: 1 for update_id in chat_of}  # each event logged exactly once
+    for user_id, update_ids in engine_events.items():
+        assert update_ids == sorted(update_ids), user_id  # per-user order is Telegram's
+    # The standby takes the lease over once it expires (LEASE_S after the last renewal, at most a
+    # third of it before the kill) on its next try (every third): within LEASE_S * 4/3, plus slack.
+    assert takeover_s is not None and takeover_s <= LEASE_S * 4 / 3 + 1.5, takeover_s

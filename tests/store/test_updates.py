@@ -1,4 +1,4 @@
-"""Claimed webhook updates (`store.updates`) and the (ts, update_id, id) order of the log, on both backends."""
+"""Claimed webhook updates (`store.updates`) and the (ts, update_id, id) order of the log."""
 
 from __future__ import annotations
 
