@@ -8,6 +8,7 @@ behind nginx, fed by the local Bot API's webhook delivery, and kills one of them
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -21,7 +22,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, func, select, text, update
 from telegram import Update
 
-from bench.replicas_cluster import NGINX, ReplicaCluster
+from bench.replicas_cluster import NGINX, ReplicaCluster, nginx_config
 from bot.app import build_application
 from bot.replicas import telegram_time
 from bot.runner import WebhookOptions, running
@@ -346,3 +347,15 @@ def test_three_replicas_behind_nginx_lose_nothing_and_double_nothing_when_one_is
     # The standby takes the lease over once it expires (LEASE_S after the last renewal, at most a
     # third of it before the kill) on its next try (every third): within LEASE_S * 4/3, plus slack.
     assert takeover_s is not None and takeover_s <= LEASE_S * 4 / 3 + 1.5, takeover_s
+
+
+@pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx; .ci/run does)")
+def test_the_load_balancer_configuration_passes_nginx_t(tmp_path: Path) -> None:
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(nginx_config(tmp_path, port=18080, upstreams=[18081, 18082]))
+    assert NGINX is not None
+    result = subprocess.run(
+        [NGINX, "-t", "-p", str(tmp_path), "-c", str(conf)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert conf.read_text().count("server 127.0.0.1:1808") == 2
