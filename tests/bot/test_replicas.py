@@ -300,9 +300,7 @@ def test_three_replicas_behind_nginx_lose_nothing_and_double_nothing_when_one_is
                             )
             assert victim is not None, "the stream ended before the kill"
             drained = _wait(lambda: not api.pending_updates, 40, "every update acknowledged")
-            print(
-                f"{sent_updates} updates, drained {drained:.1f} s later, {len(in_flight)} in flight at the kill"
-            )
+            print(f"{sent_updates} updates, drained in {drained:.1f} s, {len(in_flight)} in flight at kill")
             watcher.join()
             takeover_s = cluster.takeover_s
             new_holder = cluster.holder(engine)
