@@ -57,7 +57,7 @@ http {{
             proxy_next_upstream error timeout non_idempotent;
             proxy_next_upstream_tries 3;
             proxy_connect_timeout 1s;
-            proxy_read_timeout 30s;
+            proxy_read_timeout {read_timeout};
             client_max_body_size 1m;
         }}
     }}
@@ -72,11 +72,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def nginx_config(directory: Path, *, port: int, upstreams: list[int]) -> str:
-    """The nginx configuration: `upstreams` behind `127.0.0.1:port`, state kept in `directory`."""
+def nginx_config(directory: Path, *, port: int, upstreams: list[int], read_timeout: str = "30s") -> str:
+    """The nginx configuration: `upstreams` behind `127.0.0.1:port`, state kept in `directory`.
+
+    A short `read_timeout` makes nginx give up on slow answers and re-send the POST to the next
+    replica while the first one is still handling it (the benchmark's forced retries).
+    """
     servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in upstreams)
     user = "user root;\n" if os.geteuid() == 0 else ""
-    return _NGINX_CONF.format(user=user, dir=directory, servers=servers, port=port, path=WEBHOOK_PATH)
+    return _NGINX_CONF.format(
+        user=user, dir=directory, servers=servers, port=port, path=WEBHOOK_PATH, read_timeout=read_timeout
+    )
 
 
 def _port_open(port: int) -> bool:
@@ -127,6 +133,7 @@ class ReplicaCluster:
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     replicas: list[Replica] = field(default_factory=list)
+    read_timeout: str = "30s"
     takeover_s: float | None = None
     _nginx: subprocess.Popen[bytes] | None = None
 
@@ -142,7 +149,9 @@ class ReplicaCluster:
         directory = self.workdir / "nginx"
         directory.mkdir(parents=True, exist_ok=True)
         conf = directory / "nginx.conf"
-        conf.write_text(nginx_config(directory, port=self.port, upstreams=upstreams))
+        conf.write_text(
+            nginx_config(directory, port=self.port, upstreams=upstreams, read_timeout=self.read_timeout)
+        )
         self._nginx = subprocess.Popen(
             [NGINX, "-p", str(directory), "-c", str(conf), "-g", "daemon off;"],
             stdout=subprocess.DEVNULL,
@@ -159,7 +168,8 @@ class ReplicaCluster:
         ports = [free_port() for _ in range(count)]
         self.start_nginx(ports)
         for index, port in enumerate(ports):
-            self.replicas.append(self._spawn(index, port))
+            args = ["--webhook", self.url, "--listen", "127.0.0.1", "--port", str(port)]
+            self.replicas.append(self._spawn(index, port, args))
         deadline = time.monotonic() + timeout
         for replica in self.replicas:
             while not _port_open(replica.port):
@@ -169,7 +179,13 @@ class ReplicaCluster:
                     )
                 time.sleep(0.1)
 
-    def _spawn(self, index: int, port: int) -> Replica:
+    def start_polling(self) -> Replica:
+        """One `rapport run` in long polling (no nginx, no claims): the single-process peer."""
+        replica = self._spawn(0, 0, [])
+        self.replicas.append(replica)
+        return replica
+
+    def _spawn(self, index: int, port: int, args: list[str]) -> Replica:
         data_dir = self.workdir / f"replica-{index}"
         data_dir.mkdir(parents=True, exist_ok=True)
         env = {
@@ -185,13 +201,20 @@ class ReplicaCluster:
         }
         log = (data_dir / "run.log").open("wb")
         process = subprocess.Popen(
-            [*RUN, "--webhook", self.url, "--listen", "127.0.0.1", "--port", str(port)],
+            [*RUN, *args],
             cwd=REPO,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         return Replica(port=port, data_dir=data_dir, process=process, log=log)
+
+    def nginx_resends(self) -> int:
+        """POSTs nginx gave up waiting on and re-sent to the next replica (its error log says each)."""
+        log = self.workdir / "nginx" / "nginx-error.log"
+        if not log.exists():
+            return 0
+        return sum("upstream timed out" in line for line in log.read_text(errors="replace").splitlines())
 
     def output(self, replica: Replica) -> str:
         """The end of a replica's log."""
