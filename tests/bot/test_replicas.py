@@ -7,6 +7,7 @@ behind nginx, fed by the local Bot API's webhook delivery, and kills one of them
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import time
@@ -26,7 +27,8 @@ from bench.replicas_cluster import NGINX, ReplicaCluster, nginx_config
 from bot.app import build_application
 from bot.replicas import telegram_time
 from bot.runner import WebhookOptions, running
-from bot.webhook import SECRET_HEADER
+from bot.webhook import SECRET_HEADER, derived_secret
+from cli.run import webhook_url_problem
 from fakeapi import LocalBotAPI
 from scheduler.planning import create_broadcast
 from store import EventRecord, append_events, count_events, create_db_engine, upgrade, user_events
@@ -357,3 +359,18 @@ def test_the_load_balancer_configuration_passes_nginx_t(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert conf.read_text().count("server 127.0.0.1:1808") == 2
+
+
+def test_a_local_bot_api_takes_plain_http_webhooks_on_any_port_and_telegram_does_not() -> None:
+    url = "http://127.0.0.1:18080/telegram"
+    assert webhook_url_problem(url, local_api=True) is None
+    assert "https://" in (webhook_url_problem(url) or "")
+    assert "invalid port" in (webhook_url_problem("http://127.0.0.1:99999/x", local_api=True) or "")
+    assert "must be a URL" in (webhook_url_problem("example.org/hook", local_api=True) or "")
+
+
+def test_every_replica_derives_the_same_valid_webhook_secret_from_the_token() -> None:
+    secret = derived_secret("123:abc")
+    assert secret == derived_secret("123:abc") != derived_secret("123:abd")
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret)
+    assert "abc" not in secret
