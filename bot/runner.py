@@ -86,6 +86,10 @@ async def running(
                     services.engine, replica=default_owner(), claim_timeout_s=webhook.claim_timeout_s
                 )
                 services.ledger = ledger
+                # Every update now waits for its event to be durable before it is answered:
+                # a batch delay would be added to each answer (while a write is in flight the
+                # next events still gather into one batch).
+                services.writer.max_delay_s = 0.0
             receiver = WebhookServer(application, secret_token=secret, path=webhook.path, ledger=ledger)
             await receiver.start(webhook.listen, webhook.port)
             await application.bot.set_webhook(

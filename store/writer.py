@@ -63,7 +63,9 @@ class EventWriter:
         self._store_text = store_text
         self._spool_dir = spool_dir
         self._max_batch = max_batch
-        self._max_delay_s = max_delay_s
+        # Public: webhook replicas set it to 0 at start (they wait for every event to be durable
+        # before answering, so gathering would only add latency; batches still form under load).
+        self.max_delay_s = max_delay_s
         self._on_written = on_written
         self._queue: queue.Queue[Any] = queue.Queue()
         self._pending: list[EventRecord] = []
@@ -187,7 +189,7 @@ class EventWriter:
                 return True
             self._pending.append(item)
         # Take whatever else is queued; wait up to max_delay_s only if asked to.
-        deadline = time.monotonic() + self._max_delay_s
+        deadline = time.monotonic() + self.max_delay_s
         while len(self._pending) < self._max_batch:
             try:
                 remaining = deadline - time.monotonic()
