@@ -20,6 +20,7 @@ Telegram assigns in order: the log's readers order by `(ts, update_id, id)`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -131,9 +132,27 @@ class UpdateLedger:
 
         Called by the observer before an update is answered and by the receiver before it is
         acknowledged, so that the only window in which a killed replica's update is answered
-        twice is between its answer and its claim being marked done.
+        twice is between its answer and its claim being marked done. No thread waits: the
+        writer calls back (`EventWriter.when_done`), so dozens of updates can wait at once.
         """
-        return await asyncio.to_thread(writer.flush, timeout_s)
+        loop = asyncio.get_running_loop()
+        finished = loop.create_future()
+
+        def resolve() -> None:
+            if not finished.done():
+                finished.set_result(None)
+
+        def from_writer() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(resolve)
+
+        writer.when_done(from_writer)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await finished
+        except TimeoutError:
+            return False
+        return True
 
     async def finish(self, update_id: int) -> bool:
         """Mark the update handled; False (and a warning) when another replica took it over."""

@@ -23,6 +23,7 @@ claiming also answers 503: nothing was handled, Telegram keeps the update.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -41,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 RETRY_AFTER_S = 1
+WEBHOOK_CONCURRENCY = 40
+"""Updates a claiming receiver handles at once: Telegram's default `max_connections`."""
 
 
 def derived_secret(token: str) -> str:
@@ -73,6 +76,7 @@ class WebhookServer:
     ) -> None:
         self._application = application
         self._ledger = ledger
+        self._slots = asyncio.Semaphore(WEBHOOK_CONCURRENCY)
         self._secret = secret_token.encode()
         self.path = path if path.startswith("/") else f"/{path}"
         self.rejected = 0
@@ -120,7 +124,11 @@ class WebhookServer:
             )
             return _retry_later()
         application = self._application
-        await application.update_processor.process_update(update, application.process_update(update))
+        # Not through PTB's update processor (CONCURRENT_UPDATES at once): an update here also
+        # waits for its event to be durable, so a handful of slots would leave the replica
+        # idle; Telegram keeps at most `max_connections` (40 by default) requests in flight.
+        async with self._slots:
+            await application.process_update(update)
         if not await ledger.durable(services_for(application).writer):
             # The events are in memory only: not acknowledged. The claim stays unfinished, so a
             # retry after the claim timeout is taken over and finds out what reached the log.

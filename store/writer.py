@@ -75,6 +75,7 @@ class EventWriter:
         # logged are finished" holds, which is what `flush` waits for.
         self._logged = 0
         self._done = 0
+        self._waiters: list[tuple[int, Callable[[], None]]] = []
         self._thread: threading.Thread | None = None
         self._dead_letters = DeadLetters(spool_dir)
         self.written = 0
@@ -114,6 +115,19 @@ class EventWriter:
                     return False
                 self._idle.wait(remaining)
         return True
+
+    def when_done(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once every event logged before this call is finished (written or spooled).
+
+        Called at once when they are; otherwise from the writer thread (or `close`), so an async
+        caller hops back with `call_soon_threadsafe`. Unlike `flush`, nobody blocks a thread
+        waiting: many updates can wait for their events at once.
+        """
+        with self._idle:
+            if self._done < self._logged:
+                self._waiters.append((self._logged, callback))
+                return
+        callback()
 
     def forget(self, user_id: int, *, timeout: float = 10.0, attempts: int = 2) -> ForgetReport:
         """Forget a user once their logged events are in the database, so none lands after.
@@ -160,6 +174,14 @@ class EventWriter:
         with self._idle:
             self._done += count
             self._idle.notify_all()
+            ready = [callback for target, callback in self._waiters if target <= self._done]
+            if ready:
+                self._waiters = [(t, c) for t, c in self._waiters if t > self._done]
+        for callback in ready:
+            try:
+                callback()
+            except Exception:
+                logger.exception("event writer: a when_done callback failed")
 
     def _run(self) -> None:
         """The thread: write batches until stopped; an unexpected error is logged, never fatal."""
