@@ -52,8 +52,11 @@ class Claim(enum.Enum):
         return self in (Claim.NEW, Claim.TAKEN_OVER)
 
 
+_CLAIMS: Any = ProcessedUpdate.__table__
+
+
 def _insert(engine: Engine) -> Any:
-    table: Any = ProcessedUpdate.__table__
+    table = _CLAIMS
     backend = engine.dialect.name
     if backend == "sqlite":
         return sqlite_insert(table)
@@ -65,49 +68,57 @@ def _insert(engine: Engine) -> Any:
 def claim_update(
     engine: Engine, update_id: int, replica: str, *, now: datetime, stale_after: timedelta
 ) -> Claim:
-    """Claim `update_id` for `replica`; see the module docstring for the outcomes."""
+    """Claim `update_id` for `replica`; see the module docstring for the outcomes.
+
+    Core statements on one connection, not an ORM session: this runs for every update a
+    replica receives, and the common case is the single INSERT.
+    """
     statement = (
         _insert(engine)
         .values(update_id=update_id, replica=replica, claimed_at=now, done_at=None)
         .on_conflict_do_nothing(index_elements=["update_id"])
-        .returning(ProcessedUpdate.update_id)  # rowcount is not reliable here on every driver
+        .returning(_CLAIMS.c.update_id)  # rowcount is not reliable here on every driver
     )
-    with unit_of_work(engine) as session:
-        if session.execute(statement).first() is not None:
+    with engine.begin() as connection:
+        if connection.execute(statement).first() is not None:
             return Claim.NEW
-        row = session.get(ProcessedUpdate, update_id)
+        row = connection.execute(
+            select(_CLAIMS.c.replica, _CLAIMS.c.claimed_at, _CLAIMS.c.done_at).where(
+                _CLAIMS.c.update_id == update_id
+            )
+        ).first()
         if row is None:  # pruned between the two statements: a day old, so handled long ago
             return Claim.DONE
         if row.done_at is not None:
             return Claim.DONE
         if row.claimed_at > now - stale_after:
             return Claim.BUSY
-        taken = session.execute(
-            update(ProcessedUpdate)
+        taken = connection.execute(
+            update(_CLAIMS)
             .where(
-                ProcessedUpdate.update_id == update_id,
-                ProcessedUpdate.done_at.is_(None),
-                ProcessedUpdate.claimed_at <= now - stale_after,
+                _CLAIMS.c.update_id == update_id,
+                _CLAIMS.c.done_at.is_(None),
+                _CLAIMS.c.claimed_at <= now - stale_after,
             )
             .values(replica=replica, claimed_at=now)
-        ).rowcount  # type: ignore[attr-defined]
+        ).rowcount
         if not taken:  # another replica took it over first
             return Claim.BUSY
-        logger.warning(
-            "update %d: took over the claim of %s (not done since %s)", update_id, row.replica, row.claimed_at
-        )
-        return Claim.TAKEN_OVER
+    logger.warning(
+        "update %d: took over the claim of %s (unfinished since %s)", update_id, row.replica, row.claimed_at
+    )
+    return Claim.TAKEN_OVER
 
 
 def finish_update(engine: Engine, update_id: int, replica: str, *, now: datetime) -> bool:
     """Mark the update handled; False when the claim is no longer this replica's (taken over)."""
-    with unit_of_work(engine) as session:
-        result = session.execute(
-            update(ProcessedUpdate)
-            .where(ProcessedUpdate.update_id == update_id, ProcessedUpdate.replica == replica)
+    with engine.begin() as connection:
+        result = connection.execute(
+            update(_CLAIMS)
+            .where(_CLAIMS.c.update_id == update_id, _CLAIMS.c.replica == replica)
             .values(done_at=now)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(result.rowcount)
 
 
 def release_update(engine: Engine, update_id: int, replica: str) -> bool:
