@@ -32,7 +32,7 @@ from telegram import Update
 
 from store.models import utcnow
 from store.records import EventRecord
-from store.updates import Claim, claim_update, finish_update, logged_events, prune_claims, release_update
+from store.updates import Claim, claim_update, finish_update, logged_events, prune_claims
 from store.writer import EventWriter
 
 __all__ = ["UpdateLedger", "stamp", "telegram_time"]
@@ -163,11 +163,6 @@ class UpdateLedger:
         if not done:
             logger.warning("update %d was taken over by another replica before it was finished", update_id)
         return done
-
-    async def release(self, update_id: int) -> None:
-        """Give an unfinished claim up, so that Telegram's retry is handled afresh."""
-        self.already_logged.discard(update_id)
-        await asyncio.to_thread(release_update, self._engine, update_id, self.replica)
 
     async def _maybe_prune(self) -> None:
         """Delete claims older than a day, at most every `PRUNE_EVERY_S`; a failure waits for the next."""

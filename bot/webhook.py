@@ -120,7 +120,8 @@ class WebhookServer:
             return web.Response(status=200)
         if claim is Claim.BUSY:
             logger.info(
-                "update %d: claimed by another replica and not finished: answered 503", update.update_id
+                "update %d: claimed (here or by another replica) and not finished: answered 503",
+                update.update_id,
             )
             return _retry_later()
         application = self._application

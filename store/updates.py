@@ -33,7 +33,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from store.db import unit_of_work
 from store.models import Event, ProcessedUpdate
 
-__all__ = ["Claim", "claim_update", "finish_update", "logged_events", "prune_claims", "release_update"]
+__all__ = ["Claim", "claim_update", "finish_update", "logged_events", "prune_claims"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,19 +119,6 @@ def finish_update(engine: Engine, update_id: int, replica: str, *, now: datetime
             .values(done_at=now)
         )
         return bool(result.rowcount)
-
-
-def release_update(engine: Engine, update_id: int, replica: str) -> bool:
-    """Drop an unfinished claim (its handling failed before anything was logged), so a retry starts over."""
-    with unit_of_work(engine) as session:
-        result = session.execute(
-            delete(ProcessedUpdate).where(
-                ProcessedUpdate.update_id == update_id,
-                ProcessedUpdate.replica == replica,
-                ProcessedUpdate.done_at.is_(None),
-            )
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def logged_events(engine: Engine, update_id: int, *, user_id: int | None) -> bool:

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, func, select
 from store import EventRecord, append_events, iter_user_sequences, user_events
 from store.db import unit_of_work
 from store.models import ProcessedUpdate
-from store.updates import Claim, claim_update, finish_update, logged_events, prune_claims, release_update
+from store.updates import Claim, claim_update, finish_update, logged_events, prune_claims
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 STALE = timedelta(seconds=30)
@@ -37,13 +37,6 @@ def test_a_stale_claim_is_taken_over_once_and_fences_its_first_claimer(engine: E
     assert not finish_update(engine, 8, "dead", now=later)  # the first claimer lost it
     assert finish_update(engine, 8, "b", now=later)
     assert _claim(engine, 8, "c", later + STALE * 2) is Claim.DONE
-
-
-def test_released_claim_is_claimed_afresh_and_others_cannot_release_it(engine: Engine) -> None:
-    assert _claim(engine, 9, "a", T0) is Claim.NEW
-    assert not release_update(engine, 9, "b")
-    assert release_update(engine, 9, "a")
-    assert _claim(engine, 9, "b", T0) is Claim.NEW
 
 
 def test_prune_drops_only_claims_older_than_the_bound(engine: Engine) -> None:
