@@ -305,6 +305,7 @@ def test_three_replicas_behind_nginx_lose_nothing_and_double_nothing_when_one_is
             print(f"{sent_updates} updates, drained in {drained:.1f} s, {len(in_flight)} in flight at kill")
             watcher.join()
             takeover_s = cluster.takeover_s
+            print(f"lease taken over {takeover_s} s after the kill")
             new_holder = cluster.holder(engine)
             assert new_holder is not None and new_holder is not victim
             now = datetime.now(UTC)
