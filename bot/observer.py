@@ -53,7 +53,8 @@ async def observe(update: Update, context: Context) -> None:
         # `language_for` (in `_facts`) has updated the language they write in, for pushes.
         await services.users.remember(user, writes_in=writes_in(context))
     services.log_update_event(update, record)
-    if services.ledger is not None and not await services.ledger.durable(services.writer):
+    ledger = services.ledger
+    if ledger is not None and not await ledger.durable(update.update_id, services.writer):
         # Replicas answer only what is logged: a replica that dies after answering must leave
         # the event in the log, or the one that takes the update over would answer it again.
         logger.warning("update %d: event log not durable, not answering", update.update_id)

@@ -98,6 +98,7 @@ class UpdateLedger:
         self._clock = clock
         self._next_prune = 0.0
         self.already_logged: set[int] = set()
+        self._unwritten: set[int] = set()
         self.duplicates = 0
         self.busy = 0
         self.taken_over = 0
@@ -127,14 +128,23 @@ class UpdateLedger:
         await self._maybe_prune()
         return claim
 
-    async def durable(self, writer: EventWriter, timeout_s: float = FLUSH_TIMEOUT_S) -> bool:
-        """Wait until everything logged so far is written (or spooled); False after `timeout_s`.
+    def logged(self, update_id: int) -> None:
+        """Note that an event of `update_id` was just queued (`BotServices.log_update_event`)."""
+        self._unwritten.add(update_id)
+
+    async def durable(self, update_id: int, writer: EventWriter, timeout_s: float = FLUSH_TIMEOUT_S) -> bool:
+        """Wait until the events `update_id` logged so far are written (or spooled); False after `timeout_s`.
 
         Called by the observer before an update is answered and by the receiver before it is
-        acknowledged, so that the only window in which a killed replica's update is answered
-        twice is between its answer and its claim being marked done. No thread waits: the
-        writer calls back (`EventWriter.when_done`), so dozens of updates can wait at once.
+        acknowledged; the second call returns at once unless a handler logged more. So the
+        window in which a killed replica's update is answered twice is only from its answer to
+        its claim being marked done. No thread waits: the writer calls back
+        (`EventWriter.when_done`, which covers everything logged before, so this update too),
+        and dozens of updates can wait at once.
         """
+        if update_id not in self._unwritten:
+            return True
+        self._unwritten.discard(update_id)
         loop = asyncio.get_running_loop()
         finished = loop.create_future()
 
@@ -151,12 +161,14 @@ class UpdateLedger:
             async with asyncio.timeout(timeout_s):
                 await finished
         except TimeoutError:
+            self._unwritten.add(update_id)
             return False
         return True
 
     async def finish(self, update_id: int) -> bool:
         """Mark the update handled; False (and a warning) when another replica took it over."""
         self.already_logged.discard(update_id)
+        self._unwritten.discard(update_id)
         done = await asyncio.to_thread(
             finish_update, self._engine, update_id, self.replica, now=self._clock()
         )

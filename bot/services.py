@@ -92,6 +92,8 @@ class BotServices:
         if ledger is not None and update.update_id in ledger.already_logged:
             return
         self.writer.log(stamp(record, update, telegram_clock=ledger is not None))
+        if ledger is not None:
+            ledger.logged(update.update_id)
 
     def is_admin(self, user_id: int | None) -> bool:
         """Whether `user_id` is one of the configured community managers."""

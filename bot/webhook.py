@@ -15,7 +15,7 @@ Why our own receiver and not PTB's `Updater.start_webhook(secret_token=...)` (PT
 
 With an `UpdateLedger` (replicas on one database, `bot.replicas`) each update is claimed
 before it is handled, handled in the request (so the answer waits for it), and acknowledged
-only once its events are durable (`EventWriter.flush`: written, or spooled to disk) and its
+only once its events are durable (written, or spooled to disk) and its
 claim is marked done. A retry of a handled update gets 200 without handling; one still in
 hand elsewhere gets 503, which Telegram retries later. The database being down while
 claiming also answers 503: nothing was handled, Telegram keeps the update.
@@ -130,7 +130,7 @@ class WebhookServer:
         # idle; Telegram keeps at most `max_connections` (40 by default) requests in flight.
         async with self._slots:
             await application.process_update(update)
-        if not await ledger.durable(services_for(application).writer):
+        if not await ledger.durable(update.update_id, services_for(application).writer):
             # The events are in memory only: not acknowledged. The claim stays unfinished, so a
             # retry after the claim timeout is taken over and finds out what reached the log.
             logger.warning("update %d: event log not durable: answered 503", update.update_id)

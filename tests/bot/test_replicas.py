@@ -329,6 +329,7 @@ def test_three_replicas_behind_nginx_lose_nothing_and_double_nothing_when_one_is
     in_flight_chats = {chat_of[u] for u in in_flight if u in chat_of}
     assert {chat for chat, n in extra.items() if n > 0} <= in_flight_chats
     assert sum(extra.values()) <= len(in_flight)
+    print(f"answered twice: {sum(extra.values())} of the {len(in_flight)} in flight at the kill")
     with engine.connect() as connection:
         per_update = dict(
             connection.execute(
