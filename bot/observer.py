@@ -1,12 +1,12 @@
 """The interaction log: one observer turns every update into exactly one event row.
 
 Registered as `TypeHandler(Update, observe)` in group -1, it runs before any answering handler,
-so logging is not repeated in each handler. With replicas (`bot.replicas`) it waits until the
-event is durable before any handler answers, so a replica killed after answering has logged
-what it answered. It gathers the facts an event needs (the
+so logging is not repeated in each handler. It gathers the facts an event needs (the
 conversation step and the NLU's reading, both decided once per update through `bot.context`),
 describes the update (`bot.describe`, pure) and logs the row. Flood control runs before it
-(`bot.throttle`, group -2); blocking is handled after it (`bot.membership`).
+(`bot.throttle`, group -2); blocking is handled after it (`bot.membership`). With replicas
+(`bot.replicas`) it waits until the event is durable before any handler answers, so a replica
+killed after answering has logged what it answered.
 """
 
 from __future__ import annotations
