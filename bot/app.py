@@ -262,7 +262,11 @@ def attach_scheduler(application: RapportApp, settings: Settings) -> SchedulerSe
     services = services_for(application)
     sender = TelegramSender.from_settings(settings, bot=application.bot)
     service = SchedulerService(
-        services.engine, settings, sender, intents=nlu_labels(services.understander.parser)
+        services.engine,
+        settings,
+        sender,
+        intents=nlu_labels(services.understander.parser),
+        lease_ttl_s=settings.scheduler_lease_s,
     )
     services.broadcasts = service
 

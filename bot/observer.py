@@ -4,7 +4,9 @@ Registered as `TypeHandler(Update, observe)` in group -1, it runs before any ans
 so logging is not repeated in each handler. It gathers the facts an event needs (the
 conversation step and the NLU's reading, both decided once per update through `bot.context`),
 describes the update (`bot.describe`, pure) and logs the row. Flood control runs before it
-(`bot.throttle`, group -2); blocking is handled after it (`bot.membership`).
+(`bot.throttle`, group -2); blocking is handled after it (`bot.membership`). With replicas
+(`bot.replicas`) it waits until the event is durable before any handler answers, so a replica
+killed after answering has logged what it answered.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 
 from telegram import Update
+from telegram.ext import ApplicationHandlerStop
 
 from bot.context import Context, language_for, services_of, turn_of, understanding_of, writes_in
 from bot.describe import Facts, describe
@@ -49,4 +52,10 @@ async def observe(update: Update, context: Context) -> None:
         # Before logging, so that the writer thread finds the user and doesn't race to create it.
         # `language_for` (in `_facts`) has updated the language they write in, for pushes.
         await services.users.remember(user, writes_in=writes_in(context))
-    services.writer.log(record)
+    services.log_update_event(update, record)
+    ledger = services.ledger
+    if ledger is not None and not await ledger.durable(update.update_id, services.writer):
+        # Replicas answer only what is logged: a replica that dies after answering must leave
+        # the event in the log, or the one that takes the update over would answer it again.
+        logger.warning("update %d: event log not durable, not answering", update.update_id)
+        raise ApplicationHandlerStop

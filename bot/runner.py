@@ -16,8 +16,11 @@ from telegram.error import TelegramError
 from telegram.ext import Application
 
 from bot.app import ALLOWED_UPDATES
+from bot.context import services_for
+from bot.replicas import UpdateLedger
 from bot.transport import is_poll_conflict
 from bot.webhook import WebhookServer
+from scheduler.service import default_owner
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +33,10 @@ class WebhookOptions:
     listen: str = "0.0.0.0"
     port: int = 8443
     secret_token: str | None = None
+    dedup: bool = False
+    """Claim each update in the database before handling it (`bot.replicas`)."""
+    claim_timeout_s: float = 30.0
+    """Age after which another replica takes an unfinished claim over."""
 
     @property
     def path(self) -> str:
@@ -72,7 +79,18 @@ async def running(
             )
         else:
             secret = webhook.secret_token or secrets.token_urlsafe(32)
-            receiver = WebhookServer(application, secret_token=secret, path=webhook.path)
+            ledger = None
+            if webhook.dedup:
+                services = services_for(application)
+                ledger = UpdateLedger(
+                    services.engine, replica=default_owner(), claim_timeout_s=webhook.claim_timeout_s
+                )
+                services.ledger = ledger
+                # Every update now waits for its event to be durable before it is answered:
+                # a batch delay would be added to each answer (while a write is in flight the
+                # next events still gather into one batch).
+                services.writer.max_delay_s = 0.0
+            receiver = WebhookServer(application, secret_token=secret, path=webhook.path, ledger=ledger)
             await receiver.start(webhook.listen, webhook.port)
             await application.bot.set_webhook(
                 webhook.url, secret_token=secret, allowed_updates=ALLOWED_UPDATES

@@ -15,15 +15,17 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Engine
+from telegram import Update
 
 from bot.callbacks import CallbackCodec
 from bot.flood import FloodGuard, FloodVerdict
 from bot.knowledge import KnowledgeBase
+from bot.replicas import UpdateLedger, stamp
 from bot.understanding import Understander
 from bot.users import UserProfiles
 from nlu import IntentParser
 from scheduler.experiments import ExperimentDraft
-from store import EventWriter, Settings
+from store import EventRecord, EventWriter, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,20 @@ class BotServices:
         # Async callables run in post_init / (reversed) in post_shutdown, e.g. the scheduler.
         self.startup_hooks: list[Hook] = []
         self.shutdown_hooks: list[Hook] = []
+        # Set by the webhook receiver when updates are claimed in the database (replicas).
+        self.ledger: UpdateLedger | None = None
+
+    def log_update_event(self, update: Update, record: EventRecord) -> None:
+        """Log an event that `update` caused, with its update_id (and, replicas, Telegram's time).
+
+        A taken-over update whose events the dead replica had written logs nothing again.
+        """
+        ledger = self.ledger
+        if ledger is not None and update.update_id in ledger.already_logged:
+            return
+        self.writer.log(stamp(record, update, telegram_clock=ledger is not None))
+        if ledger is not None:
+            ledger.logged(update.update_id)
 
     def is_admin(self, user_id: int | None) -> bool:
         """Whether `user_id` is one of the configured community managers."""

@@ -40,7 +40,7 @@ async def throttle(update: Update, context: Context) -> None:
     verdict = services.flood.check(user.id)
     if verdict is FloodVerdict.OK:
         return
-    services.writer.log(throttled_event(message))
+    services.log_update_event(update, throttled_event(message))
     if verdict is FloodVerdict.WARN:
         logger.warning("user %d is flooding (over %d messages)", user.id, services.flood.max_messages)
         if message.chat.type == ChatType.PRIVATE:

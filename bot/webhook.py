@@ -12,10 +12,19 @@ Why our own receiver and not PTB's `Updater.start_webhook(secret_token=...)` (PT
   (RecursionError) answer 500 with a traceback, and Telegram keeps re-sending them; here
   they answer 400 and are dropped;
 - the answer is ours to time: the event log can be flushed before the update is acknowledged.
+
+With an `UpdateLedger` (replicas on one database, `bot.replicas`) each update is claimed
+before it is handled, handled in the request (so the answer waits for it), and acknowledged
+only once its events are durable (written, or spooled to disk) and its
+claim is marked done. A retry of a handled update gets 200 without handling; one still in
+hand elsewhere gets 503, which Telegram retries later. The database being down while
+claiming also answers 503: nothing was handled, Telegram keeps the update.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import hmac
 import json
 import logging
@@ -25,9 +34,25 @@ from aiohttp import web
 from telegram import Update
 from telegram.ext import Application
 
+from bot.context import services_for
+from bot.replicas import UpdateLedger
+from store.updates import Claim
+
 logger = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+RETRY_AFTER_S = 1
+WEBHOOK_CONCURRENCY = 40
+"""Updates a claiming receiver handles at once: Telegram's default `max_connections`."""
+
+
+def derived_secret(token: str) -> str:
+    """A webhook secret every replica of one bot derives alike (Telegram allows `[A-Za-z0-9_-]`).
+
+    Each replica calls setWebhook at start; a random secret per process would leave every
+    replica but the last one rejecting Telegram's requests.
+    """
+    return hashlib.sha256(b"rapport-webhook-secret\x00" + token.encode()).hexdigest()
 
 
 class WebhookServer:
@@ -37,10 +62,21 @@ class WebhookServer:
         application: The initialised bot application (its `update_queue` is fed).
         secret_token: The secret registered with setWebhook.
         path: The URL path Telegram posts to.
+        ledger: Claim updates in the database before handling them (replicas); None: queue
+            every verified update and acknowledge at once, as before.
     """
 
-    def __init__(self, application: Application, *, secret_token: str, path: str = "/telegram") -> None:  # type: ignore[type-arg]
+    def __init__(
+        self,
+        application: Application,  # type: ignore[type-arg]
+        *,
+        secret_token: str,
+        path: str = "/telegram",
+        ledger: UpdateLedger | None = None,
+    ) -> None:
         self._application = application
+        self._ledger = ledger
+        self._slots = asyncio.Semaphore(WEBHOOK_CONCURRENCY)
         self._secret = secret_token.encode()
         self.path = path if path.startswith("/") else f"/{path}"
         self.rejected = 0
@@ -67,7 +103,45 @@ class WebhookServer:
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             logger.warning("webhook request with an unreadable update: %s", str(exc)[:200])
             return web.Response(status=400, text="Bad Request")
-        await self._application.update_queue.put(update)
+        if self._ledger is None:
+            await self._application.update_queue.put(update)
+            return web.Response(status=200)
+        return await self._handle_claimed(update, self._ledger)
+
+    async def _handle_claimed(self, update: Update, ledger: UpdateLedger) -> web.Response:
+        """Claim, handle, make durable, finish; 200 only when all four happened (or were done before)."""
+        try:
+            claim = await ledger.claim(update)
+        except Exception as exc:
+            logger.warning("update %d: cannot claim it (%s): answered 503", update.update_id, exc)
+            return _retry_later()
+        if claim is Claim.DONE:
+            logger.debug("update %d: a retry of a handled update, acknowledged", update.update_id)
+            return web.Response(status=200)
+        if claim is Claim.BUSY:
+            logger.info(
+                "update %d: claimed (here or by another replica) and not finished: answered 503",
+                update.update_id,
+            )
+            return _retry_later()
+        application = self._application
+        # Not through PTB's update processor (CONCURRENT_UPDATES at once): an update here also
+        # waits for its event to be durable, so a handful of slots would leave the replica
+        # idle; Telegram keeps at most `max_connections` (40 by default) requests in flight.
+        async with self._slots:
+            await application.process_update(update)
+        if not await ledger.durable(update.update_id, services_for(application).writer):
+            # The events are in memory only: not acknowledged. The claim stays unfinished, so a
+            # retry after the claim timeout is taken over and finds out what reached the log.
+            logger.warning("update %d: event log not durable: answered 503", update.update_id)
+            return _retry_later()
+        try:
+            await ledger.finish(update.update_id)
+        except Exception as exc:
+            logger.warning(
+                "update %d: handled, but cannot mark it done (%s): answered 503", update.update_id, exc
+            )
+            return _retry_later()
         return web.Response(status=200)
 
     async def start(self, listen: str, port: int) -> None:
@@ -84,3 +158,7 @@ class WebhookServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+def _retry_later() -> web.Response:
+    return web.Response(status=503, text="Retry later", headers={"Retry-After": str(RETRY_AFTER_S)})

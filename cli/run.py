@@ -13,6 +13,7 @@ from bot.app import attach_scheduler, build_application
 from bot.errors import BotStartupError, KnowledgeBaseError
 from bot.runner import WebhookOptions, serve
 from bot.transport import NotBotApiError, without_token
+from bot.webhook import derived_secret
 from cli.common import TokenRedactingFilter, fail, get_settings, open_engine
 from cli.dashboard import serve_dashboard_beside
 
@@ -23,9 +24,23 @@ TELEGRAM_WEBHOOK_PORTS = (443, 80, 88, 8443)
 """The only ports Telegram posts webhooks to (Bot API, setWebhook)."""
 
 
-def webhook_url_problem(url: str) -> str | None:
-    """Why Telegram would refuse this webhook URL, in one line; None when it is acceptable."""
+TELEGRAM_API_HOST = "api.telegram.org"
+
+
+def webhook_url_problem(url: str, *, local_api: bool = False) -> str | None:
+    """Why Telegram would refuse this webhook URL, in one line; None when it is acceptable.
+
+    A local Bot API server (`telegram-bot-api --local`, or the project's `fakeapi`) also takes
+    plain-HTTP webhooks on any port, which is how replicas behind a load balancer on one host
+    are tested: `local_api` allows those.
+    """
     parts = urlsplit(url)
+    if local_api and parts.scheme in ("http", "https") and parts.hostname:
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            return f"--webhook has an invalid port: {url!r}"
+        return None
     if parts.scheme == "http":
         return f"--webhook must be an https:// URL (Telegram posts webhooks over HTTPS only), got {url!r}"
     if parts.scheme != "https" or not parts.hostname:
@@ -54,10 +69,19 @@ def run(
         fail("TELEGRAM_BOT_TOKEN is not set: get a token from @BotFather and export it")
     options = None
     if webhook is not None:
-        problem = webhook_url_problem(webhook)
+        local_api = urlsplit(settings.telegram_api_base_url).hostname != TELEGRAM_API_HOST
+        problem = webhook_url_problem(webhook, local_api=local_api)
         if problem is not None:
             fail(problem)
-        options = WebhookOptions(url=webhook, listen=listen, port=port, secret_token=settings.webhook_secret)
+        options = WebhookOptions(
+            url=webhook,
+            listen=listen,
+            port=port,
+            # The same in every replica: each one registers the webhook at start.
+            secret_token=settings.webhook_secret or derived_secret(settings.telegram_bot_token),
+            dedup=settings.webhook_dedup,
+            claim_timeout_s=settings.webhook_claim_timeout_s,
+        )
     engine = open_engine(settings)
     try:
         application = build_application(settings, engine=engine)

@@ -16,7 +16,7 @@ import aiohttp
 
 from fakeapi.errors import BotApiError
 from fakeapi.params import Params
-from fakeapi.state import BotState
+from fakeapi.state import BotState, WebhookConfig
 
 __all__ = ["UpdateFeed"]
 
@@ -51,6 +51,8 @@ class UpdateFeed:
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._in_flight: set[int] = set()
+        self._retry_at: dict[int, float] = {}
 
     # ---- wake-ups --------------------------------------------------------------------
     def _wake(self) -> None:
@@ -112,35 +114,90 @@ class UpdateFeed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poll_event.wait(), remaining)
 
-    # ---- webhook ---------------------------------------------------------------------
+    # ---- webhook ----------------------------------------------------------------------
     async def _deliver_forever(self) -> None:
-        while not self._closing:
-            self._hook_event.clear()
-            delivered = await self._deliver_pending()
-            if not delivered:
-                await self._hook_event.wait()
+        """Keep up to the webhook's ``max_connections`` deliveries in flight, as Telegram does.
 
-    async def _deliver_pending(self) -> bool:
-        """Send pending updates one by one; return False when there is nothing to do."""
-        hook = self.state.webhook
-        updates = self.state.take(1) if hook is not None else []
-        if hook is None or not updates or self._session is None:
-            return False
-        update = updates[0]
+        Each pending update is POSTed with the secret header; a non-2xx answer, a connection
+        error or a timeout leaves it pending and it is re-sent after ``webhook_retry_delay``
+        (other updates go on meanwhile, so one failing update does not stall the rest). With
+        ``state.webhook_redeliver_every = n``, every n-th acknowledged update is POSTed once
+        more, as Telegram does when it did not see the 200 (a lost answer).
+        """
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            while not self._closing:
+                self._hook_event.clear()
+                hook = self.state.webhook
+                wait: float | None = None
+                if hook is not None and self._session is not None:
+                    for update, due in self._due(hook.max_connections - len(self._in_flight)):
+                        if due > 0:
+                            wait = due if wait is None else min(wait, due)
+                            continue
+                        self._in_flight.add(update["update_id"])
+                        task = self.loop.create_task(self._deliver(hook, update))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._hook_event.wait(), wait)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    def _due(self, room: int) -> list[tuple[dict[str, Any], float]]:
+        """Pending updates not in flight: ``(update, seconds until due)``, at most ``room`` due now."""
+        now = self.loop.time()
+        found: list[tuple[dict[str, Any], float]] = []
+        ready = 0
+        with self.state.lock:
+            pending = list(self.state.pending)
+        for update in pending:
+            if update["update_id"] in self._in_flight:
+                continue
+            due = self._retry_at.get(update["update_id"], now) - now
+            if due <= 0:
+                if ready >= room:
+                    continue
+                ready += 1
+            found.append((update, max(due, 0.0)))
+        return found
+
+    async def _post(self, hook: WebhookConfig, update: dict[str, Any]) -> tuple[bool, str]:
+        assert self._session is not None
         headers = {SECRET_HEADER: hook.secret_token} if hook.secret_token else {}
+        self.state.webhook_attempts += 1
         try:
             async with self._session.post(hook.url, json=update, headers=headers) as response:
                 await response.read()
-                ok = 200 <= response.status < 300
-                error = f"Wrong response from the webhook: {response.status} {response.reason}"
+                return 200 <= response.status < 300, (
+                    f"Wrong response from the webhook: {response.status} {response.reason}"
+                )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            ok, error = False, f"Connection failed: {exc.__class__.__name__}"
-        with self.state.lock:
+            return False, f"Connection failed: {exc.__class__.__name__}"
+
+    async def _deliver(self, hook: WebhookConfig, update: dict[str, Any]) -> None:
+        update_id = update["update_id"]
+        try:
+            ok, error = await self._post(hook, update)
+            with self.state.lock:
+                if ok:
+                    self.state.pending = [u for u in self.state.pending if u["update_id"] != update_id]
+                    self.state.webhook_acked += 1
+                    every = self.state.webhook_redeliver_every
+                    redeliver = every > 0 and self.state.webhook_acked % every == 0
+                else:
+                    self.state.webhook_error = (self.state.now(), error)
+                    self.state.webhook_failures += 1
+                    redeliver = False
             if ok:
-                if self.state.pending and self.state.pending[0]["update_id"] == update["update_id"]:
-                    self.state.pending.pop(0)
-                return True
-            self.state.webhook_error = (self.state.now(), error)
-        logger.info("webhook delivery of update %d failed: %s", update["update_id"], error)
-        await asyncio.sleep(self.webhook_retry_delay)
-        return True
+                self._retry_at.pop(update_id, None)
+                if redeliver:  # the answer "got lost": Telegram sends the update again
+                    self.state.webhook_redelivered += 1
+                    await self._post(hook, update)
+            else:
+                logger.info("webhook delivery of update %d failed: %s", update_id, error)
+                self._retry_at[update_id] = self.loop.time() + self.webhook_retry_delay
+        finally:
+            self._in_flight.discard(update_id)
+            self._hook_event.set()

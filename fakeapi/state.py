@@ -198,6 +198,13 @@ class BotState:
         self.descriptions: dict[tuple[str, str], str] = {}
         self.webhook: WebhookConfig | None = None
         self.webhook_error: tuple[int, str] | None = None
+        # Webhook delivery: POSTs made, failed (non-2xx, connection, timeout) and acknowledged,
+        # and the acknowledged updates POSTed once more (`webhook_redeliver_every`: every n-th).
+        self.webhook_attempts = 0
+        self.webhook_failures = 0
+        self.webhook_acked = 0
+        self.webhook_redelivered = 0
+        self.webhook_redeliver_every = 0
         self.allowed_updates: frozenset[str] | None = None
         self.pending: list[dict[str, Any]] = []
         self.dropped_updates = 0

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, case, func, or_, select
 
+from store.events import SEQUENCE_ORDER_DESC
 from store.models import (
     AnalyticsRun,
     Campaign,
@@ -195,7 +196,7 @@ def user_timeline(engine: Engine, user_id: int, *, limit: int = 100) -> list[Tim
     query = (
         select(e.c.ts, e.c.kind, e.c.intent, e.c.confidence, e.c.chat_id, e.c.text, e.c.attributes)
         .where(e.c.user_id == user_id)
-        .order_by(e.c.ts.desc(), e.c.id.desc())
+        .order_by(*SEQUENCE_ORDER_DESC)
         .limit(min(limit, 1000))
     )
     with engine.connect() as connection:

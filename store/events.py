@@ -48,6 +48,7 @@ def _params(record: EventRecord) -> tuple[Any, ...]:
         record.confidence,
         storable_text(record.text),
         storable_json(record.attributes),
+        record.update_id,
     )
 
 
@@ -64,8 +65,8 @@ def _insert_rows(connection: Connection, records: Sequence[EventRecord]) -> None
             values = _params(record)
             params.append((*values[:2], _sqlite_ts(record.ts), *values[3:]))
         connection.exec_driver_sql(
-            "INSERT INTO events (user_id, chat_id, ts, kind, intent, confidence, text, attributes)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (user_id, chat_id, ts, kind, intent, confidence, text, attributes, update_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             params,  # type: ignore[arg-type]
         )
     elif backend == "postgresql":
@@ -74,7 +75,8 @@ def _insert_rows(connection: Connection, records: Sequence[EventRecord]) -> None
         with (
             raw.cursor() as cursor,
             cursor.copy(  # type: ignore[attr-defined]
-                "COPY events (user_id, chat_id, ts, kind, intent, confidence, text, attributes) FROM STDIN"
+                "COPY events (user_id, chat_id, ts, kind, intent, confidence, text, attributes, update_id)"
+                " FROM STDIN"
             ) as copy,
         ):
             for record in records:
@@ -156,6 +158,21 @@ class StoredEvent:
     confidence: float | None
     text: str | None
     attributes: dict[str, Any] | None
+    update_id: int | None = None
+
+
+SEQUENCE_ORDER: tuple[Any, ...] = (Event.ts, Event.update_id.asc().nulls_first(), Event.id)
+"""How one user's events are ordered: time, then Telegram's update order, then insertion.
+
+Replicas stamp the events of an update with Telegram's time of it in whole seconds (see
+`bot.replicas`), so two updates of one user handled by two replicas in the other order share
+a timestamp and their `update_id` puts them back in Telegram's order; `id` (insertion order)
+only decides among the events of one update, or those without one. NULLs are put first on
+both backends (SQLite and PostgreSQL disagree by default). The `(user_id, ts)` index still
+does the work: only events with equal timestamps are sorted further.
+"""
+SEQUENCE_ORDER_DESC: tuple[Any, ...] = (Event.ts.desc(), Event.update_id.desc().nulls_last(), Event.id.desc())
+"""`SEQUENCE_ORDER` reversed (the latest first)."""
 
 
 def _stored(event: Event) -> StoredEvent:
@@ -169,6 +186,7 @@ def _stored(event: Event) -> StoredEvent:
         confidence=event.confidence,
         text=event.text,
         attributes=event.attributes,
+        update_id=event.update_id,
     )
 
 
@@ -177,9 +195,9 @@ def user_events(engine: Engine, user_id: int, *, limit: int | None = None) -> li
     with unit_of_work(engine) as session:
         query = select(Event).where(Event.user_id == user_id)
         if limit is not None:
-            latest = list(session.scalars(query.order_by(Event.ts.desc(), Event.id.desc()).limit(limit)))
+            latest = list(session.scalars(query.order_by(*SEQUENCE_ORDER_DESC).limit(limit)))
             return [_stored(e) for e in reversed(latest)]
-        return [_stored(e) for e in session.scalars(query.order_by(Event.ts, Event.id))]
+        return [_stored(e) for e in session.scalars(query.order_by(*SEQUENCE_ORDER))]
 
 
 def iter_events(
@@ -196,7 +214,7 @@ def iter_events(
             query = query.where(Event.ts >= since)
         if until is not None:
             query = query.where(Event.ts < until)
-        query = query.order_by(Event.user_id, Event.ts, Event.id).execution_options(yield_per=batch_size)
+        query = query.order_by(Event.user_id, *SEQUENCE_ORDER).execution_options(yield_per=batch_size)
         for event in session.scalars(query):
             yield _stored(event)
 

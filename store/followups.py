@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import Select, case, func, select, update
 from sqlalchemy.orm import Session
 
+from store.events import SEQUENCE_ORDER_DESC
 from store.models import Delivery, Event, FollowupMessage
 from store.vocabulary import DeliveryStatus
 
@@ -118,19 +119,17 @@ def recent_events(
     if limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
     newest_first = (
-        func.row_number()
-        .over(partition_by=Event.user_id, order_by=(Event.ts.desc(), Event.id.desc()))
-        .label("position")
+        func.row_number().over(partition_by=Event.user_id, order_by=SEQUENCE_ORDER_DESC).label("position")
     )
     numbered = (
-        select(Event.id, Event.user_id, Event.ts, Event.kind, Event.intent, newest_first)
+        select(Event.id, Event.user_id, Event.ts, Event.update_id, Event.kind, Event.intent, newest_first)
         .where(Event.user_id.in_(users), Event.ts >= since)
         .subquery()
     )
     rows = session.execute(
         select(numbered.c.user_id, numbered.c.kind, numbered.c.intent)
         .where(numbered.c.position <= limit)
-        .order_by(numbered.c.user_id, numbered.c.ts, numbered.c.id)
+        .order_by(numbered.c.user_id, numbered.c.ts, numbered.c.update_id.asc().nulls_first(), numbered.c.id)
     )
     found: dict[int, list[tuple[str, str | None]]] = {}
     for user_id, kind, intent in rows:

@@ -23,6 +23,9 @@ class EventRecord:
     confidence: float | None = None
     text: str | None = None
     attributes: dict[str, Any] | None = None
+    # The Telegram update the event came from (None for pushes, imports, product events): it
+    # orders one user's events that share a timestamp, e.g. handled by different replicas.
+    update_id: int | None = None
 
 
 USER_ID_ATTRIBUTES = frozenset({"by", "user_id", "from_user_id", "target_user_id", "created_by"})

@@ -61,7 +61,19 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(
         default=None,
         description="Secret for X-Telegram-Bot-Api-Secret-Token when serving webhooks; "
-        "generated at start when unset.",
+        "derived from the bot token when unset (the same in every replica).",
+    )
+    webhook_dedup: bool = Field(
+        default=True,
+        description="With `rapport run --webhook`: claim each update_id in the database before handling it, "
+        "so a delivery Telegram retries (to this or another replica) is logged and answered once "
+        "(off: every delivery is handled). Long polling never claims.",
+    )
+    webhook_claim_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A claimed update not finished within this many seconds is taken over by the replica "
+        "Telegram retries it to (its claimer is taken to be dead); until then retries get HTTP 503.",
     )
     flood_max_messages: int = Field(
         default=20,
@@ -153,6 +165,12 @@ class Settings(BaseSettings):
     )
     default_timezone: str = Field(
         default="UTC", description="Time zone assumed for users whose zone is unknown."
+    )
+    scheduler_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long the scheduler lease lasts unrenewed (renewed every third of it): a standby "
+        "`rapport run` takes over the scheduler at most this plus a third of it after its holder dies.",
     )
     scheduler_timezone: str = Field(
         default="UTC", description="Time zone of the daily schedules (re-engagement, retraining)."

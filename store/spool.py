@@ -39,6 +39,7 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "confidence": (int, float),
     "text": str,
     "attributes": dict,
+    "update_id": int,
 }
 
 

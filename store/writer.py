@@ -63,7 +63,9 @@ class EventWriter:
         self._store_text = store_text
         self._spool_dir = spool_dir
         self._max_batch = max_batch
-        self._max_delay_s = max_delay_s
+        # Public: webhook replicas set it to 0 at start (they wait for every event to be durable
+        # before answering, so gathering would only add latency; batches still form under load).
+        self.max_delay_s = max_delay_s
         self._on_written = on_written
         self._queue: queue.Queue[Any] = queue.Queue()
         self._pending: list[EventRecord] = []
@@ -73,6 +75,7 @@ class EventWriter:
         # logged are finished" holds, which is what `flush` waits for.
         self._logged = 0
         self._done = 0
+        self._waiters: list[tuple[int, Callable[[], None]]] = []
         self._thread: threading.Thread | None = None
         self._dead_letters = DeadLetters(spool_dir)
         self.written = 0
@@ -112,6 +115,19 @@ class EventWriter:
                     return False
                 self._idle.wait(remaining)
         return True
+
+    def when_done(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once every event logged before this call is finished (written or spooled).
+
+        Called at once when they are; otherwise from the writer thread (or `close`), so an async
+        caller hops back with `call_soon_threadsafe`. Unlike `flush`, nobody blocks a thread
+        waiting: many updates can wait for their events at once.
+        """
+        with self._idle:
+            if self._done < self._logged:
+                self._waiters.append((self._logged, callback))
+                return
+        callback()
 
     def forget(self, user_id: int, *, timeout: float = 10.0, attempts: int = 2) -> ForgetReport:
         """Forget a user once their logged events are in the database, so none lands after.
@@ -158,6 +174,14 @@ class EventWriter:
         with self._idle:
             self._done += count
             self._idle.notify_all()
+            ready = [callback for target, callback in self._waiters if target <= self._done]
+            if ready:
+                self._waiters = [(t, c) for t, c in self._waiters if t > self._done]
+        for callback in ready:
+            try:
+                callback()
+            except Exception:
+                logger.exception("event writer: a when_done callback failed")
 
     def _run(self) -> None:
         """The thread: write batches until stopped; an unexpected error is logged, never fatal."""
@@ -187,7 +211,7 @@ class EventWriter:
                 return True
             self._pending.append(item)
         # Take whatever else is queued; wait up to max_delay_s only if asked to.
-        deadline = time.monotonic() + self._max_delay_s
+        deadline = time.monotonic() + self.max_delay_s
         while len(self._pending) < self._max_batch:
             try:
                 remaining = deadline - time.monotonic()

@@ -61,14 +61,15 @@ async def _link_account(update: Update, context: Context, payload: str, lang: st
             "user %d linked to account %s (%d waiting events)", user.id, result.account_id, result.attached
         )
         await message.reply_text(t("link_done" if result.new else "link_already", lang))
-    services.writer.log(
+    services.log_update_event(
+        update,
         EventRecord(
             user_id=user.id,
             chat_id=message.chat.id,
             ts=utcnow(),
             kind=EventKind.ACCOUNT_LINK,
             attributes=attributes,
-        )
+        ),
     )
 
 

@@ -264,3 +264,32 @@ def test_forget_also_removes_the_user_from_spool_and_dead_letters(
     assert replay_spool(sqlite_engine, spool) == 2
     assert user_events(sqlite_engine, 10) == []
     assert user_events(sqlite_engine, 11)[0].attributes == {"by": None, "status": "member"}
+
+
+def test_when_done_calls_back_once_the_events_logged_before_it_are_written(engine: Engine) -> None:
+    writer = EventWriter(engine, max_delay_s=0.2)
+    called: list[int] = []
+    writer.when_done(lambda: called.append(0))  # nothing pending: at once
+    assert called == [0]
+    writer.log(_event(31, update_id=5))
+    writer.when_done(lambda: called.append(count_events(engine)))
+    assert called == [0]  # not before the writer has written it
+    writer.start()
+    try:
+        deadline = time.monotonic() + 5
+        while len(called) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        writer.close()
+    assert called == [0, 1]
+    assert [e.update_id for e in user_events(engine, 31)] == [5]
+
+
+def test_when_done_has_been_called_when_close_returns(engine: Engine, tmp_path: Path) -> None:
+    writer = EventWriter(engine, spool_dir=tmp_path / "spool")
+    called: list[bool] = []
+    writer.log(_event(32))
+    writer.when_done(lambda: called.append(True))
+    writer.start()
+    writer.close()
+    assert called == [True]
