@@ -193,12 +193,16 @@ def _short(text: str, limit: int = 40) -> str:
 
 
 def report_of(engine: Engine, experiment: ExperimentInfo) -> ExperimentReport:
-    """The report of a stored (broadcast) experiment."""
+    """The report of a stored experiment (a broadcast's, or a follow-up message's variants)."""
     counts = arm_counts(engine, experiment)
     order = [v.key for v in experiment.variants]
+    # A follow-up message's variants follow its catalogue: rows of a variant since removed still count.
+    gone = sorted(arm for arm in counts if arm not in order and arm != CONTROL)
+    order.extend(gone)
     if experiment.control_share > 0 or CONTROL in counts:
         order.append(CONTROL)
     labels = {v.key: _short(v.text) for v in experiment.variants} | {CONTROL: "no message"}
+    labels |= {arm: "no longer in the catalogue" for arm in gone}
     untrackable = {v.key: tuple(b.text for b in v.buttons if not b.trackable) for v in experiment.variants}
     arms, chi = _arms(order, counts, labels, control=CONTROL, untrackable=untrackable)
     decision = experiment.decision

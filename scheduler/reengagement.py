@@ -6,6 +6,9 @@ so reports count them (the holdout is the control group of the uplift). Everyone
 follow-up model's choice, with its score and reason, due at the user's best hour within the
 next 24 hours (`scheduler.best_time`; with `best_time` off: at once or at the end of their
 quiet hours). Holdout rows get the same time, since it is when their return is measured from.
+A chosen message with variants sends the user's variant, by a stable hash of (message, user), or,
+for its control share, nothing (a `skipped`/`control` row); the message's `followup` experiment
+is stored with the catalogue.
 
 A run has three steps: `read_planning_snapshot` reads everything in one consistent snapshot
 with a fixed number of set-based queries, `plan_deliveries` plans as a pure function of that

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
@@ -113,3 +114,18 @@ def test_bad_variant_catalogues_are_refused_with_a_clear_error(text: str, messag
     with pytest.raises(CatalogueError) as raised:
         loads_catalogue(text, source="bad.yml")
     assert message in str(raised.value) and str(raised.value).startswith("bad.yml: ")
+
+
+def test_a_json_catalogue_with_variants_loads_like_yaml() -> None:
+    document = {
+        "messages": [
+            {
+                "id": "tips",
+                "text": {"en": "Tips.", "zh": "提示。"},
+                "targets": ["pricing"],
+                "variants": [{"text": {"en": "One", "zh": "一"}}, {"text": {"en": "Two", "zh": "二"}}],
+            }
+        ]
+    }
+    message = loads_catalogue(json.dumps(document, ensure_ascii=False), source="c.json").get("tips")
+    assert [(v.key, v.text_en) for v in message.variants] == [("A", "One"), ("B", "Two")]

@@ -133,3 +133,22 @@ async def test_report_gives_per_variant_figures_against_control(
         [expected[k][0] for k in "ABC"], [expected[k][1] for k in "ABC"]
     )
     assert any("A" in line and "lift vs control" in line for line in report.lines())
+
+
+async def test_a_variant_removed_from_the_catalogue_keeps_its_figures(
+    engine: Engine, tmp_path: Path, clock: ManualClock
+) -> None:
+    add_users(engine, USERS, seen_at=START - timedelta(days=10))
+    first = plan_reengagement(engine, _config(tmp_path), now=START, use_active_model=False)
+    await DeliveryEngine(engine, FakeSender(clock), owner="t", clock=clock).drain()
+    sent_c = sum(d.variant == "C" and d.status == "sent" for d in _rows(engine, first.campaign_id).values())
+    without_c = CATALOGUE.split('      - text: {en: "Try batches.')[0]
+    plan_reengagement(
+        engine, _config(tmp_path, without_c), now=START + timedelta(days=1), use_active_model=False
+    )
+    report = followup_variant_report(engine, "tips")
+    arms = {arm.arm: arm for arm in report.arms}
+    assert list(arms) == ["A", "B", "C", "control"]
+    assert arms["C"].sends == sent_c > 0 and arms["C"].label == "no longer in the catalogue"
+    with unit_of_work(engine) as session:
+        assert session.scalar(select(func.count()).select_from(ExperimentVariant)) == 2
