@@ -179,7 +179,9 @@ def loads_catalogue(
 
     Raises:
         CatalogueError: on YAML syntax errors, unknown keys, missing texts, unknown target
-            tokens (with a vocabulary), duplicate ids, or two defaults for one segment.
+            tokens (with a vocabulary), duplicate ids, two defaults for one segment, a key given
+            twice in one mapping, texts over Telegram's 4,096 characters, or bad variants (not 2
+            to 8, empty or over-long texts, duplicate variant keys, bad buttons or control share).
     """
     try:
         document = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
