@@ -1,4 +1,4 @@
-"""`rapport experiments list|report ID [--json]`: broadcast experiments and the follow-up bandit."""
+"""`rapport experiments list|report ID [--json]`: broadcast experiments, follow-up variants, the bandit."""
 
 from __future__ import annotations
 
@@ -10,7 +10,12 @@ from rich.console import Console
 
 from cli.common import engine_scope, fail, get_settings
 from scheduler import SchedulerError, experiment_report, followup_report, recent_experiment_reports
-from scheduler.experiment_reports import FOLLOWUP_BANDIT, ExperimentReport
+from scheduler.experiment_reports import (
+    FOLLOWUP_BANDIT,
+    FOLLOWUP_PREFIX,
+    ExperimentReport,
+    followup_variant_report,
+)
 
 app = typer.Typer(
     help="Message experiments: list them, report one (per variant: sends, conversions, intervals, lift).",
@@ -48,7 +53,11 @@ def list_experiments(
 @app.command("report")
 def report(
     ctx: typer.Context,
-    experiment_id: str = typer.Argument(..., help=f"Experiment id, or `{FOLLOWUP_BANDIT}` for the bandit."),
+    experiment_id: str = typer.Argument(
+        ...,
+        help=f"Experiment id, `{FOLLOWUP_BANDIT}` for the bandit, or `{FOLLOWUP_PREFIX}<message id>` for the "
+        "variants of one follow-up message.",
+    ),
     days: int | None = typer.Option(None, "--days", help="Follow-up bandit only: the last N days."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
@@ -58,8 +67,16 @@ def report(
     with engine_scope(get_settings(ctx)) as engine:
         if experiment_id == FOLLOWUP_BANDIT:
             result = followup_report(engine, now=datetime.now(UTC), days=days)
+        elif experiment_id.startswith(FOLLOWUP_PREFIX):
+            try:
+                result = followup_variant_report(engine, experiment_id.removeprefix(FOLLOWUP_PREFIX))
+            except SchedulerError as exc:
+                fail(str(exc))
         elif not experiment_id.isdigit():
-            fail(f"experiment id {experiment_id!r}: expected a number or {FOLLOWUP_BANDIT!r}")
+            fail(
+                f"experiment id {experiment_id!r}: expected a number, {FOLLOWUP_BANDIT!r} or "
+                f"{FOLLOWUP_PREFIX}<message id>"
+            )
         else:
             try:
                 result = experiment_report(engine, int(experiment_id))

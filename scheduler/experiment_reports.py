@@ -24,6 +24,7 @@ from store.experiments import (
     arm_counts,
     experiment_for_campaign,
     followup_counts,
+    followup_experiment,
     get_experiment,
     list_experiments,
 )
@@ -36,11 +37,14 @@ __all__ = [
     "campaign_experiment",
     "experiment_report",
     "followup_report",
+    "followup_variant_report",
     "recent_experiment_reports",
 ]
 
 FOLLOWUP_BANDIT = "followups"
 """The id `rapport experiments report` takes for the re-engagement job's bandit."""
+FOLLOWUP_PREFIX = "followup:"
+"""`rapport experiments report followup:<message id>`: the variants of one follow-up message."""
 
 
 @dataclass(frozen=True)
@@ -189,12 +193,16 @@ def _short(text: str, limit: int = 40) -> str:
 
 
 def report_of(engine: Engine, experiment: ExperimentInfo) -> ExperimentReport:
-    """The report of a stored (broadcast) experiment."""
+    """The report of a stored experiment (a broadcast's, or a follow-up message's variants)."""
     counts = arm_counts(engine, experiment)
     order = [v.key for v in experiment.variants]
+    # A follow-up message's variants follow its catalogue: rows of a variant since removed still count.
+    gone = sorted(arm for arm in counts if arm not in order and arm != CONTROL)
+    order.extend(gone)
     if experiment.control_share > 0 or CONTROL in counts:
         order.append(CONTROL)
     labels = {v.key: _short(v.text) for v in experiment.variants} | {CONTROL: "no message"}
+    labels |= {arm: "no longer in the catalogue" for arm in gone}
     untrackable = {v.key: tuple(b.text for b in v.buttons if not b.trackable) for v in experiment.variants}
     arms, chi = _arms(order, counts, labels, control=CONTROL, untrackable=untrackable)
     decision = experiment.decision
@@ -232,6 +240,25 @@ def experiment_report(engine: Engine, experiment_id: int) -> ExperimentReport:
     experiment = get_experiment(engine, experiment_id)
     if experiment is None:
         raise ExperimentNotFoundError(f"no experiment #{experiment_id}")
+    return report_of(engine, experiment)
+
+
+def followup_variant_report(engine: Engine, message_id: str) -> ExperimentReport:
+    """The report of a follow-up message's variants: every re-engagement run that chose it, together.
+
+    Users are assigned by a stable hash of (message, user), so the arms are comparable although
+    the chooser decides who gets the message at all; the control arm is the users it was chosen
+    for who got nothing (the global holdout is never in it).
+
+    Raises:
+        ExperimentNotFoundError: the message never ran with variants.
+    """
+    experiment = followup_experiment(engine, message_id)
+    if experiment is None:
+        raise ExperimentNotFoundError(
+            f"follow-up message {message_id!r} has no variant experiment (no re-engagement run planned "
+            "it with variants yet)"
+        )
     return report_of(engine, experiment)
 
 

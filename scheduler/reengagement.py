@@ -6,6 +6,9 @@ so reports count them (the holdout is the control group of the uplift). Everyone
 follow-up model's choice, with its score and reason, due at the user's best hour within the
 next 24 hours (`scheduler.best_time`; with `best_time` off: at once or at the end of their
 quiet hours). Holdout rows get the same time, since it is when their return is measured from.
+A chosen message with variants sends the user's variant, by a stable hash of (message, user), or,
+for its control share, nothing (a `skipped`/`control` row); the message's `followup` experiment
+is stored with the catalogue.
 
 A run has three steps: `read_planning_snapshot` reads everything in one consistent snapshot
 with a fixed number of set-based queries, `plan_deliveries` plans as a pure function of that
@@ -25,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import Engine
 
-from analytics.catalogue import Catalogue, FollowupMessage, load_catalogue
+from analytics.catalogue import CONTROL, Catalogue, FollowupMessage, load_catalogue
 from analytics.errors import AnalyticsError
 from analytics.followup import FollowupChoice, ResponseStats, UnknownTargetLog, UserContext, choose_followups
 from analytics.send_time import HourProfile
@@ -42,6 +45,8 @@ from store.audience import (
 )
 from store.campaigns import NewDelivery
 from store.db import read_snapshot, unit_of_work
+from store.experiments import VariantButton as StoredButton
+from store.experiments import VariantInfo, sync_followup_experiments
 from store.followups import FollowupRow, last_sends, recent_events, response_stats, sync_followups
 from store.model_runs import ModelRunInfo, active_model_run
 from store.plans import NewCampaign, add_campaign
@@ -271,9 +276,12 @@ def plan_deliveries(
             skipped[NO_MESSAGE] += 1
             continue
         row = _push(candidate, by_id[choice.message_id], choice, config, now, profiles.get(user_id))
+        rows.append(row)
+        if row.status == DeliveryStatus.SKIPPED:  # the control arm of the message's variants
+            skipped[CONTROL] += 1
+            continue
         deferred += row.due_at > now
         methods[choice.method] += 1
-        rows.append(row)
     return PlannedDeliveries(
         deliveries=tuple(rows),
         candidates=len(due),
@@ -307,14 +315,32 @@ def _push(
     now: datetime,
     profile: HourProfile | None = None,
 ) -> NewDelivery:
+    """The row of a chosen message: its text, or with variants the user's variant (or a control skip).
+
+    The variant is `FollowupMessage.arm_for(user)`, a stable hash of (message, user): a re-run or
+    another day's run puts the user in the same arm. Control rows keep the message id, so the
+    message's experiment counts them, and are due when the push would have been.
+    """
+    due_at = config.due_at(profile, now, candidate.time_zone)
+    text, variant = message.text(candidate.language), None
+    status, reason = DeliveryStatus.PENDING, None
+    if message.variants:
+        arm = message.arm_for(candidate.user_id)
+        if arm is None:
+            variant, status, reason = CONTROL, DeliveryStatus.SKIPPED, CONTROL
+        else:
+            text, variant = arm.text(candidate.language), arm.key
     return NewDelivery(
         candidate.user_id,
         candidate.user_id,
-        message.text(candidate.language),
-        config.due_at(profile, now, candidate.time_zone),
+        text,
+        due_at,
+        status=status,
+        reason=reason,
         followup_id=message.id,
         score=choice.score,
         choice_reason=choice.reason,
+        variant=variant,
     )
 
 
@@ -344,13 +370,26 @@ def write_plan(
     *,
     now: datetime,
 ) -> int:
-    """Store the catalogue's messages and the campaign with its deliveries in one transaction; its id."""
+    """Store the catalogue's messages (and the experiments of those with variants) and the campaign
+    with its deliveries in one transaction; its id."""
     followups = [
         FollowupRow(m.id, m.text_en, m.text_zh, m.targets, m.segments, m.cooldown_days, m.default)
         for m in catalogue.messages
     ]
+    experiments = {
+        m.id: (
+            m.control_share,
+            [
+                VariantInfo(v.key, v.text_en, tuple(StoredButton(b.text, b.url) for b in v.buttons))
+                for v in m.variants
+            ],
+        )
+        for m in catalogue.messages
+        if m.variants
+    }
     with unit_of_work(engine) as session:
         sync_followups(session, followups, now=now)
+        sync_followup_experiments(session, experiments, now=now)
         return add_campaign(session, _campaign(config, now), planned.deliveries, now=now)
 
 

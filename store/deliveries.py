@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, insert, select, update
+from sqlalchemy import Engine, and_, func, insert, literal, select, update
+from sqlalchemy.orm import aliased
 
 from store.campaigns import AMBIGUOUS, BLOCKED, FAILED, PENDING, RUNNING, SENDING, SENT, SKIPPED
 from store.db import unit_of_work
 from store.experiments import VariantButton, parse_buttons
 from store.models import Campaign, Delivery, Event, Experiment, ExperimentVariant, Lease, User
-from store.vocabulary import CampaignKind, EventKind, SendVerdict
+from store.vocabulary import CampaignKind, EventKind, ExperimentKind, SendVerdict
 
 logger = logging.getLogger(__name__)
 
@@ -77,13 +78,15 @@ def claim_batch(engine: Engine, *, owner: str, now: datetime, limit: int) -> lis
         if not ids:
             return []
         session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(claimed_by=owner))
+        # A follow-up message's experiment spans campaigns: found by its name, `followup:<message id>`.
+        followup, followup_variant = aliased(Experiment), aliased(ExperimentVariant)
         rows = session.execute(
             select(
                 Delivery,
                 Campaign.kind,
                 User.time_zone,
-                Experiment.id,
-                ExperimentVariant.buttons,
+                func.coalesce(Experiment.id, followup.id),
+                func.coalesce(ExperimentVariant.buttons, followup_variant.buttons),
                 Campaign.attributes,
             )
             .join(Campaign, Campaign.id == Delivery.campaign_id)
@@ -93,6 +96,17 @@ def claim_batch(engine: Engine, *, owner: str, now: datetime, limit: int) -> lis
                 ExperimentVariant,
                 (ExperimentVariant.experiment_id == Experiment.id)
                 & (ExperimentVariant.key == Delivery.variant),
+            )
+            .outerjoin(
+                followup,
+                Delivery.variant.is_not(None)
+                & (followup.kind == ExperimentKind.FOLLOWUP)
+                & (followup.campaign_id.is_(None))
+                & (followup.name == literal("followup:") + Delivery.followup_id),
+            )
+            .outerjoin(
+                followup_variant,
+                (followup_variant.experiment_id == followup.id) & (followup_variant.key == Delivery.variant),
             )
             .where(Delivery.id.in_(ids))
             .order_by(Delivery.due_at, Delivery.id)

@@ -8,19 +8,26 @@ twice, or again after a crash, never plans a user a second time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from store.campaign_reports import first_returns
 from store.campaigns import NewDelivery, _insert_deliveries
 from store.db import unit_of_work
 from store.models import Campaign, Delivery, Event, Experiment, ExperimentVariant
-from store.vocabulary import CampaignKind, CampaignStatus, DeliveryStatus, EventKind, ExperimentStatus
+from store.vocabulary import (
+    CampaignKind,
+    CampaignStatus,
+    DeliveryStatus,
+    EventKind,
+    ExperimentKind,
+    ExperimentStatus,
+)
 
 __all__ = [
     "CONTROL",
@@ -36,10 +43,13 @@ __all__ = [
     "due_experiments",
     "experiment_for_campaign",
     "followup_counts",
+    "followup_experiment",
+    "followup_experiment_name",
     "get_experiment",
     "list_experiments",
     "parse_buttons",
     "record_winner",
+    "sync_followup_experiments",
 ]
 
 CONTROL = "control"
@@ -139,7 +149,7 @@ class ArmCounts:
 
 def add_experiment(
     session: Session,
-    campaign_id: int,
+    campaign_id: int | None,
     experiment: NewExperiment,
     variants: Sequence[VariantInfo],
     *,
@@ -178,6 +188,71 @@ def add_experiment(
 def add_rows(session: Session, campaign_id: int, rows: Sequence[NewDelivery], *, now: datetime) -> int:
     """Insert an experiment's planned rows in the caller's transaction (a user already there is kept)."""
     return _insert_deliveries(session.connection(), campaign_id, rows, now=now)
+
+
+def followup_experiment_name(message_id: str) -> str:
+    """The name of a follow-up message's experiment, which is also its assignment salt."""
+    return f"followup:{message_id}"
+
+
+def sync_followup_experiments(
+    session: Session, messages: Mapping[str, tuple[float, Sequence[VariantInfo]]], *, now: datetime
+) -> dict[str, int]:
+    """Keep one `followup` experiment per catalogue message with variants; their ids by message id.
+
+    `messages` maps a message id to its control share and variants. An experiment outlives its
+    campaigns (`campaign_id` NULL): it spans every re-engagement run that chose the message. Its
+    variants are rewritten to the catalogue's on each run; experiments of messages that lost their
+    variants are kept, with their figures, but no longer updated. Runs in the caller's transaction.
+    """
+    ids: dict[str, int] = {}
+    for message_id, (control_share, variants) in messages.items():
+        name = followup_experiment_name(message_id)
+        row = session.scalar(
+            select(Experiment)
+            .where(Experiment.kind == ExperimentKind.FOLLOWUP, Experiment.name == name)
+            .order_by(Experiment.id)
+            .limit(1)
+        )
+        if row is None:
+            ids[message_id] = add_experiment(
+                session,
+                None,
+                NewExperiment(ExperimentKind.FOLLOWUP, name, "return", 48.0, control_share),
+                variants,
+                now=now,
+            )
+            continue
+        row.control_share, row.status = control_share, ExperimentStatus.RUNNING
+        session.execute(delete(ExperimentVariant).where(ExperimentVariant.experiment_id == row.id))
+        session.add_all(
+            ExperimentVariant(
+                experiment_id=row.id,
+                key=v.key,
+                text=v.text,
+                buttons=[b.as_json() for b in v.buttons] or None,
+                is_default=v.is_default,
+            )
+            for v in variants
+        )
+        session.flush()
+        ids[message_id] = row.id
+    return ids
+
+
+def followup_experiment(engine: Engine, message_id: str) -> ExperimentInfo | None:
+    """The experiment of a follow-up message with variants, or None."""
+    with unit_of_work(engine) as session:
+        row = session.scalar(
+            select(Experiment)
+            .where(
+                Experiment.kind == ExperimentKind.FOLLOWUP,
+                Experiment.name == followup_experiment_name(message_id),
+            )
+            .order_by(Experiment.id)
+            .limit(1)
+        )
+        return None if row is None else _info(session, row)
 
 
 def _info(session: Session, row: Experiment) -> ExperimentInfo:
@@ -348,13 +423,20 @@ def arm_counts(
     `skipped`/`control` rows, measured from `due_at`, when they would have been sent. Rows that
     failed, were blocked, are ambiguous or still pending are not sends.
     """
-    if experiment.campaign_id is None:
-        return {}
     sent = (Delivery.status == DeliveryStatus.SENT) & Delivery.variant.is_not(None)
     control = (Delivery.status == DeliveryStatus.SKIPPED) & (Delivery.reason == CONTROL)
     query = select(
         Delivery.variant, Delivery.id, Delivery.user_id, Delivery.status, Delivery.sent_at, Delivery.due_at
-    ).where(Delivery.campaign_id == experiment.campaign_id, sent | control)
+    ).where(sent | control)
+    if experiment.campaign_id is not None:
+        query = query.where(Delivery.campaign_id == experiment.campaign_id)
+    elif experiment.kind == ExperimentKind.FOLLOWUP:  # every re-engagement run that chose the message
+        message_id = experiment.name.removeprefix(followup_experiment_name(""))
+        query = query.join(Campaign, Campaign.id == Delivery.campaign_id).where(
+            Campaign.kind == CampaignKind.REENGAGEMENT, Delivery.followup_id == message_id
+        )
+    else:
+        return {}
     if phase is not None:
         query = query.where(Delivery.phase == phase)
     with unit_of_work(engine) as session:

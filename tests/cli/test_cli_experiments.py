@@ -116,7 +116,7 @@ def test_report_of_an_unknown_experiment_is_one_line(cli_env: Path) -> None:
     missing = runner.invoke(app, ["experiments", "report", "99"])
     assert missing.exit_code == 1 and "no experiment #99" in missing.output
     bad = runner.invoke(app, ["experiments", "report", "abc"])
-    assert bad.exit_code == 1 and "expected a number or 'followups'" in bad.output
+    assert bad.exit_code == 1 and "expected a number, 'followups' or followup:<message id>" in bad.output
 
 
 def test_durations() -> None:
