@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from store.models import Delivery, Event, SegmentMembership, User
+from store.models import AccountLink, Delivery, Event, SegmentMembership, Trait, User
 from store.vocabulary import MESSAGE_KINDS, DeliveryStatus, EventKind
 
 logger = logging.getLogger(__name__)
@@ -128,6 +128,58 @@ def message_intents(
     return [(str(intent), int(n)) for intent, n in session.execute(query)]
 
 
+def _json_number(dialect: str, column: Any, *path: str) -> ColumnElement[float]:
+    """A JSON member as a float where it is a JSON number, else NULL (never a cast error).
+
+    A product event's `properties.revenue` comes from the start-up's own code: a string there
+    ("12.50 EUR") must leave that event's revenue unknown, not fail the run on PostgreSQL.
+    """
+    if dialect == "sqlite":
+        json_path = "$." + ".".join(path)
+        kind = func.json_type(column, json_path)
+        return case((kind.in_(("integer", "real")), cast(func.json_extract(column, json_path), Float)))
+    parent = column
+    for part in path[:-1]:
+        parent = parent.op("->")(part)
+    leaf = parent.op("->")(path[-1])
+    text = parent.op("->>")(path[-1])
+    return case((func.json_typeof(leaf) == "number", cast(text, Float)))
+
+
+def product_event_names(
+    session: Session, *, until: datetime | None = None, exclude_users: Sequence[int] = ()
+) -> list[tuple[str, int]]:
+    """Every product event name (`attributes.event`) before `until` with its count, most used first."""
+    e = Event.__table__
+    name = e.c.attributes["event"].as_string()
+    query = (
+        select(name.label("name"), func.count().label("n"))
+        .where(e.c.kind == EventKind.PRODUCT, name.is_not(None), _community(e.c.user_id, exclude_users))
+        .group_by(name)
+        .order_by(func.count().desc(), name)
+    )
+    if until is not None:
+        query = query.where(e.c.ts < until)
+    return [(str(n), int(c)) for n, c in session.execute(query)]
+
+
+def linked_traits(session: Session, *, exclude_users: Sequence[int] = ()) -> Table:
+    """Every trait of a linked account under its Telegram user: (user_id, name, type, value...).
+
+    Traits of accounts without a link belong to nobody the analytics can see yet, so they stay out.
+    """
+    t = Trait.__table__
+    link = AccountLink.__table__
+    query = (
+        select(link.c.user_id, t.c.name, t.c.value_type, t.c.number, t.c.category, t.c.date)
+        .join_from(t, link, link.c.account_id == t.c.account_id)
+        .where(_community(link.c.user_id, exclude_users))
+        .order_by(link.c.user_id, t.c.name)
+    )
+    rows = [tuple(row) for row in session.execute(query)]
+    return Table(columns=("user_id", "name", "value_type", "number", "category", "date"), rows=rows)
+
+
 def user_feature_table(
     session: Session,
     *,
@@ -136,6 +188,7 @@ def user_feature_table(
     intents: Sequence[str],
     recent_start: datetime | None = None,
     exclude_users: Sequence[int] = (),
+    products: Sequence[str] = (),
 ) -> Table:
     """One row of raw per-user aggregates, grouped in SQL over the events before `as_of`.
 
@@ -143,6 +196,9 @@ def user_feature_table(
     intent part of each user's basket come from this one scan. `active_days` counts the
     distinct UTC days with an event since `window_start`, `recent_active_days` those since
     `recent_start` (default: `window_start`), the two halves of the activity trend.
+
+    Column `product_<i>` counts the product events named `products[i]`, and `revenue` sums the
+    numeric `properties.revenue` of product events (Segment's e-commerce spec), null without any.
 
     Counts, not ratios, come back; the analytics package turns them into rates, so that
     the division rules (empty denominators) live in one place. Day-based columns are
@@ -185,6 +241,12 @@ def user_feature_table(
         columns.append(_count_if(and_(is_message, e.c.intent == intent)).label(f"intent_{index}"))
     for name, start, stop in DAYPARTS:
         columns.append(_count_if(and_(hour >= start, hour < stop)).label(f"hours_{name}"))
+    is_product = kind == EventKind.PRODUCT
+    product_name = e.c.attributes["event"].as_string()
+    for index, product in enumerate(products):
+        columns.append(_count_if(and_(is_product, product_name == product)).label(f"product_{index}"))
+    revenue = _json_number(dialect, e.c.attributes, "properties", "revenue")
+    columns.append(func.sum(case((is_product, revenue))).label("revenue"))
     query = (
         select(*columns)
         .where(_community(e.c.user_id, exclude_users), e.c.ts < as_of)
