@@ -22,10 +22,13 @@ from sqlalchemy import Engine, insert
 from analytics.features import UserFeatures, cluster_matrix, compute_features
 from analytics.naming import describe_segments
 from analytics.segmentation import UserSegmenter
+from analytics.traits import load_traits
 from demo.synthetic import DEFAULT_END, populate
 from store import create_db_engine, upgrade
+from store.db import unit_of_work
 from store.events import insert_records
 from store.models import Campaign, Delivery
+from store.product import LinkSource, link_account, type_trait, upsert_traits
 from store.records import EventRecord
 from store.vocabulary import DeliveryStatus, EventKind
 
@@ -71,6 +74,31 @@ def _extras(engine: Engine) -> None:
         # After as_of: neither engine may count it.
         EventRecord(user_id=4, ts=AS_OF + timedelta(hours=1), kind=EventKind.MESSAGE, intent="pricing"),
     ]
+    # Product data: linked accounts with traits (a number, a date, a category past the cap of
+    # five, one value of another type), product events with and without a numeric revenue.
+    plans = ("free", "pro", "team", "free", "edu", "max", "lab")
+    with unit_of_work(engine) as session:
+        for user in range(1, 121):
+            account = f"acct-{user}"
+            link_account(session, account, user, source=LinkSource.IMPORT)
+            typed = [
+                type_trait("seats", user % 7),
+                type_trait("signup", (AS_OF - timedelta(days=user)).isoformat()),
+                type_trait("plan", plans[user % len(plans)] if user != 5 else 3),
+            ]
+            upsert_traits(session, account, typed, AS_OF - timedelta(days=1))
+    for user in range(1, 60):
+        attributes: dict[str, Any] = {
+            "source": "product",
+            "event": "upgrade" if user % 3 else "api_error_429",
+        }
+        if user % 4 == 0:
+            attributes["properties"] = {"revenue": user * 1.5 if user % 8 else "9 EUR"}
+        records.append(
+            EventRecord(
+                user_id=user, ts=day - timedelta(hours=user), kind=EventKind.PRODUCT, attributes=attributes
+            )
+        )
     with engine.begin() as connection:
         insert_records(connection, records)
         campaign = connection.execute(
@@ -120,7 +148,8 @@ def local(history: Engine) -> UserFeatures:
 @pytest.fixture(scope="module")
 def distributed(spark: Any, history: Engine) -> SparkFeatures:
     events = events_from_store(spark, history)
-    return spark_features(spark, events, as_of=AS_OF, sent=sent_frame(spark, history, AS_OF))
+    traits = load_traits(history, as_of=AS_OF)
+    return spark_features(spark, events, as_of=AS_OF, sent=sent_frame(spark, history, AS_OF), traits=traits)
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +165,11 @@ def test_every_feature_column_equals_the_local_engine(
     assert found.index.equals(expected.index)
     assert distributed.intents == local.intents
     assert any(c.startswith("topic_") for c in expected.columns)
+    assert {"num:seats", "age:signup", "cat:plan=free", "cat:plan=(other)", "monetary"} <= set(
+        expected.columns
+    )
+    assert distributed.products == ("upgrade", "api_error_429")
+    assert distributed.monetary == local.monetary == "events:revenue"
     for column in expected.columns:
         if column == "rfm_code":
             assert (found[column] == expected[column]).all()
