@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import typer
 from rich.console import Console
+from sqlalchemy import Engine
 
 from cli.common import engine_scope, fail, get_settings
 from cli.jobs import send_due
@@ -22,12 +25,15 @@ from scheduler import (
 )
 from scheduler.engine import EngineConfig
 from store import Settings
+from store.conversions import UnknownGoalError, goal_event_name, known_product_events, parse_goal
+from store.db import unit_of_work
 
 app = typer.Typer(
     help="Segment broadcasts: create one (--segment, --text, --at), list, report, pause, resume, cancel.",
     invoke_without_command=True,
 )
 out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def parse_at(text: str | None, now: datetime) -> datetime:
@@ -67,6 +73,14 @@ def broadcast(
     send: bool = typer.Option(
         True, "--send/--no-send", help="If due now and no scheduler runs, send from this process."
     ),
+    goal: str | None = typer.Option(
+        None,
+        "--goal",
+        help="Conversion goal: a product event name (`upgrade` = `product:upgrade`) or `return`.",
+    ),
+    goal_window_hours: float = typer.Option(
+        48.0, "--goal-window-hours", help="Hours after each send in which the goal counts."
+    ),
 ) -> None:
     """Create a broadcast to a segment (or run one of the sub-commands)."""
     if ctx.invoked_subcommand is not None:
@@ -78,7 +92,10 @@ def broadcast(
     when = parse_at(at, now)
     with engine_scope(settings) as engine:
         try:
-            campaign_id = create_broadcast(engine, segment=segment, text=text, at=when, now=now)
+            warn_unseen_goal(engine, goal)
+            campaign_id = create_broadcast(
+                engine, segment=segment, text=text, at=when, now=now, **goal_options(goal, goal_window_hours)
+            )
         except SchedulerError as exc:
             fail(str(exc))
         report = campaign_report(engine, campaign_id, now=now, rate_per_s=_rate(settings))
@@ -87,6 +104,35 @@ def broadcast(
             out.print(f"deliveries: {asyncio.run(send_due(settings, engine))}")
             report = campaign_report(engine, campaign_id, now=datetime.now(UTC), rate_per_s=_rate(settings))
             out.print(*report.lines(), sep="\n")
+
+
+# --- Conversion goals (issue 16): `--goal upgrade` -------------------------------------------
+
+
+def goal_options(goal: str | None, window_hours: float) -> dict[str, Any]:
+    """`create_broadcast`'s goal arguments from the flags (none without `--goal`)."""
+    if goal is None:
+        return {}
+    if not math.isfinite(window_hours) or window_hours <= 0:
+        fail(f"--goal-window-hours must be a positive number of hours, got {window_hours}")
+    return {"goal": goal, "goal_window": timedelta(hours=window_hours)}
+
+
+def warn_unseen_goal(engine: Engine, goal: str | None) -> None:
+    """Warn (not refuse: the event may start later) when a product goal names no logged event."""
+    if goal is None:
+        return
+    try:
+        name = goal_event_name(parse_goal(goal))
+    except UnknownGoalError as exc:
+        fail(str(exc))
+    if name is None:
+        return
+    with unit_of_work(engine) as session:
+        known = known_product_events(session)
+    if name not in known:
+        listed = ", ".join(known) if known else "none yet"
+        err.print(f"warning: no product event {name!r} logged so far (logged: {listed})")
 
 
 @app.command("list")

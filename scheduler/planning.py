@@ -16,6 +16,7 @@ from analytics import AnalyticsError, segment_members
 from scheduler.errors import BroadcastError
 from store.campaign_reports import Recipient, reachable_recipients
 from store.campaigns import NewDelivery, create_campaign
+from store.conversions import DEFAULT_GOAL_WINDOW, UnknownGoalError, parse_goal
 from store.vocabulary import CampaignKind
 
 logger = logging.getLogger(__name__)
@@ -75,17 +76,24 @@ def create_broadcast(
     at: datetime,
     now: datetime,
     created_by: int | None = None,
+    goal: str | None = None,
+    goal_window: timedelta = DEFAULT_GOAL_WINDOW,
 ) -> int:
     """Create a broadcast campaign and one pending delivery per reachable member; its id.
+
+    `goal` (`return`, `product:<event>` or a bare product event name) is kept in the campaign's
+    attributes with its window; the campaign report then counts conversions to it.
 
     Broadcasts are a manager's explicit message: no holdout, cap or quiet hours apply, but
     opted-out and blocked users are never targeted (and are re-checked right before sending).
 
     Raises:
-        BroadcastError: bad segment, empty or over-long text, or a naive time.
+        BroadcastError: bad segment, empty or over-long text, a naive time, or an unknown goal
+            or a window that is not positive.
     """
     if at.tzinfo is None:
         raise BroadcastError(f"the send time {at!r} has no time zone")
+    attributes = goal_attributes(goal, goal_window)
     body = check_text(text)
     recipients = segment_recipients(engine, segment, now=now)
     rows = [NewDelivery(user_id=r.user_id, chat_id=r.user_id, text=body, due_at=at) for r in recipients]
@@ -99,6 +107,24 @@ def create_broadcast(
         now=now,
         created_by=created_by,
         deliveries=rows,
+        attributes=attributes,
     )
     logger.info("broadcast %d to %r: %d recipients at %s", campaign_id, segment, len(rows), at.isoformat())
     return campaign_id
+
+
+def goal_attributes(goal: str | None, window: timedelta = DEFAULT_GOAL_WINDOW) -> dict[str, object]:
+    """A campaign's goal attributes (`goal`, `goal_window_hours`), empty without a goal.
+
+    Raises:
+        BroadcastError: an unknown goal string or a window that is not positive.
+    """
+    if goal is None:
+        return {}
+    try:
+        canonical = parse_goal(goal)
+    except UnknownGoalError as exc:
+        raise BroadcastError(str(exc)) from exc
+    if window <= timedelta(0):
+        raise BroadcastError(f"the goal window must be positive, got {window}")
+    return {"goal": canonical, "goal_window_hours": window.total_seconds() / 3600.0}
