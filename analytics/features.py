@@ -40,6 +40,7 @@ from store.analytics_queries import (
     sent_deliveries,
     to_epoch_days,
     user_feature_table,
+    user_product_table,
 )
 from store.db import read_snapshot
 
@@ -231,7 +232,9 @@ def compute_features(
             recent_start=as_of - timedelta(days=recent_days),
             intents=every,
             exclude_users=exclude_users,
-            products=products,
+        )
+        product_table = user_product_table(
+            session, as_of=as_of, products=products, exclude_users=exclude_users
         )
         sent = sent_deliveries(session, as_of=as_of, exclude_users=exclude_users)
     encoded = (
@@ -245,6 +248,10 @@ def compute_features(
         )
     raw = raw.set_index("user_id")
     raw.index = raw.index.astype("int64")
+    product_raw = pd.DataFrame.from_records(product_table.rows, columns=list(product_table.columns))
+    product_raw = product_raw.set_index("user_id")
+    product_raw.index = product_raw.index.astype("int64")
+    product_raw = product_raw.reindex(raw.index)
     now_days = to_epoch_days(as_of)
     f = pd.DataFrame(index=raw.index)
     f["recency_days"] = (now_days - raw["last_day"].astype(float)).clip(lower=0.0)
@@ -278,14 +285,17 @@ def compute_features(
         f[f"share_{intent}"] = _safe_ratio(counts[intent], f["messages"])
     for name, _start, _stop in DAYPARTS:
         f[f"hours_{name}"] = _safe_ratio(raw[f"hours_{name}"].fillna(0), f["events"])
-    monetary = monetary_source(encoded, raw["revenue"])
+    monetary = monetary_source(encoded, product_raw["revenue"])
     if monetary != "messages":
-        f[MONETARY_COLUMN] = monetary_values(encoded, raw["revenue"], f.index)
+        f[MONETARY_COLUMN] = monetary_values(encoded, product_raw["revenue"], f.index)
     f = f.join(rfm_scores(f)).join(intent_topics(counts))
     if encoded is not None and len(encoded.frame.columns):
         f = f.join(encoded.frame, how="left")
     product_counts = pd.DataFrame(
-        {name: raw[f"product_{index}"].fillna(0).astype("int64") for index, name in enumerate(products)},
+        {
+            name: product_raw[f"product_{index}"].fillna(0).astype("int64")
+            for index, name in enumerate(products)
+        },
         index=raw.index,
     )
     logger.info("features for %d users as of %s", len(f), as_of.isoformat())

@@ -188,7 +188,6 @@ def user_feature_table(
     intents: Sequence[str],
     recent_start: datetime | None = None,
     exclude_users: Sequence[int] = (),
-    products: Sequence[str] = (),
 ) -> Table:
     """One row of raw per-user aggregates, grouped in SQL over the events before `as_of`.
 
@@ -197,8 +196,7 @@ def user_feature_table(
     distinct UTC days with an event since `window_start`, `recent_active_days` those since
     `recent_start` (default: `window_start`), the two halves of the activity trend.
 
-    Column `product_<i>` counts the product events named `products[i]`, and `revenue` sums the
-    numeric `properties.revenue` of product events (Segment's e-commerce spec), null without any.
+    Product events are left out (`user_product_table` counts them).
 
     Counts, not ratios, come back; the analytics package turns them into rates, so that
     the division rules (empty denominators) live in one place. Day-based columns are
@@ -241,15 +239,9 @@ def user_feature_table(
         columns.append(_count_if(and_(is_message, e.c.intent == intent)).label(f"intent_{index}"))
     for name, start, stop in DAYPARTS:
         columns.append(_count_if(and_(hour >= start, hour < stop)).label(f"hours_{name}"))
-    is_product = kind == EventKind.PRODUCT
-    product_name = e.c.attributes["event"].as_string()
-    for index, product in enumerate(products):
-        columns.append(_count_if(and_(is_product, product_name == product)).label(f"product_{index}"))
-    revenue = _json_number(dialect, e.c.attributes, "properties", "revenue")
-    columns.append(func.sum(case((is_product, revenue))).label("revenue"))
     query = (
         select(*columns)
-        .where(_community(e.c.user_id, exclude_users), e.c.ts < as_of)
+        .where(_community(e.c.user_id, exclude_users), e.c.ts < as_of, kind != EventKind.PRODUCT)
         .group_by(e.c.user_id)
         .order_by(e.c.user_id)
     )
@@ -258,6 +250,33 @@ def user_feature_table(
     rows = [tuple(row) for row in result]
     logger.info("aggregated features of %d users in SQL", len(rows))
     return Table(columns=names, rows=rows)
+
+
+def user_product_table(
+    session: Session, *, as_of: datetime, products: Sequence[str], exclude_users: Sequence[int] = ()
+) -> Table:
+    """Per user with product events before `as_of`: `product_<i>` counts of `products[i]` and `revenue`.
+
+    `revenue` sums the numeric `properties.revenue` of their product events (Segment's
+    e-commerce spec), null when none has one. Apart from `user_feature_table`, whose
+    behaviour columns (recency, active days, day parts) are the user's Telegram life: a
+    product used daily must not make a user silent in the bot look active.
+    """
+    dialect = session.get_bind().dialect.name
+    e = Event.__table__
+    name = e.c.attributes["event"].as_string()
+    columns: list[ColumnElement[Any]] = [e.c.user_id.label("user_id")]
+    for index, product in enumerate(products):
+        columns.append(_count_if(name == product).label(f"product_{index}"))
+    columns.append(func.sum(_json_number(dialect, e.c.attributes, "properties", "revenue")).label("revenue"))
+    query = (
+        select(*columns)
+        .where(_community(e.c.user_id, exclude_users), e.c.ts < as_of, e.c.kind == EventKind.PRODUCT)
+        .group_by(e.c.user_id)
+        .order_by(e.c.user_id)
+    )
+    result = session.execute(query)
+    return Table(columns=tuple(result.keys()), rows=[tuple(row) for row in result])
 
 
 def sent_deliveries(

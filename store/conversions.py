@@ -1,7 +1,7 @@
 """Campaign conversion goals: how many pushed and holdout users reached a goal within a window.
 
 A goal is a string, the same for campaigns (`campaigns.attributes.goal`) and experiments
-(`experiments.goal`): `return` (any own event, the returns campaigns have always reported) or
+(`experiments.goal`): `return` (any own event in Telegram, the returns campaigns have always reported) or
 `product:<event>` (a product event of that name, e.g. `product:upgrade`). Pushed users count
 from their send time, holdout users from the time they would have been pushed, over the same
 window, so the two rates compare fairly.
@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
-from store.campaign_reports import PUSH_KINDS
+from store.campaign_reports import NOT_A_RETURN
 from store.campaigns import SENT, SKIPPED
 from store.models import Delivery, Event
 from store.product import MAX_EVENT_NAME_LENGTH
@@ -84,7 +84,7 @@ class GoalConversions:
 def _condition(goal: str) -> ColumnElement[bool]:
     name = goal_event_name(goal)
     if name is None:
-        return Event.kind.not_in(PUSH_KINDS)
+        return Event.kind.not_in(NOT_A_RETURN)
     return and_(Event.kind == EventKind.PRODUCT, Event.attributes["event"].as_string() == name)
 
 

@@ -129,14 +129,28 @@ def _aggregates(
         columns.append(_count_if(is_message & (F.col("intent") == intent)).alias(f"intent_{index}"))
     for name, start, stop in DAYPARTS:
         columns.append(_count_if((hour >= start) & (hour < stop)).alias(f"hours_{name}"))
-    is_product = kind == str(EventKind.PRODUCT)
-    product_name = F.get_json_object("attributes", "$.event")
-    for index, product in enumerate(products):
-        columns.append(_count_if(is_product & (product_name == product)).alias(f"product_{index}"))
+    scoped = events.where(
+        F.col("user_id").isNotNull() & (F.col("ts") < F.lit(as_of)) & (kind != str(EventKind.PRODUCT))
+    )
+    raw = scoped.groupBy("user_id").agg(*columns)
+    product = _product_aggregates(events, as_of=as_of, products=products)
+    return raw.join(product, on="user_id", how="left")
+
+
+def _product_aggregates(events: Any, *, as_of: datetime, products: Sequence[str]) -> Any:
+    """`user_product_table` in Spark: per-user product event counts and summed numeric revenue."""
+    from pyspark.sql import functions as F
+
+    name = F.get_json_object("attributes", "$.event")
     # A JSON number only, as `_json_number` in SQL: a string "12.50 EUR" (or "12.5") stays unknown.
     revenue = F.from_json(F.get_json_object("attributes", "$.properties"), "revenue double")["revenue"]
-    columns.append(F.sum(F.when(is_product, revenue)).alias("revenue"))
-    scoped = events.where(F.col("user_id").isNotNull() & (F.col("ts") < F.lit(as_of)))
+    columns = [_count_if(name == product).alias(f"product_{index}") for index, product in enumerate(products)]
+    columns.append(F.sum(revenue).alias("revenue"))
+    scoped = events.where(
+        F.col("user_id").isNotNull()
+        & (F.col("ts") < F.lit(as_of))
+        & (F.col("kind") == str(EventKind.PRODUCT))
+    )
     return scoped.groupBy("user_id").agg(*columns)
 
 
@@ -398,7 +412,10 @@ def spark_features(
     counts = raw.select(
         "user_id",
         *(f"intent_{i}" for i in range(len(every))),
-        *(f"product_{i}" for i in range(len(products))),
+        *(
+            F.coalesce(c(f"product_{i}"), F.lit(0)).cast("long").alias(f"product_{i}")
+            for i in range(len(products))
+        ),
     )
     order = [name for name in frame.columns]
     money = MONETARY_COLUMN if monetary != "messages" else "messages"

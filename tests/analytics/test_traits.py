@@ -222,3 +222,15 @@ def test_baskets_carry_product_events_and_trait_categories(engine: Engine) -> No
 def test_trait_items_are_phrased() -> None:
     sentence = rule_sentence(["trait:plan=free", "product:api_error_429"], ["intent:pricing"], 0.5, 2.0, 0.1)
     assert sentence.startswith("Of users who have plan=free and did “api_error_429” in the product, 50%")
+
+
+def test_product_events_leave_the_telegram_behaviour_columns_alone(engine: Engine) -> None:
+    """A user busy in the product but silent in the bot keeps their bot recency and activity."""
+    append_events(engine, _messages(1, "pricing", 2, days_ago=20) + _messages(2, "pricing", 2, days_ago=20))
+    append_events(engine, [_product(1, "api_call")])  # 3 hours before as_of
+    f = compute_features(engine, as_of=AS_OF).frame
+    assert f.loc[1, "recency_days"] == pytest.approx(f.loc[2, "recency_days"])
+    assert f.loc[1, "events"] == f.loc[2, "events"] == 2
+    only_product = 3
+    append_events(engine, [_product(only_product, "api_call")])
+    assert only_product not in compute_features(engine, as_of=AS_OF).frame.index  # never used the bot

@@ -98,7 +98,7 @@ def test_conversions_count_the_goal_event_inside_the_window(engine: Engine) -> N
         1,
     )
     assert upgraded.goal == "product:upgrade"
-    assert (returned.sent_converted, returned.holdout_converted) == (2, 1)  # any own event: users 1, 3
+    assert (returned.sent_converted, returned.holdout_converted) == (1, 0)  # only user 3 came back to the bot
     assert longer.sent_converted == 2
     assert known[0] == "upgrade" and "trial_started" in known
 
@@ -110,3 +110,16 @@ def test_a_bad_goal_or_window_is_refused(engine: Engine) -> None:
             goal_conversions(session, campaign, "click:x")
         with pytest.raises(UnknownGoalError, match="positive"):
             goal_conversions(session, campaign, "upgrade", timedelta(0))
+
+
+def test_a_product_event_is_a_conversion_not_a_return(engine: Engine) -> None:
+    """Returns are about the bot: a user who only upgraded did not come back to Telegram."""
+    from store.campaign_reports import campaign_counts
+
+    campaign = _campaign(engine)
+    append_events(engine, [_product(1, "upgrade", NOW + timedelta(hours=1))])
+    counts = campaign_counts(engine, campaign, now=NOW + timedelta(days=3))
+    assert counts.returned == 0
+    with unit_of_work(engine) as session:
+        assert goal_conversions(session, campaign, "return").sent_converted == 0
+        assert goal_conversions(session, campaign, "upgrade").sent_converted == 1
