@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from store.campaign_reports import NOT_A_RETURN
 from store.campaigns import SENT, SKIPPED
-from store.models import Delivery, Event
+from store.models import Campaign, Delivery, Event
 from store.product import MAX_EVENT_NAME_LENGTH
 from store.vocabulary import EventKind
 
@@ -165,3 +165,21 @@ def known_product_events(session: Session, *, limit: int = 20) -> list[str]:
         .limit(limit)
     )
     return [str(n) for n in session.scalars(query)]
+
+
+def set_campaign_goal(
+    session: Session, campaign_id: int, goal: str, window: timedelta = DEFAULT_GOAL_WINDOW
+) -> None:
+    """Give an existing campaign a goal (e.g. a re-engagement run the scheduler made), kept in its attributes.
+
+    Raises:
+        UnknownGoalError: not a goal string, a window that is not positive, or no such campaign.
+    """
+    canonical = parse_goal(goal)
+    if window <= timedelta(0):
+        raise UnknownGoalError(f"the goal window must be positive, got {window}")
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise UnknownGoalError(f"no campaign #{campaign_id} to give a goal")
+    hours = window.total_seconds() / 3600.0
+    campaign.attributes = {**(campaign.attributes or {}), "goal": canonical, "goal_window_hours": hours}

@@ -271,13 +271,8 @@ def linked_users(session: Session | Connection, accounts: Sequence[str]) -> dict
     """The Telegram user of each linked account among `accounts` (unlinked ones are absent)."""
     links: dict[str, int] = {}
     for chunk in _chunks(accounts):
-        links.update(
-            session.execute(
-                select(AccountLink.account_id, AccountLink.user_id).where(AccountLink.account_id.in_(chunk))
-            )
-            .tuples()
-            .all()
-        )
+        query = select(AccountLink.account_id, AccountLink.user_id).where(AccountLink.account_id.in_(chunk))
+        links.update((str(account), int(user)) for account, user in session.execute(query))
     return links
 
 
