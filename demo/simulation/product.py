@@ -107,11 +107,17 @@ def _choice(rng: np.random.Generator, options: tuple[tuple[str, float], ...]) ->
 
 
 def plan_product(
-    population: Population, facts: Mapping[int, UserFacts], *, window_start: datetime
+    population: Population,
+    facts: Mapping[int, UserFacts],
+    *,
+    window_start: datetime,
+    until: datetime | None = None,
 ) -> ProductHistory:
     """Draw every simulated user's account, traits and product events from their bot history.
 
-    Pure: the same population and facts give the same product, call for call.
+    Pure: the same population and facts give the same product, call for call. Events that
+    would fall at or after `until` (an upgrade hours after a question asked just before it)
+    are left out: the history ends there.
     """
     rng = np.random.default_rng([population.seed, 7])
     links: dict[str, int] = {}
@@ -148,8 +154,10 @@ def plan_product(
                     track("api_error_429", asked_at - timedelta(minutes=10 - 2 * burst))
         pricing = [t for t in known.asked.get("pricing", ()) if trial_at is None or t > trial_at]
         if pricing and plan in UPGRADE_AFTER_PRICING and draws[2] < UPGRADE_AFTER_PRICING[plan]:
-            track("upgrade", pricing[0] + timedelta(hours=float(rng.uniform(1, 12))))
-            plan = "pro"
+            upgrade_at = pricing[0] + timedelta(hours=float(rng.uniform(1, 12)))
+            if until is None or upgrade_at < until:  # the plan traits are as of `until`
+                track("upgrade", upgrade_at)
+                plan = "pro"
         spend = float(np.exp(rng.normal(_SPEND_LOG_MEAN[plan], 0.6))) if _SPEND_LOG_MEAN[plan] else 0.0
         traits[account] = {
             "plan": plan,
@@ -157,6 +165,8 @@ def plan_product(
             "api_calls_30d": int(np.exp(rng.normal(mean, sd))),
             "signup_at": signup.replace(microsecond=0).isoformat(),
         }
+    if until is not None:
+        calls = [c for c in calls if c.ts < until]
     calls.sort(key=lambda c: c.ts)
     return ProductHistory(links, traits, calls)
 
@@ -192,7 +202,7 @@ def write_product_history(
     Traits are stamped at `until` (as a nightly identify would send them); events keep their
     simulated times and enter the log through the links, as the HTTP API's calls do.
     """
-    history = plan_product(population, read_facts(engine, until=until), window_start=start)
+    history = plan_product(population, read_facts(engine, until=until), window_start=start, until=until)
     with unit_of_work(engine) as session:
         for account, user in history.links.items():
             link_account(session, account, user, source=LinkSource.IMPORT, now=until)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,16 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
+from sklearn.preprocessing import StandardScaler
 from sqlalchemy import Engine, insert
 
-from analytics.features import UserFeatures, cluster_matrix, compute_features
+from analytics.features import (
+    CLUSTER_COLUMNS,
+    UserFeatures,
+    cluster_columns,
+    cluster_matrix,
+    compute_features,
+)
 from analytics.naming import describe_segments
 from analytics.segmentation import UserSegmenter
 from analytics.traits import load_traits
@@ -37,7 +45,7 @@ pytest.importorskip("pyspark", reason="the Spark engine is an optional extra: pi
 from analytics.spark import SparkSettings, spark_session
 from analytics.spark.features import SparkFeatures, spark_features
 from analytics.spark.pipeline import sent_frame
-from analytics.spark.segmentation import SparkSegmentation, segment_profiles, segment_users
+from analytics.spark.segmentation import SparkSegmentation, _scaled, segment_profiles, segment_users
 from analytics.spark.sources import events_from_store
 
 pytestmark = pytest.mark.slow
@@ -204,14 +212,39 @@ def test_an_empty_log_has_no_users(spark: Any) -> None:
 def test_mllib_segments_agree_with_the_local_segmenter(
     local: UserFeatures, distributed: SparkFeatures
 ) -> None:
-    segmenter = UserSegmenter(k_min=2, k_max=6, random_state=0).fit(cluster_matrix(local.frame))
-    segmentation = segment_users(distributed, k_min=2, k_max=6, random_state=0, n_init=3)
+    """On the behaviour columns, whose synthetic types are well apart (the fixture's traits are noise)."""
+    behaviour = local.frame.drop(columns=list(distributed.trait_columns))
+    segmenter = UserSegmenter(k_min=2, k_max=6, random_state=0).fit(cluster_matrix(behaviour))
+    segmentation = segment_users(
+        replace(distributed, trait_columns=()), k_min=2, k_max=6, random_state=0, n_init=3
+    )
     pairs = dict(tuple(row) for row in segmentation.labels.collect())
     labels = pd.Series(pairs).reindex(local.frame.index)
     assert labels.notna().all()
     assert set(segmentation.columns) <= set(local.frame.columns)
     ari = adjusted_rand_score(segmenter.labels_, labels.to_numpy())
     assert ari >= 0.95, (ari, segmenter.n_clusters_, segmentation.n_clusters)
+
+
+def test_the_scaled_matrix_with_traits_equals_the_local_one(
+    local: UserFeatures, distributed: SparkFeatures
+) -> None:
+    """Trait columns: signed log1p, the holders' mean for the others, then standardised, as locally."""
+    columns = cluster_columns(local.frame)
+    assert columns == (*CLUSTER_COLUMNS, *distributed.topics, *distributed.trait_columns)
+    scaled, _constant = _scaled(distributed, columns)
+    rows = sorted(
+        (int(r["user_id"]), [float(r[f"z{i}"]) for i in range(len(columns))]) for r in scaled.collect()
+    )
+    found = np.array([values for _user, values in rows])
+    expected = StandardScaler().fit_transform(cluster_matrix(local.frame))
+    assert [user for user, _values in rows] == local.frame.index.tolist()
+    for i, column in enumerate(columns):
+        worst = np.abs(found[:, i] - expected[:, i]).max()
+        if column.startswith("topic_"):
+            worst = min(worst, np.abs(found[:, i] + expected[:, i]).max())
+        assert worst <= 1e-9, (column, worst)
+    assert np.isnan(local.frame["num:seats"]).any()  # unlinked users were filled, not dropped
 
 
 def test_spark_medians_name_segments_as_the_local_naming_does(
