@@ -101,9 +101,12 @@ def trait_note(p: Mapping[str, float | None], population: Mapping[str, float | N
         ratio = value / usual
         if ratio >= RATIO_APART or ratio <= 1 / RATIO_APART:
             _prefix, name, _category = trait_of(column)
-            label = f"{name} age" if column.startswith(AGE_PREFIX) else name
-            level = "high" if ratio > 1 else "low"
-            ratios.append((abs(float(np.log(ratio))), f"{level} {label}", f"{label} {ratio:.1f}× the median"))
+            if column.startswith(AGE_PREFIX):  # an age: how long ago the date was
+                suffix = f"{'early' if ratio > 1 else 'recent'} {name}"
+                clause = f"{name} {ratio:.1f}× as long ago as usual"
+            else:
+                suffix, clause = f"{'high' if ratio > 1 else 'low'} {name}", f"{name} {ratio:.1f}× the median"
+            ratios.append((abs(float(np.log(ratio))), suffix, clause))
     if ratios:
         _score, suffix, clause = max(ratios, key=lambda item: (item[0], item[1]))
         return suffix, clause

@@ -234,3 +234,20 @@ def test_product_events_leave_the_telegram_behaviour_columns_alone(engine: Engin
     only_product = 3
     append_events(engine, [_product(only_product, "api_call")])
     assert only_product not in compute_features(engine, as_of=AS_OF).frame.index  # never used the bot
+
+
+def test_a_number_far_from_the_population_names_the_segment() -> None:
+    frame = pd.DataFrame(
+        {
+            "recency_days": [1.0] * 6,
+            "active_days": [5.0] * 6,
+            "tenure_days": [90.0] * 6,
+            "num:spend": [1000.0, 1000.0, 1000.0, 10.0, 10.0, 10.0],
+            "age:signup": [50.0] * 6,
+        }
+    )
+    profiles = {p.label: p for p in describe_segments(frame, np.array([0, 0, 0, 1, 1, 1]))}
+    # population median 505: 1000 is 1.98× (not apart), 10 is 0.02× (apart)
+    assert "spend" not in profiles[0].name
+    assert profiles[1].name.endswith(", low spend") and "spend 0.0× the median" in profiles[1].description
+    assert "signup" not in profiles[0].description  # the same age everywhere sets nobody apart
