@@ -463,6 +463,22 @@ async def _pushes(
         return await push_round(run.engine, sent, job, horizon_days=horizon)
 
 
+def _product_rules(engine: Engine, n: int = 5) -> list[str]:
+    """The strongest rules ending in a product event or trait, those without segment items first.
+
+    A rule that concludes segment membership restates how segments were made (the report hides
+    those too); one ending in `product:upgrade` says what leads there.
+    """
+    rules = [
+        r
+        for r in top_rule_records(engine, 500)
+        if any(item.startswith(("product:", "trait:")) for item in r.consequents)
+    ]
+    plain = [r for r in rules if not any(i.startswith("segment:") for i in (*r.antecedents, *r.consequents))]
+    rest = [r for r in rules if r not in plain]
+    return [r.sentence for r in (plain + rest)[:n]]
+
+
 def _log_figures(run: _Run) -> _LogFigures:
     """Count what the store holds: events (all, live, by kind), top rules, segments vs types."""
     engine = run.engine
@@ -473,11 +489,7 @@ def _log_figures(run: _Run) -> _LogFigures:
         by_kind={kind: count_events(engine, kind=kind) for kind in kinds},
         rules=[r.sentence for r in top_rule_records(engine, 5)],
         segments=segments_vs_types(engine, run.truth),
-        product_rules=[
-            r.sentence
-            for r in top_rule_records(engine, 500)
-            if any(item.startswith(("product:", "trait:")) for item in (*r.antecedents, *r.consequents))
-        ][:5],
+        product_rules=_product_rules(engine),
     )
 
 

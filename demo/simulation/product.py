@@ -65,7 +65,7 @@ TRIAL_SHARE = {"newcomer": 1.0, "casual_asker": 0.4}
 """Who starts a trial (newcomers at their first visit, some casual askers at some point)."""
 UPGRADE_AFTER_PRICING = {"trial": 0.75, "free": 0.2}
 """P(upgrade) of a user on this plan who asks about pricing."""
-BURST_SHARE = 0.7
+BURST_SHARE = 0.35
 """Share of rate-limit questions preceded by a burst of 429s."""
 UPGRADE_IF_RETURNED = 0.35
 UPGRADE_IF_SILENT = 0.02
@@ -150,7 +150,7 @@ def plan_product(
             track("trial_started", trial_at)
         for asked_at in known.asked.get("rate_limits", ()):
             if rng.random() < BURST_SHARE:
-                for burst in range(int(rng.integers(2, 5))):
+                for burst in range(int(rng.integers(2, 4))):
                     track("api_error_429", asked_at - timedelta(minutes=10 - 2 * burst))
         pricing = [t for t in known.asked.get("pricing", ()) if trial_at is None or t > trial_at]
         if pricing and plan in UPGRADE_AFTER_PRICING and draws[2] < UPGRADE_AFTER_PRICING[plan]:
