@@ -26,11 +26,13 @@ from sqlalchemy import Engine
 
 from analytics.traits import (
     AGE_PREFIX,
+    CATEGORY_PREFIX,
     NUMERIC_PREFIX,
     TraitFeatures,
     is_trait_column,
     load_traits,
     signed_log1p,
+    trait_of,
 )
 from store.analytics_queries import (
     DAYPARTS,
@@ -357,6 +359,15 @@ def cluster_columns(frame: pd.DataFrame) -> tuple[str, ...]:
     )
     traits = [str(c) for c in frame.columns if is_trait_column(c)]
     return (*CLUSTER_COLUMNS, *topics, *traits)
+
+
+def category_groups(columns: Sequence[str]) -> tuple[tuple[int, ...], ...]:
+    """Positions of each categorical trait's one-hot columns, for the segmenter's shared scales."""
+    groups: dict[str, list[int]] = {}
+    for position, column in enumerate(columns):
+        if column.startswith(CATEGORY_PREFIX):
+            groups.setdefault(trait_of(column)[1], []).append(position)
+    return tuple(tuple(positions) for positions in groups.values())
 
 
 def compresses(column: str) -> bool:

@@ -14,7 +14,13 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
-from analytics.features import UserFeatures, cluster_columns, cluster_matrix, compute_features
+from analytics.features import (
+    UserFeatures,
+    category_groups,
+    cluster_columns,
+    cluster_matrix,
+    compute_features,
+)
 from analytics.naming import PreviousSegment, SegmentProfile, carry_names, describe_segments
 from analytics.rules import OUTCOMES, AssociationRule, mine_rules
 from analytics.segmentation import UserSegmenter
@@ -169,6 +175,7 @@ def _segment(engine: Engine, run_id: int, features: UserFeatures, config: Analyt
         k_min=config.k_min,
         k_max=config.k_max,
         random_state=config.random_state,
+        column_groups=category_groups(cluster_columns(features.frame)),
     ).fit(cluster_matrix(features.frame))
     labels = segmenter.labels_
     user_ids = features.frame.index.to_numpy()

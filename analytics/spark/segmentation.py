@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils import check_random_state
 
-from analytics.features import CLUSTER_COLUMNS, LOG_COLUMNS, compresses
+from analytics.features import CLUSTER_COLUMNS, LOG_COLUMNS, category_groups, compresses
 from analytics.naming import SegmentProfile, name_segments, profile_columns
 from analytics.spark.features import SparkFeatures, quoted
 from analytics.traits import CATEGORY_PREFIX, is_trait_column
@@ -75,16 +75,24 @@ def _scaled(features: SparkFeatures, columns: tuple[str, ...]) -> tuple[Any, tup
         *(F.avg(f"x{i}").alias(f"m{i}") for i in range(len(columns))),
         *(F.stddev_pop(f"x{i}").alias(f"s{i}") for i in range(len(columns))),
     ).first()
-    scaled = []
+    scales = []
     constant = []
     for i in range(len(columns)):
         mean = float(moments[f"m{i}"])
         std = float(moments[f"s{i}"] or 0.0)
         # scikit-learn treats a variance within rounding of zero as a constant feature (scale 1).
-        scale = std if std > 10 * np.finfo(np.float64).eps * max(1.0, abs(mean)) else 1.0
+        scales.append(std if std > 10 * np.finfo(np.float64).eps * max(1.0, abs(mean)) else 1.0)
         if std == 0.0:
             constant.append(columns[i])
-        scaled.append(((F.col(f"x{i}") - F.lit(mean)) / F.lit(scale)).alias(f"z{i}"))
+    for group in category_groups(columns):  # `share_scales`: one categorical trait, one scale
+        total = sum(float(moments[f"s{i}"] or 0.0) ** 2 for i in group)
+        if total > 10 * np.finfo(np.float64).eps:
+            for i in group:
+                scales[i] = float(np.sqrt(total))
+    scaled = [
+        ((F.col(f"x{i}") - F.lit(float(moments[f"m{i}"]))) / F.lit(scales[i])).alias(f"z{i}")
+        for i in range(len(columns))
+    ]
     return matrix.select("user_id", *scaled), tuple(constant)
 
 

@@ -24,12 +24,13 @@ from sqlalchemy import Engine, insert
 from analytics.features import (
     CLUSTER_COLUMNS,
     UserFeatures,
+    category_groups,
     cluster_columns,
     cluster_matrix,
     compute_features,
 )
 from analytics.naming import describe_segments
-from analytics.segmentation import UserSegmenter
+from analytics.segmentation import UserSegmenter, share_scales
 from analytics.traits import load_traits
 from demo.synthetic import DEFAULT_END, populate
 from store import create_db_engine, upgrade
@@ -237,7 +238,10 @@ def test_the_scaled_matrix_with_traits_equals_the_local_one(
         (int(r["user_id"]), [float(r[f"z{i}"]) for i in range(len(columns))]) for r in scaled.collect()
     )
     found = np.array([values for _user, values in rows])
-    expected = StandardScaler().fit_transform(cluster_matrix(local.frame))
+    matrix = cluster_matrix(local.frame)
+    scaler = StandardScaler().fit(matrix)
+    share_scales(scaler, category_groups(columns))
+    expected = scaler.transform(matrix)
     assert [user for user, _values in rows] == local.frame.index.tolist()
     for i, column in enumerate(columns):
         worst = np.abs(found[:, i] - expected[:, i]).max()

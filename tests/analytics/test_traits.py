@@ -11,7 +11,7 @@ from sklearn.metrics import adjusted_rand_score
 from sqlalchemy import Engine
 
 from analytics import cluster_matrix, compute_features, user_baskets
-from analytics.features import cluster_columns
+from analytics.features import category_groups, cluster_columns
 from analytics.naming import describe_segments
 from analytics.rules import mine_rules, rule_sentence
 from analytics.segmentation import UserSegmenter
@@ -251,3 +251,22 @@ def test_a_number_far_from_the_population_names_the_segment() -> None:
     assert "spend" not in profiles[0].name
     assert profiles[1].name.endswith(", low spend") and "spend 0.0× the median" in profiles[1].description
     assert "signup" not in profiles[0].description  # the same age everywhere sets nobody apart
+
+
+def test_a_categorical_trait_weighs_as_one_feature() -> None:
+    """Its one-hot columns share one scale, so a rare category is not 3.6 units from the mean."""
+    rng = np.random.default_rng(1)
+    n = 200
+    plans = rng.choice(["free", "pro", "team"], size=n, p=[0.6, 0.33, 0.07])
+    frame = pd.DataFrame(
+        {f"cat:plan={p}": (plans == p).astype(float) for p in ("free", "pro", "team")}
+        | {"active_days": rng.normal(5, 1, n)}
+    )
+    columns = tuple(frame.columns)
+    groups = category_groups(columns)
+    assert groups == ((0, 1, 2),)
+    segmenter = UserSegmenter(k_min=2, k_max=2, column_groups=groups).fit(frame.to_numpy())
+    scale = segmenter.scaler_.scale_
+    assert scale[0] == scale[1] == scale[2] == pytest.approx(np.sqrt(frame.iloc[:, :3].var(ddof=0).sum()))
+    team = segmenter.scaler_.transform(frame.to_numpy())[plans == "team", 2]
+    assert team.max() < 1.5  # standardised alone it would be about 3.6
