@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_CATALOGUE = Path(__file__).resolve().parent / "data" / "followups.yml"
 LANGUAGES = ("en", "zh")
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_KEYS = frozenset({"id", "text", "targets", "segments", "cooldown_days", "default"})
+_KEYS = frozenset({"id", "text", "targets", "segments", "cooldown_days", "default", "requires", "excludes"})
 _VARIANT_KEYS = frozenset({"variants", "control_share"})
 """Keys of a message with text variants (an experiment on that message; see `FollowupVariant`)."""
 VARIANT_NAMES = "ABCDEFGH"
@@ -57,8 +57,12 @@ class FollowupVariant:
 class FollowupMessage:
     """One message the scheduler may send, with what it is about and whom it is for.
 
-    `targets` are event tokens (intents or kinds) the message answers; the chooser sends it to
-    users the model expects to need them next. Empty `segments` means every segment.
+    `targets` are event tokens (intents, kinds or product events such as `product:upgrade`) the
+    message answers; the chooser sends it to users the model expects to need them next. Empty
+    `segments` means every segment. `requires` and `excludes` are conditions on the user's
+    recent history (the tokens the scheduler reads for the model): every `requires` token must
+    be in it and no `excludes` token, e.g. users who did `product:trial_started` but not
+    `product:upgrade`.
     """
 
     id: str
@@ -72,6 +76,14 @@ class FollowupMessage:
     """2-8 text variants (an experiment on this message), or none: the message's own text is sent."""
     control_share: float = 0.0
     """With variants: the share of the users this message is chosen for who get nothing."""
+    requires: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+
+    def fits(self, history: Collection[str]) -> bool:
+        """Whether a user with these recent tokens meets `requires` and `excludes`."""
+        return all(token in history for token in self.requires) and not any(
+            token in history for token in self.excludes
+        )
 
     def text(self, language: str | None) -> str:
         """The text in the user's language: Chinese for any `zh*` code, else English."""
@@ -161,11 +173,12 @@ def check_targets(catalogue: Catalogue, vocabulary: TokenVocabulary) -> None:
             targets, and the intents that are known.
     """
     for message in catalogue.messages:
-        bad = vocabulary.unknown(message.targets)
+        bad = vocabulary.unknown([*message.targets, *message.requires, *message.excludes])
         if bad:
             raise UnknownTargetError(
                 f"{catalogue.source}: message {message.id!r}: unknown target tokens {bad}; use event "
-                f"kinds or the NLU model's intents ({', '.join(sorted(vocabulary.intents)) or 'none'})"
+                f"kinds, product:<event> or the NLU model's intents "
+                f"({', '.join(sorted(vocabulary.intents)) or 'none'})"
             )
 
 
@@ -241,6 +254,14 @@ def _parse_message(entry: Any, *, source: str, position: int) -> FollowupMessage
     if not targets:
         raise CatalogueError(f"{where}: 'targets' must list at least one event token")
     segments = _string_list(entry.get("segments", []), where=where, key="segments")
+    requires = _string_list(entry.get("requires", []), where=where, key="requires")
+    excludes = _string_list(entry.get("excludes", []), where=where, key="excludes")
+    both = sorted(set(requires) & set(excludes))
+    if both:
+        raise CatalogueError(f"{where}: {both} both required and excluded: no user could receive it")
+    for token in (*targets, *requires, *excludes):
+        if token.startswith("product:") and not token.removeprefix("product:").strip():
+            raise CatalogueError(f"{where}: {token!r} names no product event (write product:<event name>)")
     cooldown = entry.get("cooldown_days", 14)
     if isinstance(cooldown, bool) or not isinstance(cooldown, int) or cooldown < 0:
         raise CatalogueError(f"{where}: cooldown_days must be a non-negative integer, got {cooldown!r}")
@@ -260,6 +281,8 @@ def _parse_message(entry: Any, *, source: str, position: int) -> FollowupMessage
         default=default,
         variants=variants,
         control_share=control_share,
+        requires=tuple(requires),
+        excludes=tuple(excludes),
     )
 
 

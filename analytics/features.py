@@ -24,13 +24,25 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
+from analytics.traits import (
+    AGE_PREFIX,
+    CATEGORY_PREFIX,
+    NUMERIC_PREFIX,
+    TraitFeatures,
+    is_trait_column,
+    load_traits,
+    signed_log1p,
+    trait_of,
+)
 from store.analytics_queries import (
     DAYPARTS,
     NON_QUESTION_INTENTS,
     message_intents,
+    product_event_names,
     sent_deliveries,
     to_epoch_days,
     user_feature_table,
+    user_product_table,
 )
 from store.db import read_snapshot
 
@@ -57,6 +69,8 @@ LOG_COLUMNS: frozenset[str] = frozenset(
 )
 TOPIC_PREFIX = "topic_"
 """Intent-mix components are columns `topic_1`, `topic_2`, ... of the feature table."""
+MONETARY_COLUMN = "monetary"
+"""Real money per user (a spend trait, else product events' revenue), when the store has any."""
 TREND_DAYS = 14
 """The recent part of the activity trend: the last two weeks (at most half the window)."""
 MAX_TOPICS = 4
@@ -68,7 +82,10 @@ class UserFeatures:
     """The feature table (one row per user, indexed by user id) and how it was computed.
 
     `intents` are the top question intents with a share column; `intent_counts` has every
-    user's message count per intent (all intents), the intent part of rule baskets.
+    user's message count per intent (all intents), the intent part of rule baskets;
+    `product_counts` the same per product event name. `traits` is how the trait columns
+    (`num:`, `age:`, `cat:`) were chosen; `monetary` what RFM's monetary score ranks: a spend
+    trait (`trait:spend`), product events' `properties.revenue` (`events:revenue`) or `messages`.
     """
 
     frame: pd.DataFrame
@@ -76,6 +93,9 @@ class UserFeatures:
     window_days: int
     intents: tuple[str, ...]
     intent_counts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    product_counts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    traits: TraitFeatures | None = None
+    monetary: str = "messages"
 
     @property
     def n_users(self) -> int:
@@ -159,11 +179,16 @@ def intent_topics(
 
 
 def rfm_scores(frame: pd.DataFrame) -> pd.DataFrame:
-    """Recency, frequency and "monetary" (message volume) quintiles and their sum."""
+    """Recency, frequency and monetary quintiles and their sum.
+
+    Monetary is real money (column `monetary`) when the frame has it, else message volume: the
+    only "value" the bot sees by itself.
+    """
     scores = pd.DataFrame(index=frame.index)
+    money = MONETARY_COLUMN if MONETARY_COLUMN in frame.columns else "messages"
     scores["rfm_r"] = _quintile(frame["recency_days"], higher_is_better=False)
     scores["rfm_f"] = _quintile(frame["active_days"], higher_is_better=True)
-    scores["rfm_m"] = _quintile(frame["messages"], higher_is_better=True)
+    scores["rfm_m"] = _quintile(frame[money], higher_is_better=True)
     scores["rfm_score"] = scores["rfm_r"] + scores["rfm_f"] + scores["rfm_m"]
     scores["rfm_code"] = (
         scores["rfm_r"].astype(str) + scores["rfm_f"].astype(str) + scores["rfm_m"].astype(str)
@@ -179,6 +204,8 @@ def compute_features(
     n_intents: int = 5,
     trend_days: int = TREND_DAYS,
     exclude_users: Sequence[int] = (),
+    traits: Sequence[str] | None = None,
+    use_traits: bool = True,
 ) -> UserFeatures:
     """Aggregate every user's events before `as_of` in SQL and derive rates and scores.
 
@@ -190,11 +217,16 @@ def compute_features(
         trend_days: The recent part of the activity trend (at most half the window).
         exclude_users: Staff accounts (managers, the bot) kept out of the table, so they are
             never segmented, never in a rule's basket and never counted as users.
+        traits: Trait names to use (default: the well-covered ones, `analytics.traits`).
+        use_traits: False leaves product traits out entirely.
     """
     as_of = as_of or datetime.now(UTC)
     recent_days = min(float(trend_days), window_days / 2.0)
     with read_snapshot(engine) as session:  # the intent list, the aggregates and the pushes agree
         every = [intent for intent, _n in message_intents(session, until=as_of, exclude_users=exclude_users)]
+        products = [
+            name for name, _n in product_event_names(session, until=as_of, exclude_users=exclude_users)
+        ]
         table = user_feature_table(
             session,
             as_of=as_of,
@@ -203,7 +235,13 @@ def compute_features(
             intents=every,
             exclude_users=exclude_users,
         )
+        product_table = user_product_table(
+            session, as_of=as_of, products=products, exclude_users=exclude_users
+        )
         sent = sent_deliveries(session, as_of=as_of, exclude_users=exclude_users)
+    encoded = (
+        load_traits(engine, as_of=as_of, exclude_users=exclude_users, include=traits) if use_traits else None
+    )
     intents = tuple([i for i in every if i not in NON_QUESTION_INTENTS][:n_intents])
     raw = pd.DataFrame.from_records(table.rows, columns=list(table.columns))
     if raw.empty:
@@ -212,6 +250,10 @@ def compute_features(
         )
     raw = raw.set_index("user_id")
     raw.index = raw.index.astype("int64")
+    product_raw = pd.DataFrame.from_records(product_table.rows, columns=list(product_table.columns))
+    product_raw = product_raw.set_index("user_id")
+    product_raw.index = product_raw.index.astype("int64")
+    product_raw = product_raw.reindex(raw.index)
     now_days = to_epoch_days(as_of)
     f = pd.DataFrame(index=raw.index)
     f["recency_days"] = (now_days - raw["last_day"].astype(float)).clip(lower=0.0)
@@ -245,9 +287,50 @@ def compute_features(
         f[f"share_{intent}"] = _safe_ratio(counts[intent], f["messages"])
     for name, _start, _stop in DAYPARTS:
         f[f"hours_{name}"] = _safe_ratio(raw[f"hours_{name}"].fillna(0), f["events"])
+    monetary = monetary_source(encoded, product_raw["revenue"])
+    if monetary != "messages":
+        f[MONETARY_COLUMN] = monetary_values(encoded, product_raw["revenue"], f.index)
     f = f.join(rfm_scores(f)).join(intent_topics(counts))
+    if encoded is not None and len(encoded.frame.columns):
+        f = f.join(encoded.frame, how="left")
+    product_counts = pd.DataFrame(
+        {
+            name: product_raw[f"product_{index}"].fillna(0).astype("int64")
+            for index, name in enumerate(products)
+        },
+        index=raw.index,
+    )
     logger.info("features for %d users as of %s", len(f), as_of.isoformat())
-    return UserFeatures(frame=f, as_of=as_of, window_days=window_days, intents=intents, intent_counts=counts)
+    return UserFeatures(
+        frame=f,
+        as_of=as_of,
+        window_days=window_days,
+        intents=intents,
+        intent_counts=counts,
+        product_counts=product_counts,
+        traits=encoded,
+        monetary=monetary,
+    )
+
+
+def monetary_source(traits: TraitFeatures | None, revenue: pd.Series) -> str:
+    """What RFM's monetary score ranks: a spend trait, else product revenue, else `messages`."""
+    if traits is not None and traits.monetary is not None:
+        return f"trait:{traits.monetary}"
+    return "events:revenue" if pd.to_numeric(revenue, errors="coerce").notna().any() else "messages"
+
+
+def monetary_values(traits: TraitFeatures | None, revenue: pd.Series, index: pd.Index) -> pd.Series:
+    """Money per user: the spend trait's value or the summed revenue; 0 where none is known.
+
+    0, not NaN: a user with no spend trait and no purchase has brought in nothing we know of,
+    which is the bottom of the monetary ranking, not a gap in it.
+    """
+    if traits is not None and traits.monetary is not None and traits.monetary_values is not None:
+        values = traits.monetary_values.reindex(index)
+    else:
+        values = pd.to_numeric(revenue, errors="coerce").astype(float).reindex(index)
+    return values.fillna(0.0).astype(float)
 
 
 def _empty_frame(intents: tuple[str, ...]) -> pd.DataFrame:
@@ -269,19 +352,36 @@ def _empty_frame(intents: tuple[str, ...]) -> pd.DataFrame:
 
 
 def cluster_columns(frame: pd.DataFrame) -> tuple[str, ...]:
-    """What the segmenter clusters on: `CLUSTER_COLUMNS` and the frame's intent topics."""
+    """What the segmenter clusters on: `CLUSTER_COLUMNS`, the intent topics, then the trait columns."""
     topics = [c for c in frame.columns if isinstance(c, str) and c.startswith(TOPIC_PREFIX)]
     topics.sort(
         key=lambda c: int(c.removeprefix(TOPIC_PREFIX)) if c.removeprefix(TOPIC_PREFIX).isdigit() else 0
     )
-    return (*CLUSTER_COLUMNS, *topics)
+    traits = [str(c) for c in frame.columns if is_trait_column(c)]
+    return (*CLUSTER_COLUMNS, *topics, *traits)
+
+
+def category_groups(columns: Sequence[str]) -> tuple[tuple[int, ...], ...]:
+    """Positions of each categorical trait's one-hot columns, for the segmenter's shared scales."""
+    groups: dict[str, list[int]] = {}
+    for position, column in enumerate(columns):
+        if column.startswith(CATEGORY_PREFIX):
+            groups.setdefault(trait_of(column)[1], []).append(position)
+    return tuple(tuple(positions) for positions in groups.values())
+
+
+def compresses(column: str) -> bool:
+    """Whether the cluster matrix compresses a trait column with a signed log1p (numbers and ages)."""
+    return column.startswith((NUMERIC_PREFIX, AGE_PREFIX))
 
 
 def cluster_matrix(frame: pd.DataFrame, columns: tuple[str, ...] | None = None) -> np.ndarray:
     """The numeric matrix the segmenter sees: chosen columns, log1p on heavy-tailed counts.
 
     By default the columns are `cluster_columns(frame)`: the behavioural and lifecycle
-    features plus whatever intent topics the frame has.
+    features plus whatever intent topics and trait columns the frame has. Trait numbers and
+    ages go through a signed log1p; a user without a trait gets the column's mean over the
+    users who have it (after that transform), so missing traits pull nobody anywhere.
     """
     columns = cluster_columns(frame) if columns is None else columns
     missing = [c for c in columns if c not in frame.columns]
@@ -290,5 +390,12 @@ def cluster_matrix(frame: pd.DataFrame, columns: tuple[str, ...] | None = None) 
     parts = []
     for column in columns:
         values = frame[column].astype(float).to_numpy()
-        parts.append(np.log1p(np.clip(values, 0.0, None)) if column in LOG_COLUMNS else values)
+        if column in LOG_COLUMNS:
+            values = np.log1p(np.clip(values, 0.0, None))
+        elif is_trait_column(column):
+            values = signed_log1p(values) if compresses(column) else values
+            present = ~np.isnan(values)
+            fill = values[present].mean() if present.any() else 0.0
+            values = np.where(present, values, fill)
+        parts.append(values)
     return np.column_stack(parts) if parts else np.empty((len(frame), 0))

@@ -200,6 +200,9 @@ class _Plan:
         self.rates = np.array([_rate(message, stats, config) for message in self.messages], dtype=np.float64)
         self.phrases = [_rate_phrase(message, stats, config) for message in self.messages]
         self.cooldowns = [timedelta(days=message.cooldown_days) for message in self.messages]
+        self.conditional = [
+            position for position, message in enumerate(self.messages) if message.requires or message.excludes
+        ]
         self._segments: dict[str | None, NDArray[np.bool_]] = {}
         index = (
             {} if model is None else {token: column for column, token in enumerate(model.classes_.tolist())}
@@ -216,11 +219,16 @@ class _Plan:
         return mask
 
     def candidates(self, user: UserContext, now: datetime) -> tuple[NDArray[np.bool_], int]:
-        """The user's eligible messages (segment and cooldown) and how many are in their segment."""
+        """The user's eligible messages (segment, history conditions, cooldown); how many fit the segment."""
         in_segment = self.in_segment(user.segment)
-        if not user.last_sent:
+        if not user.last_sent and not self.conditional:
             return in_segment, int(in_segment.sum())
         mask = in_segment.copy()
+        if self.conditional:
+            seen = set(user.history)
+            for conditional in self.conditional:
+                if mask[conditional] and not self.messages[conditional].fits(seen):
+                    mask[conditional] = False
         for message_id, sent_at in user.last_sent.items():
             position = self.ids.get(message_id)
             if position is not None and now - sent_at < self.cooldowns[position]:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from analytics.traits import AGE_PREFIX, CATEGORY_PREFIX, NUMERIC_PREFIX, is_trait_column, trait_of
+
 logger = logging.getLogger(__name__)
 
 PROFILE_COLUMNS: tuple[str, ...] = (
@@ -32,6 +34,12 @@ NEWISH_DAYS = 30
 """Up to this tenure a segment is new when it is also at most half the population's tenure."""
 DECLINING_TREND = -0.5
 """An activity trend at or below this: the recent rate is at most a third of the earlier one."""
+MOSTLY_SHARE = 0.6
+"""A category sets a segment apart when at least this share of its members with the trait have it…"""
+MOSTLY_LIFT = 0.2
+"""…and that share is at least this much above the population's."""
+RATIO_APART = 2.0
+"""A trait number sets a segment apart when its median is this many times the population's (or 1/it)."""
 
 
 @dataclass(frozen=True)
@@ -45,14 +53,64 @@ class SegmentProfile:
     profile: dict[str, float | None]
 
 
+def profile_columns(columns: Sequence[object]) -> tuple[str, ...]:
+    """The profile's columns among `columns`: `PROFILE_COLUMNS` present, then the trait columns."""
+    present = [c for c in PROFILE_COLUMNS if c in columns]
+    return (*present, *(str(c) for c in columns if is_trait_column(c)))
+
+
 def _medians(frame: pd.DataFrame) -> dict[str, float | None]:
+    """Medians of the profile columns; for a category column, the share of holders who have it.
+
+    Trait columns skip users without the trait: "mostly plan=pro" is about those who have a plan.
+    """
     result: dict[str, float | None] = {}
-    for column in PROFILE_COLUMNS:
-        if column not in frame.columns:
-            continue
-        value = frame[column].astype(float).median()
+    for column in profile_columns(list(frame.columns)):
+        values = frame[column].astype(float)
+        value = values.mean() if column.startswith(CATEGORY_PREFIX) else values.median()
         result[column] = None if pd.isna(value) else round(float(value), 3)
     return result
+
+
+def trait_note(p: Mapping[str, float | None], population: Mapping[str, float | None]) -> tuple[str, str]:
+    """The trait that sets a segment apart most: (name suffix, description clause), or ("", "").
+
+    A category wins over a number: "mostly plan=pro" when at least 60% of the members with a
+    plan are on pro and that is 20 points above the population; else a number whose median is
+    at least twice (or at most half) the population's ("spend 3.2× the median").
+    """
+    best: tuple[float, str, str] | None = None
+    for column, value in p.items():
+        if value is None or not column.startswith(CATEGORY_PREFIX):
+            continue
+        base = float(population.get(column) or 0.0)
+        _prefix, name, category = trait_of(column)
+        if value >= MOSTLY_SHARE and value - base >= MOSTLY_LIFT:
+            text = f"mostly {name}={category}"
+            if best is None or value - base > best[0]:
+                best = (value - base, text, f"{value:.0%} {name}={category}")
+    if best is not None:
+        return best[1], best[2]
+    ratios: list[tuple[float, str, str]] = []
+    for column, value in p.items():
+        if value is None or not column.startswith((NUMERIC_PREFIX, AGE_PREFIX)):
+            continue
+        usual = population.get(column)
+        if usual is None or usual <= 0 or value <= 0:
+            continue
+        ratio = value / usual
+        if ratio >= RATIO_APART or ratio <= 1 / RATIO_APART:
+            _prefix, name, _category = trait_of(column)
+            if column.startswith(AGE_PREFIX):  # an age: how long ago the date was
+                suffix = f"{'early' if ratio > 1 else 'recent'} {name}"
+                clause = f"{name} {ratio:.1f}× as long ago as usual"
+            else:
+                suffix, clause = f"{'high' if ratio > 1 else 'low'} {name}", f"{name} {ratio:.1f}× the median"
+            ratios.append((abs(float(np.log(ratio))), suffix, clause))
+    if ratios:
+        _score, suffix, clause = max(ratios, key=lambda item: (item[0], item[1]))
+        return suffix, clause
+    return "", ""
 
 
 def _is_new(p: Mapping[str, float | None], population: Mapping[str, float | None]) -> bool:
@@ -170,8 +228,12 @@ def name_segments(
     `PROFILE_COLUMNS`, rounded to 3 decimals, None where a segment has no value.
     """
     drafts: list[tuple[int, str, dict[str, float | None], int]] = []
+    clauses: dict[int, str] = {}
     for label, profile, size in medians:
         name = "Outliers" if label == -1 else _base_name(profile, population)
+        suffix, clauses[int(label)] = trait_note(profile, population)
+        if suffix and label != -1:
+            name = f"{name}, {suffix}"
         drafts.append((int(label), name, profile, size))
     counts: dict[str, int] = {}
     for _label, name, _profile, _size in drafts:
@@ -188,7 +250,10 @@ def name_segments(
             candidate = f"{name} {number}"
             number += 1
         used.add(candidate)
-        profiles.append(SegmentProfile(label, candidate, _description(profile, window_days), size, profile))
+        description = _description(profile, window_days)
+        if clauses.get(label):
+            description = f"{description}, {clauses[label]}"
+        profiles.append(SegmentProfile(label, candidate, description, size, profile))
     return profiles
 
 

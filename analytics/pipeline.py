@@ -14,10 +14,17 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
-from analytics.features import UserFeatures, cluster_columns, cluster_matrix, compute_features
+from analytics.features import (
+    UserFeatures,
+    category_groups,
+    cluster_columns,
+    cluster_matrix,
+    compute_features,
+)
 from analytics.naming import PreviousSegment, SegmentProfile, carry_names, describe_segments
 from analytics.rules import OUTCOMES, AssociationRule, mine_rules
 from analytics.segmentation import UserSegmenter
+from analytics.traits import CATEGORY_PREFIX
 from store.analytics_queries import FALLBACK_INTENTS, staff_with_events
 from store.analytics_results import (
     NewSegment,
@@ -76,6 +83,10 @@ class RunSummary:
 def user_baskets(features: UserFeatures, segment_names: pd.Series) -> pd.DataFrame:
     """One-hot baskets per user: intents used, actions taken, feedback, segment and outcome flags.
 
+    Product data adds an item per product event a user did (`product:upgrade`) and per trait
+    category a linked user has (`trait:plan=pro`), so rules can link questions to what users
+    then do in the product.
+
     Args:
         features: The run's feature table (its index fixes the row order).
         segment_names: Segment name per user, aligned with the feature index.
@@ -101,6 +112,11 @@ def user_baskets(features: UserFeatures, segment_names: pd.Series) -> pd.DataFra
         columns[item] = columns.get(item, np.zeros(len(index), dtype=bool)) | values.fillna(False).to_numpy(
             bool
         )
+    for name in features.product_counts.columns:
+        columns[f"product:{name}"] = (features.product_counts[name].reindex(index).fillna(0) > 0).to_numpy()
+    for column in f.columns:
+        if isinstance(column, str) and column.startswith(CATEGORY_PREFIX):
+            columns[f"trait:{column.removeprefix(CATEGORY_PREFIX)}"] = (f[column] == 1.0).to_numpy()
     for name in pd.unique(segment_names):
         columns[f"segment:{name}"] = (segment_names == name).to_numpy()
     onehot = pd.DataFrame(columns, index=f.index)
@@ -159,6 +175,7 @@ def _segment(engine: Engine, run_id: int, features: UserFeatures, config: Analyt
         k_min=config.k_min,
         k_max=config.k_max,
         random_state=config.random_state,
+        column_groups=category_groups(cluster_columns(features.frame)),
     ).fit(cluster_matrix(features.frame))
     labels = segmenter.labels_
     user_ids = features.frame.index.to_numpy()
@@ -337,6 +354,8 @@ def _notes(
     notes = [f"{features.n_users} users in {segmenter.n_clusters_} segment(s), {len(rules)} rule(s)"]
     if staff:
         notes.append(f"{staff} staff account(s) left out")
+    if features.traits is not None:
+        notes.extend(features.traits.notes)
     if features.n_users == 1:
         notes.append("only one user: a single segment")
     elif segmenter.n_clusters_ == 1:
@@ -373,7 +392,13 @@ def _metrics(
             "features": list(cluster_columns(features.frame)),
         },
         "rules": {"n_rules": len(rules), "n_items": int(baskets.shape[1]), "n_baskets": len(baskets)},
-        "features": {"as_of": features.as_of.isoformat(), "intents": list(features.intents)},
+        "features": {
+            "as_of": features.as_of.isoformat(),
+            "intents": list(features.intents),
+            "traits": [] if features.traits is None else list(features.traits.traits),
+            "products": [str(c) for c in features.product_counts.columns],
+            "monetary": features.monetary,
+        },
         "previous_run": previous_id,
         "matched_segments": {str(label): prev for label, prev in matched.items()},
         "timings": dict(timings),

@@ -28,6 +28,8 @@ _PHRASES = {
     "action": "{}",
     "feedback": "gave {} feedback",
     "segment": "are in “{}”",
+    "product": "did “{}” in the product",
+    "trait": "have {}",
 }
 _ACTIONS: dict[str, str] = {
     EventKind.REACTION: "reacted to messages",
@@ -114,6 +116,8 @@ def _phrase(item: str) -> str:
     prefix, _, value = item.partition(":")
     if prefix == "action" and value in _ACTIONS:
         return _ACTIONS[value]
+    if value and prefix in ("product", "trait"):
+        return _PHRASES[prefix].format(value)  # the start-up's own names, verbatim
     if value and prefix in _PHRASES:
         return _PHRASES[prefix].format(value.replace("_", " "))
     return f"“{item}”"

@@ -59,6 +59,20 @@ def knee_eps(X: np.ndarray, *, min_samples: int) -> float:
     return float(max(1.5 * curve[knee], 1e-6))
 
 
+def share_scales(scaler: StandardScaler, groups: tuple[tuple[int, ...], ...]) -> None:
+    """Give each group of columns one scale: the square root of their summed variances.
+
+    The one-hot columns of a categorical trait are one variable: standardised one by one, a
+    rare category (7% on the team plan) would sit 3.6 units from the mean and outweigh every
+    behaviour feature. Sharing sqrt(Σ p(1 − p)) makes the whole trait weigh as one feature.
+    """
+    for group in groups:
+        columns = list(group)
+        total = float(np.sum(scaler.var_[columns]))
+        if total > 10 * np.finfo(np.float64).eps:
+            scaler.scale_[columns] = np.sqrt(total)
+
+
 class UserSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
     """Standard-scale the features, then cluster: KMeans with k by silhouette, or DBSCAN.
 
@@ -67,7 +81,8 @@ class UserSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
     `minibatch_threshold` rows MiniBatchKMeans replaces KMeans so a million users stay
     fast. DBSCAN suits non-spherical groups; its eps comes from the k-distance knee when
     not given, and past `dbscan_max_samples` rows it is fitted on a sample and the rest
-    join their nearest core point's cluster (or noise, -1).
+    join their nearest core point's cluster (or noise, -1). `column_groups` (column indices)
+    share one scale each (`share_scales`): the one-hot columns of one categorical trait.
 
     Attributes:
         scaler_: The fitted StandardScaler.
@@ -90,6 +105,7 @@ class UserSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         "min_samples": [Interval(Integral, 1, None, closed="left"), None],
         "dbscan_max_samples": [Interval(Integral, 2, None, closed="left")],
         "random_state": ["random_state"],
+        "column_groups": [tuple, None],
     }
 
     def __init__(
@@ -104,6 +120,7 @@ class UserSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         min_samples: int | None = None,
         dbscan_max_samples: int = 20_000,
         random_state: int | None = 0,
+        column_groups: tuple[tuple[int, ...], ...] | None = None,
     ) -> None:
         self.algorithm = algorithm
         self.k_min = k_min
@@ -114,6 +131,7 @@ class UserSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         self.min_samples = min_samples
         self.dbscan_max_samples = dbscan_max_samples
         self.random_state = random_state
+        self.column_groups = column_groups
 
     @_fit_context(prefer_skip_nested_validation=True)  # type: ignore[untyped-decorator]
     def fit(self, X: Any, y: Any = None) -> UserSegmenter:
@@ -122,6 +140,7 @@ class UserSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         if self.k_min > self.k_max:
             raise ValueError(f"k_min={self.k_min} should be <= k_max={self.k_max}")
         self.scaler_ = StandardScaler().fit(X)
+        share_scales(self.scaler_, self.column_groups or ())
         Z = self.scaler_.transform(X)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         if self.algorithm == "dbscan":

@@ -2,18 +2,21 @@
 
 With `--variant TEXT` given two to eight times the broadcast is an experiment (see
 `scheduler.experiments`): `--control-share`, `--test-share` with `--pick-winner-after`,
-`--default-variant`, `--goal`, `--window-hours` and `--button` shape it.
+`--default-variant`, `--goal`, `--goal-window-hours` and `--button` shape it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import typer
 from rich.console import Console
+from sqlalchemy import Engine
 
 from cli.common import engine_scope, fail, get_settings
 from cli.jobs import send_due
@@ -34,6 +37,8 @@ from scheduler.best_time import SEND_AT_BEST, SEND_AT_SPLIT, SendTimeConfig
 from scheduler.engine import EngineConfig
 from scheduler.experiments import VARIANT_KEYS
 from store import Settings
+from store.conversions import UnknownGoalError, goal_event_name, known_product_events, parse_goal
+from store.db import unit_of_work
 from store.experiments import VariantButton
 
 app = typer.Typer(
@@ -41,6 +46,7 @@ app = typer.Typer(
     invoke_without_command=True,
 )
 out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def parse_at(text: str | None, now: datetime) -> datetime:
@@ -174,8 +180,15 @@ def broadcast(
     default_variant: str = typer.Option(
         "A", "--default-variant", help="Sent to the rest when no variant is significantly better."
     ),
-    goal: str = typer.Option("return", "--goal", help="Conversion: return, click or product:<event>."),
-    window_hours: float = typer.Option(48.0, "--window-hours", help="Conversions count within this window."),
+    goal: str | None = typer.Option(
+        None,
+        "--goal",
+        help="Conversion goal: return (any event), click (a tracked button; experiments only) or a "
+        "product event (`upgrade` = `product:upgrade`).",
+    ),
+    goal_window_hours: float = typer.Option(
+        48.0, "--goal-window-hours", "--window-hours", help="Hours after each send in which the goal counts."
+    ),
     # Send time (issue 17): kept in its own block.
     best_time: bool = typer.Option(
         False, "--best-time", help="Each user at their best hour within 24 h of --at, outside quiet hours."
@@ -212,8 +225,8 @@ def broadcast(
             test_share=test_share,
             pick_winner_after=pick_winner_after,
             default_variant=default_variant,
-            goal=goal,
-            window_hours=window_hours,
+            goal=experiment_goal(goal),
+            window_hours=goal_window_hours,
         )
     elif button or test_share is not None or pick_winner_after is not None or control_share:
         fail("--button, --control-share, --test-share and --pick-winner-after need --variant")
@@ -221,6 +234,7 @@ def broadcast(
         experiment_id = None
         try:
             if draft is None:
+                warn_unseen_goal(engine, goal)
                 campaign_id = create_broadcast(
                     engine,
                     segment=segment,
@@ -229,8 +243,10 @@ def broadcast(
                     now=now,
                     send_at=send_at,
                     send_time=send_time,
+                    **goal_options(goal, goal_window_hours),
                 )
             else:
+                warn_unseen_goal(engine, None if goal == "click" else goal)
                 campaign_id, experiment_id = create_experiment_broadcast(
                     engine,
                     segment=segment,
@@ -249,6 +265,45 @@ def broadcast(
             out.print(f"deliveries: {asyncio.run(send_due(settings, engine))}")
             report = campaign_report(engine, campaign_id, now=datetime.now(UTC), rate_per_s=_rate(settings))
             out.print(*report.lines(), sep="\n")
+
+
+# --- Conversion goals (issue 16): `--goal upgrade` -------------------------------------------
+
+
+def experiment_goal(goal: str | None) -> str:
+    """An experiment's goal from `--goal`: `return` by default, `click`, or a product event."""
+    if goal is None or goal.strip() == "click":
+        return "return" if goal is None else "click"
+    try:
+        return parse_goal(goal)
+    except UnknownGoalError as exc:
+        fail(f"--goal: {exc} (experiments also take `click`)")
+
+
+def goal_options(goal: str | None, window_hours: float) -> dict[str, Any]:
+    """`create_broadcast`'s goal arguments from the flags (none without `--goal`)."""
+    if goal is None:
+        return {}
+    if not math.isfinite(window_hours) or window_hours <= 0:
+        fail(f"--goal-window-hours must be a positive number of hours, got {window_hours}")
+    return {"goal": goal, "goal_window": timedelta(hours=window_hours)}
+
+
+def warn_unseen_goal(engine: Engine, goal: str | None) -> None:
+    """Warn (not refuse: the event may start later) when a product goal names no logged event."""
+    if goal is None:
+        return
+    try:
+        name = goal_event_name(parse_goal(goal))
+    except UnknownGoalError as exc:
+        fail(str(exc))
+    if name is None:
+        return
+    with unit_of_work(engine) as session:
+        known = known_product_events(session)
+    if name not in known:
+        listed = ", ".join(known) if known else "none yet"
+        err.print(f"warning: no product event {name!r} logged so far (logged: {listed})")
 
 
 @app.command("list")

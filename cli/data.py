@@ -63,6 +63,12 @@ def events_import(
         except SQLAlchemyError as exc:
             fail(f"nothing imported: database error: {str(exc).strip().splitlines()[0][:200]}")
     out.print(f"imported {report.imported} events from {path}", markup=False, soft_wrap=True)
+    if report.pending:
+        out.print(
+            f"{report.pending} product events of accounts not linked yet are kept until they are linked",
+            markup=False,
+            soft_wrap=True,
+        )
     for row in report.skipped:
         typer.echo(f"skipped {path}:{row.line}: {row.reason}", err=True)
 

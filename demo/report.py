@@ -149,6 +149,25 @@ def _describe_counts(counts: dict[str, int]) -> str:
     return ", ".join(parts)
 
 
+def _product_lines(product: dict[str, Any]) -> list[str]:
+    """Linked accounts, plans, the rules on product data and the upgrade goal's conversions."""
+    if not product:
+        return []
+    plans = ", ".join(f"{name} {n}" for name, n in product.get("plans", {}).items())
+    lines = [f"product: {product.get('linked', 0)} of {product.get('users', 0)} users linked ({plans})"]
+    rules = product.get("rules") or []
+    lines.append("rules on product data:" if rules else "rules on product data: none found")
+    lines += [f"  - {rule}" for rule in rules[:3]]
+    goal = product.get("upgrade_goal")
+    if goal:
+        lines.append(
+            f"upgraded within {goal['window_days']:g} days of re-engagement: pushed "
+            f"{_rate(goal['pushed_rate'])} ({goal['pushed_converted']}/{goal['pushed']}) vs holdout "
+            f"{_rate(goal['holdout_rate'])} ({goal['holdout_converted']}/{goal['holdout']})"
+        )
+    return lines
+
+
 def summary_lines(summary: DemoSummary) -> list[str]:
     """The short summary printed at the end of `rapport demo`."""
     lines = [
@@ -183,6 +202,7 @@ def summary_lines(summary: DemoSummary) -> list[str]:
         if measured is not None and measured.low is not None:
             lines.append("  " + measured.sentence())
     lines += experiment_lines(summary.experiment)
+    lines += _product_lines(summary.product)
     lines += [f"skipped: {step}" for step in summary.skipped_steps]
     lines.append(f"wall time {summary.wall_s:.0f} s")
     return lines

@@ -2,7 +2,9 @@
 
 Follows the Segment HTTP Tracking API: `userId` names the product account (a string; a
 number is taken as its decimal form), `timestamp` is ISO 8601 and defaults to the time the
-call was received, `messageId` makes a retry harmless. Calls other than identify and track
+call was received, `messageId` makes a retry harmless. With `sentAt` (the sender's clock when
+it sent the call, on the call or on the batch) the timestamp is corrected for the sender's
+clock skew as Segment does: timestamp = receivedAt − (sentAt − timestamp). Calls other than identify and track
 inside a batch (page, screen, group, alias) are counted and left out, so a destination that
 sends them does not fail; calls with only an `anonymousId` are refused, since nothing can link
 them to a Telegram user.
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from store.product import (
@@ -70,25 +72,51 @@ def _text(value: Any, name: str, limit: int, *, required: bool) -> str | None:
     return value
 
 
+def _instant(value: Any, name: str) -> datetime:
+    if not isinstance(value, str):
+        raise CallError(f"{name} must be an ISO 8601 string")
+    try:
+        return parse_date(value)
+    except ValueError as exc:
+        raise CallError(f"{name} is not ISO 8601: {value!r:.60}") from exc
+
+
+def corrected_timestamp(
+    timestamp: datetime | None, sent_at: datetime | None, *, received_at: datetime
+) -> datetime:
+    """When the event happened, on our clock: Segment's skew correction.
+
+    A sender whose clock is off by d stamps both `timestamp` and `sentAt` off by d; their
+    difference is right, so receivedAt − (sentAt − timestamp) is the event's time on the
+    receiver's clock. Without `sentAt` the timestamp is taken as given; without a timestamp the
+    event happened when it was received. A correction can only move the event back in time
+    from its receipt: a `sentAt` before the `timestamp` (a contradiction) gives receivedAt.
+    """
+    if timestamp is None:
+        return received_at
+    if sent_at is None:
+        return timestamp
+    delay = sent_at - timestamp
+    return received_at - max(delay, timedelta(0))
+
+
 def parse_call(
-    raw: dict[str, Any], call_type: str, *, received_at: datetime
+    raw: dict[str, Any], call_type: str, *, received_at: datetime, batch_sent_at: datetime | None = None
 ) -> tuple[ProductMessage, list[str]]:
-    """One identify or track call; the trait names that could not be stored (lists, long text)."""
+    """One identify or track call; the trait names that could not be stored (lists, long text).
+
+    `batch_sent_at` is the batch's `sentAt`, used when the call has none of its own.
+    """
     if raw.get("userId") in (None, "") and raw.get("anonymousId") not in (None, ""):
         raise CallError("userId is required: anonymous calls cannot be linked to a Telegram user")
     account_id = _text(raw.get("userId"), "userId", MAX_ACCOUNT_ID_LENGTH, required=True)
     assert account_id is not None
     message_id = _text(raw.get("messageId"), "messageId", MAX_MESSAGE_ID_LENGTH, required=False)
     stamp = raw.get("timestamp")
-    if stamp in (None, ""):
-        ts = received_at
-    elif isinstance(stamp, str):
-        try:
-            ts = parse_date(stamp)
-        except ValueError as exc:
-            raise CallError(f"timestamp is not ISO 8601: {stamp!r:.60}") from exc
-    else:
-        raise CallError("timestamp must be an ISO 8601 string")
+    timestamp = None if stamp in (None, "") else _instant(stamp, "timestamp")
+    sent = raw.get("sentAt")
+    sent_at = batch_sent_at if sent in (None, "") else _instant(sent, "sentAt")
+    ts = corrected_timestamp(timestamp, sent_at, received_at=received_at)
     if call_type == "identify":
         traits = raw.get("traits")
         if traits is None:
@@ -117,6 +145,11 @@ def parse_single(raw: dict[str, Any], call_type: str, *, received_at: datetime) 
     return ParsedCalls([message], skipped_traits=tuple(skipped))
 
 
+def _batch_sent_at(raw: dict[str, Any]) -> datetime | None:
+    value = raw.get("sentAt")
+    return None if value in (None, "") else _instant(value, "sentAt")
+
+
 def parse_batch(raw: dict[str, Any], *, received_at: datetime) -> ParsedCalls:
     """The body of `/v1/batch`: every call is checked before any is stored."""
     calls = raw.get("batch")
@@ -125,6 +158,7 @@ def parse_batch(raw: dict[str, Any], *, received_at: datetime) -> ParsedCalls:
     messages: list[ProductMessage] = []
     skipped: list[str] = []
     ignored = 0
+    sent_at = _batch_sent_at(raw)
     for index, call in enumerate(calls):
         if not isinstance(call, dict):
             raise CallError(f"batch[{index}] is not an object")
@@ -137,7 +171,7 @@ def parse_batch(raw: dict[str, Any], *, received_at: datetime) -> ParsedCalls:
         if call_type not in KEPT_TYPES:
             raise CallError(f"batch[{index}]: type must be identify or track, got {call_type!r:.30}")
         try:
-            message, names = parse_call(call, call_type, received_at=received_at)
+            message, names = parse_call(call, call_type, received_at=received_at, batch_sent_at=sent_at)
         except CallError as exc:
             raise CallError(f"batch[{index}]: {exc}") from exc
         messages.append(message)

@@ -26,6 +26,7 @@ from scheduler.errors import BroadcastError
 from scheduler.markup import HTML, MessageFormat, check_buttons, check_html, format_attributes
 from store.campaign_reports import Recipient, reachable_recipients
 from store.campaigns import NewDelivery, create_campaign
+from store.conversions import DEFAULT_GOAL_WINDOW, UnknownGoalError, parse_goal
 from store.db import read_snapshot
 from store.vocabulary import CampaignKind
 
@@ -131,8 +132,13 @@ def create_broadcast(
     send_at: str | None = None,
     send_time: SendTimeConfig | None = None,
     fmt: MessageFormat | None = None,
+    goal: str | None = None,
+    goal_window: timedelta = DEFAULT_GOAL_WINDOW,
 ) -> int:
     """Create a broadcast campaign and one pending delivery per reachable member; its id.
+
+    `goal` (`return`, `product:<event>` or a bare product event name) is kept in the campaign's
+    attributes with its window; the campaign report then counts conversions to it.
 
     Broadcasts are a manager's explicit message: no holdout, cap or quiet hours apply, but
     opted-out and blocked users are never targeted (and are re-checked right before sending).
@@ -146,17 +152,18 @@ def create_broadcast(
         send_time: Quiet hours and window of best-time sends (default: `SendTimeConfig()`).
 
     Raises:
-        BroadcastError: bad segment, empty or over-long text, bad markup or buttons, a naive time, or
-            an unknown `send_at`.
+        BroadcastError: bad segment, empty or over-long text, bad markup or buttons, a naive time,
+            an unknown `send_at`, or an unknown goal or a window that is not positive.
     """
     if at.tzinfo is None:
         raise BroadcastError(f"the send time {at!r} has no time zone")
     if send_at is not None and send_at not in SEND_AT_MODES:
         raise BroadcastError(f"send_at must be one of {', '.join(SEND_AT_MODES)}, got {send_at!r}")
+    goal_attrs = goal_attributes(goal, goal_window)
     checked = _checked_format(fmt)
     body = check_body(text, checked)
     recipients = segment_recipients(engine, segment, now=now)
-    attributes = format_attributes(checked)
+    attributes = format_attributes(checked) | goal_attrs
     if send_at is None:
         rows = [NewDelivery(user_id=r.user_id, chat_id=r.user_id, text=body, due_at=at) for r in recipients]
     else:
@@ -218,3 +225,20 @@ def _checked_format(fmt: MessageFormat | None) -> MessageFormat:
     if fmt.parse_mode not in (None, HTML):
         raise BroadcastError(f"parse mode {fmt.parse_mode!r}: only HTML or plain text")
     return MessageFormat(parse_mode=fmt.parse_mode, buttons=check_buttons(fmt.buttons))
+
+
+def goal_attributes(goal: str | None, window: timedelta = DEFAULT_GOAL_WINDOW) -> dict[str, object]:
+    """A campaign's goal attributes (`goal`, `goal_window_hours`), empty without a goal.
+
+    Raises:
+        BroadcastError: an unknown goal string or a window that is not positive.
+    """
+    if goal is None:
+        return {}
+    try:
+        canonical = parse_goal(goal)
+    except UnknownGoalError as exc:
+        raise BroadcastError(str(exc)) from exc
+    if window <= timedelta(0):
+        raise BroadcastError(f"the goal window must be positive, got {window}")
+    return {"goal": canonical, "goal_window_hours": window.total_seconds() / 3600.0}

@@ -217,7 +217,9 @@ def read_planning_snapshot(engine: Engine, config: ReengagementConfig, *, now: d
             language=r.language,
             time_zone=r.time_zone,
             segment=segments.get(r.user_id),
-            history=tuple(event_token(kind, intent) for kind, intent in histories.get(r.user_id, [])),
+            history=tuple(
+                event_token(kind, intent, product) for kind, intent, product in histories.get(r.user_id, [])
+            ),
             last_sent=sends.get(r.user_id, {}),
         )
         for r in recipients

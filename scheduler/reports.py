@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
 
+from analytics.experiments import newcombe_interval, wilson_interval
 from analytics.report_figures import Uplift as ReturnUplift
 from analytics.report_figures import uplift
 from scheduler.best_time import SEND_AT_SPLIT
@@ -15,8 +17,12 @@ from scheduler.errors import CampaignNotFoundError
 from scheduler.send_time_report import SendTimeComparison, send_time_comparison
 from store.campaign_reports import CampaignCounts, campaign_counts, pushed_vs_holdout
 from store.campaigns import CampaignInfo, get_campaign, list_campaigns
+from store.conversions import DEFAULT_GOAL_WINDOW, GoalConversions, UnknownGoalError, goal_conversions
+from store.db import read_snapshot
 from store.experiments import ExperimentInfo, experiment_for_campaign
 from store.vocabulary import CampaignKind, CampaignStatus, DeliveryStatus
+
+logger = logging.getLogger(__name__)
 
 
 class Uplift(ReturnUplift):
@@ -52,6 +58,101 @@ def measure_uplift(pushed: int, pushed_returned: int, holdout: int, holdout_retu
 
 
 @dataclass(frozen=True)
+class GoalReport:
+    """Conversions to a campaign's goal: the pushed rate with its 95% Wilson interval, and the holdout's.
+
+    With a holdout (re-engagement), the difference has its Newcombe interval, as returns do.
+    """
+
+    counts: GoalConversions
+
+    @property
+    def rate(self) -> float | None:
+        """Share of sent users who converted (None before any was sent)."""
+        c = self.counts
+        return c.sent_converted / c.sent if c.sent else None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """95% Wilson interval of the pushed rate."""
+        c = self.counts
+        return wilson_interval(c.sent_converted, c.sent) if c.sent else None
+
+    @property
+    def holdout_rate(self) -> float | None:
+        """Share of holdout users who converted (None without a holdout)."""
+        c = self.counts
+        return c.holdout_converted / c.holdout if c.holdout else None
+
+    @property
+    def uplift_interval(self) -> tuple[float, float] | None:
+        """95% Newcombe interval of pushed minus holdout rate (None without both groups)."""
+        c = self.counts
+        if not c.sent or not c.holdout:
+            return None
+        return newcombe_interval(c.sent_converted, c.sent, c.holdout_converted, c.holdout)
+
+    def summary(self) -> str:
+        """One line: the goal, conversions, rate and interval; then the holdout's, when there is one."""
+        c = self.counts
+        hours = c.window.total_seconds() / 3600.0
+        head = f"goal {c.goal} within {hours:g} h"
+        if self.rate is None or self.interval is None:
+            return f"{head}: not measurable yet (nothing sent)"
+        low, high = self.interval
+        line = (
+            f"{head}: {c.sent_converted}/{c.sent} sent converted ({self.rate:.1%}, "
+            f"95% CI {low:.1%} to {high:.1%})"
+        )
+        difference = self.uplift_interval
+        if self.holdout_rate is not None and difference is not None:
+            verdict = "significant" if difference[0] > 0 or difference[1] < 0 else "not significant"
+            line += (
+                f"; holdout {c.holdout_converted}/{c.holdout} ({self.holdout_rate:.1%}); "
+                f"uplift {(self.rate - self.holdout_rate) * 100:+.1f} pp "
+                f"(95% CI {difference[0] * 100:+.1f} to {difference[1] * 100:+.1f}, {verdict})"
+            )
+        return line
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready figures."""
+        c = self.counts
+        return {
+            "goal": c.goal,
+            "window_hours": c.window.total_seconds() / 3600.0,
+            "sent": c.sent,
+            "converted": c.sent_converted,
+            "rate": self.rate,
+            "interval": list(self.interval) if self.interval else None,
+            "holdout": c.holdout,
+            "holdout_converted": c.holdout_converted,
+            "holdout_rate": self.holdout_rate,
+            "uplift_interval": list(self.uplift_interval) if self.uplift_interval else None,
+        }
+
+
+def campaign_goal(engine: Engine, campaign: CampaignInfo) -> GoalReport | None:
+    """The goal report of a campaign whose attributes name a goal; None without one.
+
+    A stored goal that no longer parses (written by hand) is reported as unmeasurable in the
+    logs rather than failing the whole report.
+    """
+    goal = campaign.attributes.get("goal")
+    if not isinstance(goal, str) or not goal:
+        return None
+    hours = campaign.attributes.get("goal_window_hours")
+    window = (
+        timedelta(hours=float(hours)) if isinstance(hours, int | float) and hours > 0 else DEFAULT_GOAL_WINDOW
+    )
+    try:
+        with read_snapshot(engine) as session:
+            return GoalReport(goal_conversions(session, campaign.id, goal, window))
+    except UnknownGoalError:
+        logger.warning("campaign %d: stored goal %r is not a goal; not measured", campaign.id, goal)
+        return None
+
+
+@dataclass(frozen=True)
 class CampaignReport:
     """A campaign, its counts, and for a running one the observed rate and expected end."""
 
@@ -64,6 +165,7 @@ class CampaignReport:
     """Best-time against fixed-time sends, for a campaign planned as that comparison."""
     experiment: ExperimentInfo | None = None
     """The experiment the campaign carries (`rapport experiments report ID` has its figures)."""
+    goal: GoalReport | None = None
 
     def lines(self) -> list[str]:
         """Human-readable lines for the CLI and `/campaigns`."""
@@ -103,6 +205,8 @@ class CampaignReport:
                 f"experiment #{x.id}: {len(x.variants)} variants, {x.status}{winner} "
                 f"(rapport experiments report {x.id})"
             )
+        if self.goal is not None:
+            lines.append(self.goal.summary())
         return lines
 
     def as_dict(self) -> dict[str, Any]:
@@ -134,6 +238,7 @@ class CampaignReport:
                 "difference": self.uplift.difference,
             },
             "send_time": None if self.send_time is None else self.send_time.as_dict(),
+            "goal": None if self.goal is None else self.goal.as_dict(),
         }
 
 
@@ -174,7 +279,14 @@ def campaign_report(engine: Engine, campaign_id: int, *, now: datetime, rate_per
         experiment_for_campaign(engine, campaign_id) if campaign.kind == CampaignKind.BROADCAST else None
     )
     return CampaignReport(
-        campaign, counts, rate, expected_end, report_uplift, send_time=comparison, experiment=experiment
+        campaign,
+        counts,
+        rate,
+        expected_end,
+        report_uplift,
+        goal=campaign_goal(engine, campaign),
+        send_time=comparison,
+        experiment=experiment,
     )
 
 

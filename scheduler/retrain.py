@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from analytics import AnalyticsConfig, run_analytics
 from analytics.metrics import RankingReport, TimeSplit, evaluate_next_event, time_split
-from analytics.sequence import MarkovModel, NextEventModel, PopularityModel, SequenceModel, event_token
+from analytics.sequence import MarkovModel, NextEventModel, PopularityModel, SequenceModel, stored_token
 from scheduler.reengagement import FOLLOWUP_MODEL_KIND, load_active_model
 from store.events import iter_user_sequences
 from store.model_runs import record_model_run
@@ -67,7 +67,7 @@ def _sequences(engine: Engine) -> tuple[list[list[str]], list[list[datetime]]]:
     tokens: list[list[str]] = []
     times: list[list[datetime]] = []
     for _user, events in iter_user_sequences(engine):
-        tokens.append([event_token(e.kind, e.intent) for e in events])
+        tokens.append([stored_token(e.kind, e.intent, e.attributes) for e in events])
         times.append([e.ts for e in events])
     return tokens, times
 

@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from store.models import Campaign, Delivery, Event, SegmentMembership, User
+from store.models import AccountLink, Campaign, Delivery, Event, SegmentMembership, Trait, User
 from store.vocabulary import MESSAGE_KINDS, CampaignKind, DeliveryStatus, EventKind
 
 logger = logging.getLogger(__name__)
@@ -128,6 +128,58 @@ def message_intents(
     return [(str(intent), int(n)) for intent, n in session.execute(query)]
 
 
+def _json_number(dialect: str, column: Any, *path: str) -> ColumnElement[float]:
+    """A JSON member as a float where it is a JSON number, else NULL (never a cast error).
+
+    A product event's `properties.revenue` comes from the start-up's own code: a string there
+    ("12.50 EUR") must leave that event's revenue unknown, not fail the run on PostgreSQL.
+    """
+    if dialect == "sqlite":
+        json_path = "$." + ".".join(path)
+        kind = func.json_type(column, json_path)
+        return case((kind.in_(("integer", "real")), cast(func.json_extract(column, json_path), Float)))
+    parent = column
+    for part in path[:-1]:
+        parent = parent.op("->")(part)
+    leaf = parent.op("->")(path[-1])
+    text = parent.op("->>")(path[-1])
+    return case((func.json_typeof(leaf) == "number", cast(text, Float)))
+
+
+def product_event_names(
+    session: Session, *, until: datetime | None = None, exclude_users: Sequence[int] = ()
+) -> list[tuple[str, int]]:
+    """Every product event name (`attributes.event`) before `until` with its count, most used first."""
+    e = Event.__table__
+    name = e.c.attributes["event"].as_string()
+    query = (
+        select(name.label("name"), func.count().label("n"))
+        .where(e.c.kind == EventKind.PRODUCT, name.is_not(None), _community(e.c.user_id, exclude_users))
+        .group_by(name)
+        .order_by(func.count().desc(), name)
+    )
+    if until is not None:
+        query = query.where(e.c.ts < until)
+    return [(str(n), int(c)) for n, c in session.execute(query)]
+
+
+def linked_traits(session: Session, *, exclude_users: Sequence[int] = ()) -> Table:
+    """Every trait of a linked account under its Telegram user: (user_id, name, type, value...).
+
+    Traits of accounts without a link belong to nobody the analytics can see yet, so they stay out.
+    """
+    t = Trait.__table__
+    link = AccountLink.__table__
+    query = (
+        select(link.c.user_id, t.c.name, t.c.value_type, t.c.number, t.c.category, t.c.date)
+        .join_from(t, link, link.c.account_id == t.c.account_id)
+        .where(_community(link.c.user_id, exclude_users))
+        .order_by(link.c.user_id, t.c.name)
+    )
+    rows = [tuple(row) for row in session.execute(query)]
+    return Table(columns=("user_id", "name", "value_type", "number", "category", "date"), rows=rows)
+
+
 def user_feature_table(
     session: Session,
     *,
@@ -143,6 +195,8 @@ def user_feature_table(
     intent part of each user's basket come from this one scan. `active_days` counts the
     distinct UTC days with an event since `window_start`, `recent_active_days` those since
     `recent_start` (default: `window_start`), the two halves of the activity trend.
+
+    Product events are left out (`user_product_table` counts them).
 
     Counts, not ratios, come back; the analytics package turns them into rates, so that
     the division rules (empty denominators) live in one place. Day-based columns are
@@ -187,7 +241,7 @@ def user_feature_table(
         columns.append(_count_if(and_(hour >= start, hour < stop)).label(f"hours_{name}"))
     query = (
         select(*columns)
-        .where(_community(e.c.user_id, exclude_users), e.c.ts < as_of)
+        .where(_community(e.c.user_id, exclude_users), e.c.ts < as_of, kind != EventKind.PRODUCT)
         .group_by(e.c.user_id)
         .order_by(e.c.user_id)
     )
@@ -196,6 +250,33 @@ def user_feature_table(
     rows = [tuple(row) for row in result]
     logger.info("aggregated features of %d users in SQL", len(rows))
     return Table(columns=names, rows=rows)
+
+
+def user_product_table(
+    session: Session, *, as_of: datetime, products: Sequence[str], exclude_users: Sequence[int] = ()
+) -> Table:
+    """Per user with product events before `as_of`: `product_<i>` counts of `products[i]` and `revenue`.
+
+    `revenue` sums the numeric `properties.revenue` of their product events (Segment's
+    e-commerce spec), null when none has one. Apart from `user_feature_table`, whose
+    behaviour columns (recency, active days, day parts) are the user's Telegram life: a
+    product used daily must not make a user silent in the bot look active.
+    """
+    dialect = session.get_bind().dialect.name
+    e = Event.__table__
+    name = e.c.attributes["event"].as_string()
+    columns: list[ColumnElement[Any]] = [e.c.user_id.label("user_id")]
+    for index, product in enumerate(products):
+        columns.append(_count_if(name == product).label(f"product_{index}"))
+    columns.append(func.sum(_json_number(dialect, e.c.attributes, "properties", "revenue")).label("revenue"))
+    query = (
+        select(*columns)
+        .where(_community(e.c.user_id, exclude_users), e.c.ts < as_of, e.c.kind == EventKind.PRODUCT)
+        .group_by(e.c.user_id)
+        .order_by(e.c.user_id)
+    )
+    result = session.execute(query)
+    return Table(columns=tuple(result.keys()), rows=[tuple(row) for row in result])
 
 
 def sent_deliveries(

@@ -1,8 +1,9 @@
 """Who may be pushed (reachable, inactive, capped) and what campaigns achieved (reports, returns).
 
-"Returned" means any event of the user's own (not a push receipt) within `window` after the
-push, or, for holdout rows, after the time they would have been pushed: the same definition
-for both groups, so their return rates compare fairly.
+"Returned" means any event of the user's own in Telegram (not a push receipt, not a product
+event: those are conversions, `store.conversions`) within `window` after the push, or, for
+holdout rows, after the time they would have been pushed: the same definition for both
+groups, so their return rates compare fairly.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from store.db import unit_of_work
 from store.models import Campaign, Delivery, Event, User
 
 PUSH_KINDS = ("push_received", "push_response")
+NOT_A_RETURN = (*PUSH_KINDS, "product")
+"""Events that are not the user coming back to the bot: push receipts and the product's own events."""
 RESPONSE_WINDOW = timedelta(hours=48)
 _CHUNK = 5000
 
@@ -144,7 +147,7 @@ def first_returns(
             select(Event.user_id, Event.ts)
             .where(
                 Event.user_id.in_(sorted({user for _, user, _ in chunk})),
-                Event.kind.not_in(PUSH_KINDS),
+                Event.kind.not_in(NOT_A_RETURN),
                 Event.ts > earliest,
                 Event.ts <= latest,
             )

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from store.events import SEQUENCE_ORDER_DESC
 from store.models import Delivery, Event, FollowupMessage
-from store.vocabulary import DeliveryStatus
+from store.vocabulary import DeliveryStatus, EventKind
 
 
 @dataclass(frozen=True)
@@ -110,8 +110,11 @@ def last_sends(session: Session, users: Select[int]) -> dict[int, dict[str, date
 
 def recent_events(
     session: Session, users: Select[int], *, since: datetime, limit: int = 50
-) -> dict[int, list[tuple[str, str | None]]]:
-    """The latest `limit` events since `since` of each user of `users`, as (kind, intent), oldest first.
+) -> dict[int, list[tuple[str, str | None, str | None]]]:
+    """The latest `limit` events since `since` of each user of `users`, oldest first.
+
+    Each is (kind, intent, product event name): the name (`attributes.event`) only for product
+    events, so their token can be `product:<name>`.
 
     One statement for every user: a window function numbers each user's events from the newest,
     so only the last `limit` of each leave the database.
@@ -122,16 +125,25 @@ def recent_events(
         func.row_number().over(partition_by=Event.user_id, order_by=SEQUENCE_ORDER_DESC).label("position")
     )
     numbered = (
-        select(Event.id, Event.user_id, Event.ts, Event.update_id, Event.kind, Event.intent, newest_first)
+        select(
+            Event.id,
+            Event.user_id,
+            Event.ts,
+            Event.update_id,
+            Event.kind,
+            Event.intent,
+            case((Event.kind == EventKind.PRODUCT, Event.attributes["event"].as_string())).label("product"),
+            newest_first,
+        )
         .where(Event.user_id.in_(users), Event.ts >= since)
         .subquery()
     )
     rows = session.execute(
-        select(numbered.c.user_id, numbered.c.kind, numbered.c.intent)
+        select(numbered.c.user_id, numbered.c.kind, numbered.c.intent, numbered.c.product)
         .where(numbered.c.position <= limit)
         .order_by(numbered.c.user_id, numbered.c.ts, numbered.c.update_id.asc().nulls_first(), numbered.c.id)
     )
-    found: dict[int, list[tuple[str, str | None]]] = {}
-    for user_id, kind, intent in rows:
-        found.setdefault(int(user_id), []).append((str(kind), intent))
+    found: dict[int, list[tuple[str, str | None, str | None]]] = {}
+    for user_id, kind, intent, product in rows:
+        found.setdefault(int(user_id), []).append((str(kind), intent, product))
     return found

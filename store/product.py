@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from sqlalchemy import Engine, Table, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -203,7 +203,7 @@ def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
         yield values[start : start + _IN_CHUNK]
 
 
-def _event_row(
+def product_event_record(
     user_id: int,
     account_id: str,
     ts: datetime,
@@ -211,6 +211,7 @@ def _event_row(
     properties: dict[str, Any] | None,
     message_id: str | None,
 ) -> EventRecord:
+    """The event-log record of one product event of a linked account (the one shape for every path)."""
     attributes: dict[str, Any] = {"source": PRODUCT_SOURCE, "event": name, "account_id": account_id}
     if properties:
         attributes["properties"] = properties
@@ -266,16 +267,12 @@ def _new_messages(
     return fresh, len(messages) - len(fresh)
 
 
-def _links(session: Session, accounts: Sequence[str]) -> dict[str, int]:
+def linked_users(session: Session | Connection, accounts: Sequence[str]) -> dict[str, int]:
+    """The Telegram user of each linked account among `accounts` (unlinked ones are absent)."""
     links: dict[str, int] = {}
     for chunk in _chunks(accounts):
-        links.update(
-            session.execute(
-                select(AccountLink.account_id, AccountLink.user_id).where(AccountLink.account_id.in_(chunk))
-            )
-            .tuples()
-            .all()
-        )
+        query = select(AccountLink.account_id, AccountLink.user_id).where(AccountLink.account_id.in_(chunk))
+        links.update((str(account), int(user)) for account, user in session.execute(query))
     return links
 
 
@@ -284,7 +281,7 @@ def _ingest_once(
 ) -> IngestReport:
     with unit_of_work(engine) as session:
         fresh, duplicates = _new_messages(session, key_id, messages, now)
-        links = _links(session, sorted({m.account_id for m in fresh if m.type == "track"}))
+        links = linked_users(session, sorted({m.account_id for m in fresh if m.type == "track"}))
         rows: list[EventRecord] = []
         waiting: list[dict[str, Any]] = []
         traits = 0
@@ -307,7 +304,7 @@ def _ingest_once(
                 )
             else:
                 rows.append(
-                    _event_row(
+                    product_event_record(
                         user_id,
                         message.account_id,
                         message.ts,
@@ -379,7 +376,9 @@ def link_account(
             .order_by(PendingProductEvent.ts, PendingProductEvent.id)
         )
     )
-    rows = [_event_row(user_id, account_id, p.ts, p.name, p.properties, p.message_id) for p in waiting]
+    rows = [
+        product_event_record(user_id, account_id, p.ts, p.name, p.properties, p.message_id) for p in waiting
+    ]
     session.flush()
     insert_records(session.connection(), rows)
     if waiting:

@@ -17,11 +17,12 @@ from typing import Any, TextIO
 
 from sqlalchemy import Engine, insert, select
 
+from store.account_events import AccountEvent, account_event, is_account_row, resolve
 from store.db import unit_of_work
 from store.errors import BadRow, ImportFileError
 from store.events import insert_records, iter_events
 from store.faults import is_row_fault
-from store.models import ImportBatch
+from store.models import ImportBatch, PendingProductEvent
 from store.records import EventRecord
 from store.sanitize import unstorable
 
@@ -50,6 +51,8 @@ class ImportReport:
     path: str
     imported: int
     skipped: list[BadRow]
+    pending: int = 0
+    """Product events of accounts not linked yet, kept until the link appears (not in `imported`)."""
 
 
 _BIGINT = (-(2**63), 2**63 - 1)
@@ -181,13 +184,35 @@ def parse_event(raw: dict[str, Any]) -> EventRecord:
     )
 
 
+def parse_row(raw: dict[str, Any]) -> EventRecord | AccountEvent:
+    """An event row keyed by `user_id`, or a product event keyed by `account_id` (resolved later).
+
+    Raises:
+        ValueError: naming what is wrong, as `parse_event` and `account_event` do.
+    """
+    has_user = raw.get("user_id") not in (None, "")
+    if has_user and raw.get("account_id") not in (None, ""):
+        raise ValueError("give user_id or account_id, not both")
+    if not is_account_row(raw):
+        if not has_user:
+            raise ValueError("missing user_id (or account_id, for a product event)")
+        return parse_event(raw)
+    missing = [name for name in ("timestamp", "kind") if raw.get(name) in (None, "")]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    return account_event(raw, _parse_timestamp(raw["timestamp"]), _parse_attributes(raw.get("attributes")))
+
+
 def raw_records(
-    path: Path, handle: TextIO, required: tuple[str, ...] = REQUIRED_FIELDS
+    path: Path,
+    handle: TextIO,
+    required: tuple[str, ...] = REQUIRED_FIELDS,
+    one_of: tuple[str, ...] = (),
 ) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
     """Yield (line number, raw record or None, error) from a CSV or JSONL file.
 
-    A CSV header that lacks one of `required` fails the whole file; the product-data imports
-    (`store.product_import`) read their files through this too, with their own fields.
+    A CSV header that lacks one of `required`, or names none of `one_of`, fails the whole file;
+    the product-data imports (`store.product_import`) read their files through this too.
     """
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         for number, line in enumerate(handle, start=1):
@@ -209,6 +234,8 @@ def raw_records(
     reader = csv.DictReader(handle)
     fields = set(reader.fieldnames or [])
     absent = [name for name in required if name not in fields]
+    if one_of and not fields & set(one_of):
+        absent.append(" or ".join(one_of))
     if absent:
         raise ImportFileError(
             str(path),
@@ -259,45 +286,64 @@ def import_events(
             f"({previous.rows} events); pass --allow-duplicate to import it again",
         )
     rows: list[EventRecord] = []
+    accounts: list[AccountEvent] = []
     bad: list[BadRow] = []
     try:
         # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark.
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            for number, raw, error in raw_records(path, handle):
+            records = raw_records(path, handle, ("timestamp", "kind"), one_of=("user_id", "account_id"))
+            for number, raw, error in records:
                 if raw is None:
                     bad.append(BadRow(number, error))
                     continue
                 if not store_text:  # text that is not kept is not checked either
                     raw.pop("text", None)
                 try:
-                    rows.append(parse_event(raw))
+                    row = parse_row(raw)
                 except ValueError as exc:
                     bad.append(BadRow(number, str(exc)))
+                    continue
+                if isinstance(row, AccountEvent):
+                    accounts.append(row)
+                else:
+                    rows.append(row)
     except UnicodeDecodeError as exc:
         raise ImportFileError(str(path), [], detail=f"not UTF-8 text ({exc.reason})") from exc
     except csv.Error as exc:
         raise ImportFileError(str(path), [], detail=f"malformed CSV: {exc}") from exc
     if bad and not skip_invalid:
         raise ImportFileError(str(path), bad)
-    if not rows and bad:
+    if not rows and not accounts and bad:
         raise ImportFileError(str(path), bad, detail=f"every row is invalid ({len(bad)} bad row(s))")
-    if not rows:
+    if not rows and not accounts:
         raise ImportFileError(str(path), [], detail="no events in file")
-    _insert_atomically(engine, rows, sha=sha, source=str(path), skipped=len(bad))
-    logger.info("imported %d events from %s (%d skipped)", len(rows), path, len(bad))
-    return ImportReport(path=str(path), imported=len(rows), skipped=bad)
+    logged, pending = _insert_atomically(engine, rows, accounts, sha=sha, source=str(path), skipped=len(bad))
+    logger.info(
+        "imported %d events from %s (%d waiting for an account link, %d skipped)",
+        logged,
+        path,
+        pending,
+        len(bad),
+    )
+    return ImportReport(path=str(path), imported=logged, skipped=bad, pending=pending)
 
 
 def _insert_atomically(
-    engine: Engine, rows: list[EventRecord], *, sha: str, source: str, skipped: int
-) -> None:
-    """Insert all rows and the import record in one transaction, or nothing.
+    engine: Engine,
+    rows: list[EventRecord],
+    accounts: list[AccountEvent],
+    *,
+    sha: str,
+    source: str,
+    skipped: int,
+) -> tuple[int, int]:
+    """Insert all rows and the import record in one transaction, or nothing: (logged, pending).
 
     Raises:
         ImportFileError: the database refused the rows (nothing was written).
     """
     try:
-        _insert(engine, rows, sha=sha, source=source, skipped=skipped)
+        return _insert(engine, rows, accounts, sha=sha, source=source, skipped=skipped)
     except Exception as exc:
         if not is_row_fault(exc):
             raise
@@ -305,8 +351,19 @@ def _insert_atomically(
         raise ImportFileError(source, [], detail=f"the database refused the rows: {first[:200]}") from exc
 
 
-def _insert(engine: Engine, rows: list[EventRecord], *, sha: str, source: str, skipped: int) -> None:
+def _insert(
+    engine: Engine,
+    rows: list[EventRecord],
+    accounts: list[AccountEvent],
+    *,
+    sha: str,
+    source: str,
+    skipped: int,
+) -> tuple[int, int]:
+    now = datetime.now(UTC)
     with engine.begin() as connection:
+        linked, waiting = resolve(connection, accounts, now=now) if accounts else ([], [])
+        rows = [*rows, *linked]
         for start in range(0, len(rows), BATCH_ROWS):
             insert_records(connection, rows[start : start + BATCH_ROWS])
         connection.execute(
@@ -315,12 +372,15 @@ def _insert(engine: Engine, rows: list[EventRecord], *, sha: str, source: str, s
                 {
                     "sha256": sha,
                     "source": source,
-                    "rows": len(rows),
+                    "rows": len(rows) + len(waiting),
                     "skipped": skipped,
-                    "imported_at": datetime.now(UTC),
+                    "imported_at": now,
                 }
             ],
         )
+        for start in range(0, len(waiting), BATCH_ROWS):
+            connection.execute(insert(PendingProductEvent), waiting[start : start + BATCH_ROWS])
+    return len(rows), len(waiting)
 
 
 def export_events(engine: Engine, out: TextIO, *, fmt: str = "jsonl") -> int:

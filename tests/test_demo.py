@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from store import count_events, count_users, create_db_engine, load_settings
-from store.models import Campaign, Delivery, Event, Segment, SegmentMembership, User
+from store.models import AccountLink, Campaign, Delivery, Event, Segment, SegmentMembership, User
 
 
 def test_demo_command_is_registered_with_its_options() -> None:
@@ -72,8 +72,25 @@ def test_small_demo_runs_end_to_end_and_matches_the_database(tmp_path: Path) -> 
             assert 0.0 <= values["hr@1"] <= values["hr@5"] <= values["hr@10"] <= 1.0
         assert set(data["models"]) == {"lstm", "markov", "popularity"}
         _check_deliveries(engine, data)
+        _check_product(engine, data)
     finally:
         engine.dispose()
+
+
+def _check_product(engine: Engine, data: dict[str, Any]) -> None:
+    """Linked accounts and product events are in the store; the upgrade goal is the campaign's."""
+    product = data["product"]
+    with Session(engine) as session:
+        assert product["linked"] == session.scalar(select(func.count()).select_from(AccountLink)) > 0
+        assert sum(product["plans"].values()) == product["linked"]
+        logged = session.scalar(select(func.count()).select_from(Event).where(Event.kind == "product"))
+        assert logged is not None and logged >= sum(product["events"].values()) > 0
+        goal = product["upgrade_goal"]
+        job = session.get(Campaign, data["pushes"]["details"][1]["campaign_id"])
+        assert job is not None and job.kind == "reengagement"
+        assert job.attributes["goal"] == goal["goal"] == "product:upgrade"
+        assert 0 <= goal["pushed_converted"] <= goal["pushed"]
+        assert 0 <= goal["holdout_converted"] <= goal["holdout"]
 
 
 def _check_deliveries(engine: Engine, data: dict[str, Any]) -> None:

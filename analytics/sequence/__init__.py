@@ -8,11 +8,19 @@ from analytics.errors import ModelFormatError
 from analytics.sequence.base import FORMAT_VERSION, BaseSequenceModel, SequenceModel, read_metadata
 from analytics.sequence.baselines import MarkovModel, PopularityModel
 from analytics.sequence.lstm import NextEventModel
-from analytics.sequence.tokens import EVENT_KINDS, TokenVocabulary, event_token
+from analytics.sequence.tokens import (
+    EVENT_KINDS,
+    PRODUCT_TOKEN_PREFIX,
+    TokenVocabulary,
+    event_token,
+    is_product_token,
+    stored_token,
+)
 
 __all__ = [
     "EVENT_KINDS",
     "FORMAT_VERSION",
+    "PRODUCT_TOKEN_PREFIX",
     "BaseSequenceModel",
     "MarkovModel",
     "NextEventModel",
@@ -20,7 +28,9 @@ __all__ = [
     "SequenceModel",
     "TokenVocabulary",
     "event_token",
+    "is_product_token",
     "load_model",
+    "stored_token",
 ]
 
 _MODEL_TYPES: dict[str, type[NextEventModel] | type[MarkovModel] | type[PopularityModel]] = {

@@ -13,6 +13,7 @@ Spark 4 runs in ANSI mode, where a division by zero is an error: every ratio is 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,11 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analytics.features import MAX_TOPICS, TOPIC_PREFIX, TOPIC_PRIOR_MESSAGES, TREND_DAYS
+from analytics.features import MAX_TOPICS, MONETARY_COLUMN, TOPIC_PREFIX, TOPIC_PRIOR_MESSAGES, TREND_DAYS
+from analytics.traits import TraitFeatures
 from store.analytics_queries import DAYPARTS, NON_QUESTION_INTENTS, to_epoch_days
 from store.vocabulary import MESSAGE_KINDS, EventKind
 
-__all__ = ["SparkFeatures", "spark_features"]
+__all__ = ["SparkFeatures", "quoted", "spark_features"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +37,9 @@ _MICROS_PER_DAY = 86_400_000_000.0
 class SparkFeatures:
     """The feature table as a Spark DataFrame (one row per user, column `user_id`) and its inputs.
 
-    `counts` has the per-user message count of every intent (`intent_<i>` for `every[i]`), the
-    intent part of the rule baskets.
+    `counts` has the per-user message count of every intent (`intent_<i>` for `every[i]`) and
+    of every product event (`product_<i>` for `products[i]`), the rule baskets' raw counts.
+    `trait_columns` are the frame's trait columns (`analytics.traits`), joined from the store.
     """
 
     frame: Any
@@ -47,6 +50,9 @@ class SparkFeatures:
     intents: tuple[str, ...]
     topics: tuple[str, ...]
     n_users: int
+    products: tuple[str, ...] = ()
+    trait_columns: tuple[str, ...] = ()
+    monetary: str = "messages"
 
     def to_pandas(self) -> pd.DataFrame:
         """The local engine's frame layout: indexed by `user_id` (int64), sorted (small tables only)."""
@@ -56,6 +62,13 @@ class SparkFeatures:
         frame = pd.DataFrame.from_records(records, columns=columns).set_index("user_id").sort_index()
         frame.index = frame.index.astype("int64")
         return frame
+
+
+def quoted(name: str) -> Any:
+    """A column by its exact name: trait columns hold `:`, `=` and dots Spark would otherwise parse."""
+    from pyspark.sql import functions as F
+
+    return F.col("`" + name.replace("`", "``") + "`")
 
 
 def _ratio(numerator: Any, denominator: Any) -> Any:
@@ -80,6 +93,7 @@ def _aggregates(
     window_start: datetime,
     recent_start: datetime,
     every: list[str],
+    products: Sequence[str] = (),
 ) -> Any:
     """`user_feature_table` in Spark: one row of raw counts per user."""
     from pyspark.sql import functions as F
@@ -115,7 +129,28 @@ def _aggregates(
         columns.append(_count_if(is_message & (F.col("intent") == intent)).alias(f"intent_{index}"))
     for name, start, stop in DAYPARTS:
         columns.append(_count_if((hour >= start) & (hour < stop)).alias(f"hours_{name}"))
-    scoped = events.where(F.col("user_id").isNotNull() & (F.col("ts") < F.lit(as_of)))
+    scoped = events.where(
+        F.col("user_id").isNotNull() & (F.col("ts") < F.lit(as_of)) & (kind != str(EventKind.PRODUCT))
+    )
+    raw = scoped.groupBy("user_id").agg(*columns)
+    product = _product_aggregates(events, as_of=as_of, products=products)
+    return raw.join(product, on="user_id", how="left")
+
+
+def _product_aggregates(events: Any, *, as_of: datetime, products: Sequence[str]) -> Any:
+    """`user_product_table` in Spark: per-user product event counts and summed numeric revenue."""
+    from pyspark.sql import functions as F
+
+    name = F.get_json_object("attributes", "$.event")
+    # A JSON number only, as `_json_number` in SQL: a string "12.50 EUR" (or "12.5") stays unknown.
+    revenue = F.from_json(F.get_json_object("attributes", "$.properties"), "revenue double")["revenue"]
+    columns = [_count_if(name == product).alias(f"product_{index}") for index, product in enumerate(products)]
+    columns.append(F.sum(revenue).alias("revenue"))
+    scoped = events.where(
+        F.col("user_id").isNotNull()
+        & (F.col("ts") < F.lit(as_of))
+        & (F.col("kind") == str(EventKind.PRODUCT))
+    )
     return scoped.groupBy("user_id").agg(*columns)
 
 
@@ -134,6 +169,50 @@ def _message_intents(events: Any, *, until: datetime) -> list[str]:
         .collect()
     )
     return [str(r["intent"]) for r in sorted(rows, key=lambda r: (-int(r["count"]), str(r["intent"])))]
+
+
+def _product_names(events: Any, *, until: datetime) -> list[str]:
+    """`product_event_names`: every product event name before `until`, most used first, then by name."""
+    from pyspark.sql import functions as F
+
+    name = F.get_json_object("attributes", "$.event")
+    rows = (
+        events.where(
+            (F.col("kind") == str(EventKind.PRODUCT)) & name.isNotNull() & (F.col("ts") < F.lit(until))
+        )
+        .select(name.alias("name"))
+        .groupBy("name")
+        .count()
+        .collect()
+    )
+    return [str(r["name"]) for r in sorted(rows, key=lambda r: (-int(r["count"]), str(r["name"])))]
+
+
+def trait_frame(spark: Any, traits: TraitFeatures, *, monetary: bool = False) -> Any:
+    """The trait columns (and the spend trait's values) as a DataFrame with nulls, not NaN, for gaps."""
+    from pyspark.sql.types import DoubleType, LongType, StructField, StructType
+
+    frame = traits.frame
+    columns = [str(c) for c in frame.columns]
+    fields = [StructField("user_id", LongType(), False)]
+    fields += [StructField(c, DoubleType(), True) for c in columns]
+    index = frame.index
+    values = frame.to_numpy(dtype=np.float64) if columns else np.empty((len(index), 0))
+    money = None
+    if monetary and traits.monetary_values is not None:
+        money = traits.monetary_values
+        fields.append(StructField("_money", DoubleType(), True))
+        index = index.union(money.index)
+        values = frame.reindex(index).to_numpy(dtype=np.float64) if columns else np.empty((len(index), 0))
+    rows = []
+    for position, user in enumerate(index):
+        row: list[Any] = [int(user)]
+        row += [None if np.isnan(v) else float(v) for v in values[position]]
+        if money is not None:
+            value = money.get(user)
+            row.append(None if value is None or np.isnan(value) else float(value))
+        rows.append(tuple(row))
+    return spark.createDataFrame(rows, StructType(fields))
 
 
 def _trend(active: Any, recent_active: Any, tenure: Any, *, window_days: float, recent_days: float) -> Any:
@@ -242,6 +321,7 @@ def spark_features(
     n_intents: int = 5,
     trend_days: int = TREND_DAYS,
     sent: Any | None = None,
+    traits: TraitFeatures | None = None,
 ) -> SparkFeatures:
     """`compute_features` on a DataFrame of events (the events table's columns).
 
@@ -251,6 +331,8 @@ def spark_features(
         sent: Optional DataFrame (user_id, n) of pushes actually sent per user before `as_of`
             (`store.analytics_queries.sent_deliveries`), the push-rate denominator when no
             push events were logged.
+        traits: The linked users' encoded traits (`analytics.traits.load_traits` on the store):
+            a small per-user table, joined in as the local engine joins it.
     """
     from pyspark.sql import functions as F
 
@@ -258,12 +340,14 @@ def spark_features(
     recent_days = min(float(trend_days), window_days / 2.0)
     every = _message_intents(events, until=as_of)
     intents = tuple([i for i in every if i not in NON_QUESTION_INTENTS][:n_intents])
+    products = _product_names(events, until=as_of)
     raw = _aggregates(
         events,
         as_of=as_of,
         window_start=as_of - timedelta(days=window_days),
         recent_start=as_of - timedelta(days=recent_days),
         every=every,
+        products=products,
     ).cache()
     n = int(raw.count())
     now_days = to_epoch_days(as_of)
@@ -312,13 +396,33 @@ def spark_features(
         *(_ratio(c(f"intent_{every.index(i)}"), c("messages")).alias(f"share_{i}") for i in intents),
         *(_ratio(c(f"hours_{name}"), c("events")).alias(f"hours_{name}") for name, _s, _e in DAYPARTS),
     ]
+    monetary = "messages"
+    joined_traits = None
+    if traits is not None and (len(traits.frame.columns) or traits.monetary is not None):
+        joined_traits = trait_frame(spark, traits, monetary=traits.monetary is not None)
+    if traits is not None and traits.monetary is not None:
+        monetary = f"trait:{traits.monetary}"
+        assert joined_traits is not None
+        raw = raw.join(joined_traits.select("user_id", "_money"), on="user_id", how="left")
+        selected.append(F.coalesce(c("_money"), F.lit(0.0)).alias(MONETARY_COLUMN))
+    elif n and raw.where(c("revenue").isNotNull()).limit(1).count():
+        monetary = "events:revenue"
+        selected.append(F.coalesce(c("revenue").cast("double"), F.lit(0.0)).alias(MONETARY_COLUMN))
     frame = raw.select(*selected)
-    counts = raw.select("user_id", *(f"intent_{i}" for i in range(len(every))))
+    counts = raw.select(
+        "user_id",
+        *(f"intent_{i}" for i in range(len(every))),
+        *(
+            F.coalesce(c(f"product_{i}"), F.lit(0)).cast("long").alias(f"product_{i}")
+            for i in range(len(products))
+        ),
+    )
     order = [name for name in frame.columns]
+    money = MONETARY_COLUMN if monetary != "messages" else "messages"
     if n:
         frame = _with_quintile(frame, "recency_days", "rfm_r", higher_is_better=False, n=n)
         frame = _with_quintile(frame, "active_days", "rfm_f", higher_is_better=True, n=n)
-        frame = _with_quintile(frame, "messages", "rfm_m", higher_is_better=True, n=n)
+        frame = _with_quintile(frame, money, "rfm_m", higher_is_better=True, n=n)
         frame = frame.withColumn("rfm_score", c("rfm_r") + c("rfm_f") + c("rfm_m")).withColumn(
             "rfm_code",
             F.concat(c("rfm_r").cast("string"), c("rfm_f").cast("string"), c("rfm_m").cast("string")),
@@ -328,7 +432,16 @@ def spark_features(
     if scores is not None:
         frame = frame.join(scores, on="user_id", how="left")
         order += list(topics)
-    frame = frame.select(*order).cache()
+    trait_columns: tuple[str, ...] = ()
+    if joined_traits is not None and traits is not None and len(traits.frame.columns):
+        trait_columns = tuple(str(col) for col in traits.frame.columns)
+        frame = frame.join(
+            joined_traits.drop("_money") if "_money" in joined_traits.columns else joined_traits,
+            on="user_id",
+            how="left",
+        )
+        order += list(trait_columns)
+    frame = frame.select(*(quoted(name) for name in order)).cache()
     logger.info("Spark features for %d users as of %s", n, as_of.isoformat())
     return SparkFeatures(
         frame=frame,
@@ -339,4 +452,7 @@ def spark_features(
         intents=intents,
         topics=topics,
         n_users=n,
+        products=tuple(products),
+        trait_columns=trait_columns,
+        monetary=monetary,
     )

@@ -29,10 +29,11 @@ from analytics.pipeline import (
     fail_run,
 )
 from analytics.rules import OUTCOMES, AssociationRule
-from analytics.spark.features import SparkFeatures, spark_features
+from analytics.spark.features import SparkFeatures, quoted, spark_features
 from analytics.spark.rules import mine_rules_spark
 from analytics.spark.segmentation import SparkSegmentation, segment_profiles, segment_users
 from analytics.spark.sources import events_from_postgres, events_from_store
+from analytics.traits import CATEGORY_PREFIX, TraitFeatures, load_traits
 from store.analytics_queries import FALLBACK_INTENTS, sent_deliveries
 from store.analytics_results import NewSegment, complete_run, end_run, start_run
 from store.db import read_snapshot
@@ -70,6 +71,12 @@ def spark_baskets(features: SparkFeatures, segmentation: SparkSegmentation, name
         "churned_30d": c("recency_days") >= 30,
     }
     items += [F.when(F.coalesce(condition, F.lit(False)), F.lit(item)) for item, condition in flags.items()]
+    for index, name in enumerate(features.products):
+        items.append(F.when(c(f"product_{index}") > 0, F.lit(f"product:{name}")))
+    for column in features.trait_columns:
+        if column.startswith(CATEGORY_PREFIX):
+            trait = f"trait:{column.removeprefix(CATEGORY_PREFIX)}"
+            items.append(F.when(F.coalesce(quoted(column) == 1.0, F.lit(False)), F.lit(trait)))
     pairs = [
         part for label, name in sorted(names.items()) for part in (F.lit(label), F.lit(f"segment:{name}"))
     ]
@@ -84,10 +91,16 @@ def sent_frame(spark: Any, engine: Engine, as_of: datetime) -> Any:
 
 
 def _notes(
-    features: SparkFeatures, segmentation: SparkSegmentation, n_rules: int, config: AnalyticsConfig
+    features: SparkFeatures,
+    segmentation: SparkSegmentation,
+    n_rules: int,
+    config: AnalyticsConfig,
+    traits: TraitFeatures | None = None,
 ) -> list[str]:
     """The local run's notes, word for word."""
     notes = [f"{features.n_users} users in {segmentation.n_clusters} segment(s), {n_rules} rule(s)"]
+    if traits is not None:
+        notes.extend(traits.notes)
     if features.n_users == 1:
         notes.append("only one user: a single segment")
     elif segmentation.n_clusters == 1:
@@ -110,6 +123,7 @@ def _metrics(
     previous_id: int | None,
     matched: dict[int, int],
     timings: dict[str, float],
+    traits: TraitFeatures | None = None,
 ) -> dict[str, Any]:
     """The local run's metrics layout, plus `engine: spark`."""
     return {
@@ -123,7 +137,13 @@ def _metrics(
             "features": list(segmentation.columns),
         },
         "rules": {"n_rules": n_rules, "n_items": n_items, "n_baskets": features.n_users},
-        "features": {"as_of": features.as_of.isoformat(), "intents": list(features.intents)},
+        "features": {
+            "as_of": features.as_of.isoformat(),
+            "intents": list(features.intents),
+            "traits": [] if traits is None else list(traits.traits),
+            "products": list(features.products),
+            "monetary": features.monetary,
+        },
         "previous_run": previous_id,
         "matched_segments": {str(label): prev for label, prev in matched.items()},
         "timings": dict(timings),
@@ -162,8 +182,14 @@ def run_analytics_spark(
         step("features")
         started = time.perf_counter()
         source = store_events(spark, engine) if events is None else events
+        traits = load_traits(engine, as_of=as_of, exclude_users=config.exclude_users)
         features = spark_features(
-            spark, source, as_of=as_of, window_days=config.window_days, sent=sent_frame(spark, engine, as_of)
+            spark,
+            source,
+            as_of=as_of,
+            window_days=config.window_days,
+            sent=sent_frame(spark, engine, as_of),
+            traits=traits,
         )
         n_events = int(features.frame.agg({"events": "sum"}).first()[0] or 0) if features.n_users else 0
         timings["features_s"] = time.perf_counter() - started
@@ -209,8 +235,8 @@ def run_analytics_spark(
 
         step("store")
         started = time.perf_counter()
-        notes = _notes(features, segmentation, len(rules), config)
-        metrics = _metrics(features, segmentation, len(rules), n_items, previous_id, matched, timings)
+        notes = _notes(features, segmentation, len(rules), config, traits)
+        metrics = _metrics(features, segmentation, len(rules), n_items, previous_id, matched, timings, traits)
         segments = [
             NewSegment(p.label, p.name, p.description, p.size, {**p.profile}, pinned.get(p.label, False))
             for p in profiles

@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 from sklearn.utils import check_random_state
 
-from analytics.features import CLUSTER_COLUMNS, LOG_COLUMNS
-from analytics.naming import PROFILE_COLUMNS, SegmentProfile, name_segments
-from analytics.spark.features import SparkFeatures
+from analytics.features import CLUSTER_COLUMNS, LOG_COLUMNS, category_groups, compresses
+from analytics.naming import SegmentProfile, name_segments, profile_columns
+from analytics.spark.features import SparkFeatures, quoted
+from analytics.traits import CATEGORY_PREFIX, is_trait_column
 
 __all__ = ["SparkSegmentation", "segment_profiles", "segment_users"]
 
@@ -56,29 +57,42 @@ def _scaled(features: SparkFeatures, columns: tuple[str, ...]) -> tuple[Any, tup
     from pyspark.sql import functions as F
 
     frame = features.frame
-    values = [
-        (
-            F.log1p(F.greatest(F.col(c).cast("double"), F.lit(0.0)))
-            if c in LOG_COLUMNS
-            else F.col(c).cast("double")
-        )
-        for c in columns
-    ]
+    values = []
+    for c in columns:
+        x = quoted(c).cast("double")
+        if c in LOG_COLUMNS:
+            x = F.log1p(F.greatest(x, F.lit(0.0)))
+        elif is_trait_column(c) and compresses(c):
+            x = F.signum(x) * F.log1p(F.abs(x))
+        values.append(x)
+    traits = [i for i, c in enumerate(columns) if is_trait_column(c)]
+    if traits:  # a missing trait takes the mean of those who have it (`cluster_matrix`)
+        fills = frame.agg(*(F.avg(values[i]).alias(f"f{i}") for i in traits)).first()
+        for i in traits:
+            values[i] = F.coalesce(values[i], F.lit(float(fills[f"f{i}"] or 0.0)))
     matrix = frame.select("user_id", *(v.alias(f"x{i}") for i, v in enumerate(values)))
     moments = matrix.agg(
         *(F.avg(f"x{i}").alias(f"m{i}") for i in range(len(columns))),
         *(F.stddev_pop(f"x{i}").alias(f"s{i}") for i in range(len(columns))),
     ).first()
-    scaled = []
+    scales = []
     constant = []
     for i in range(len(columns)):
         mean = float(moments[f"m{i}"])
         std = float(moments[f"s{i}"] or 0.0)
         # scikit-learn treats a variance within rounding of zero as a constant feature (scale 1).
-        scale = std if std > 10 * np.finfo(np.float64).eps * max(1.0, abs(mean)) else 1.0
+        scales.append(std if std > 10 * np.finfo(np.float64).eps * max(1.0, abs(mean)) else 1.0)
         if std == 0.0:
             constant.append(columns[i])
-        scaled.append(((F.col(f"x{i}") - F.lit(mean)) / F.lit(scale)).alias(f"z{i}"))
+    for group in category_groups(columns):  # `share_scales`: one categorical trait, one scale
+        total = sum(float(moments[f"s{i}"] or 0.0) ** 2 for i in group)
+        if total > 10 * np.finfo(np.float64).eps:
+            for i in group:
+                scales[i] = float(np.sqrt(total))
+    scaled = [
+        ((F.col(f"x{i}") - F.lit(float(moments[f"m{i}"]))) / F.lit(scales[i])).alias(f"z{i}")
+        for i in range(len(columns))
+    ]
     return matrix.select("user_id", *scaled), tuple(constant)
 
 
@@ -105,7 +119,7 @@ def segment_users(
 
     if k_min < 1 or k_max < 1 or k_min > k_max:
         raise ValueError(f"k_min={k_min} should be <= k_max={k_max}, both >= 1")
-    columns = (*CLUSTER_COLUMNS, *features.topics)
+    columns = (*CLUSTER_COLUMNS, *features.topics, *features.trait_columns)
     seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
     n = features.n_users
     if n == 0:
@@ -169,9 +183,9 @@ def segment_users(
     return SparkSegmentation(labels, best[1], columns, k_scores, k_scores[best[1]], seed, constant)
 
 
-def _median_row(row: Any) -> dict[str, float | None]:
+def _median_row(row: Any, columns: tuple[str, ...]) -> dict[str, float | None]:
     result: dict[str, float | None] = {}
-    for column in PROFILE_COLUMNS:
+    for column in columns:
         value = row[column] if column in row.asDict() else None
         result[column] = None if value is None or np.isnan(value) else round(float(value), 3)
     return result
@@ -183,13 +197,21 @@ def segment_profiles(
     """Names, descriptions, sizes and median profiles per segment, as `describe_segments` gives."""
     from pyspark.sql import functions as F
 
-    present = [c for c in PROFILE_COLUMNS if c in features.frame.columns]
-    medians = [F.percentile(F.col(c).cast("double"), F.lit(0.5)).alias(c) for c in present]
+    present = profile_columns(list(features.frame.columns))
+    medians = [
+        (
+            F.avg(quoted(c).cast("double"))
+            if c.startswith(CATEGORY_PREFIX)
+            else F.percentile(quoted(c).cast("double"), F.lit(0.5))
+        ).alias(c)
+        for c in present
+    ]
     joined = features.frame.join(segmentation.labels, on="user_id", how="inner")
-    population = _median_row(features.frame.agg(*medians).first())
+    population = _median_row(features.frame.agg(*medians).first(), present)
     rows = joined.groupBy("segment").agg(F.count(F.lit(1)).alias("_size"), *medians).collect()
     drafts = [
-        (int(r["segment"]), _median_row(r), int(r["_size"])) for r in sorted(rows, key=lambda r: r["segment"])
+        (int(r["segment"]), _median_row(r, present), int(r["_size"]))
+        for r in sorted(rows, key=lambda r: r["segment"])
     ]
     population = {k: v for k, v in population.items() if k in present}
     return name_segments(

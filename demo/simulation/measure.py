@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from analytics.insights import current_segments, segment_members
 from analytics.metrics import RankingReport, evaluate_next_event, time_split
-from analytics.sequence import MarkovModel, NextEventModel, PopularityModel, event_token
+from analytics.sequence import MarkovModel, NextEventModel, PopularityModel, stored_token
 from store import iter_user_sequences, user_events
 from store.analytics_results import run_memberships
 
@@ -72,7 +72,7 @@ def compare_sequence_models(
     for user_id, events in iter_user_sequences(engine):
         if users is not None and user_id not in users:
             continue
-        sequences.append([event_token(e.kind, e.intent) for e in events])
+        sequences.append([stored_token(e.kind, e.intent, e.attributes) for e in events])
         times.append([e.ts for e in events])
     split = time_split(sequences, times, cutoff=cutoff)
     train = [s for s in split.train if len(s) >= 2]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,15 +18,26 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
+from sklearn.preprocessing import StandardScaler
 from sqlalchemy import Engine, insert
 
-from analytics.features import UserFeatures, cluster_matrix, compute_features
+from analytics.features import (
+    CLUSTER_COLUMNS,
+    UserFeatures,
+    category_groups,
+    cluster_columns,
+    cluster_matrix,
+    compute_features,
+)
 from analytics.naming import describe_segments
-from analytics.segmentation import UserSegmenter
+from analytics.segmentation import UserSegmenter, share_scales
+from analytics.traits import load_traits
 from demo.synthetic import DEFAULT_END, populate
 from store import create_db_engine, upgrade
+from store.db import unit_of_work
 from store.events import insert_records
 from store.models import Campaign, Delivery
+from store.product import LinkSource, link_account, type_trait, upsert_traits
 from store.records import EventRecord
 from store.vocabulary import DeliveryStatus, EventKind
 
@@ -34,7 +46,7 @@ pytest.importorskip("pyspark", reason="the Spark engine is an optional extra: pi
 from analytics.spark import SparkSettings, spark_session
 from analytics.spark.features import SparkFeatures, spark_features
 from analytics.spark.pipeline import sent_frame
-from analytics.spark.segmentation import SparkSegmentation, segment_profiles, segment_users
+from analytics.spark.segmentation import SparkSegmentation, _scaled, segment_profiles, segment_users
 from analytics.spark.sources import events_from_store
 
 pytestmark = pytest.mark.slow
@@ -71,6 +83,31 @@ def _extras(engine: Engine) -> None:
         # After as_of: neither engine may count it.
         EventRecord(user_id=4, ts=AS_OF + timedelta(hours=1), kind=EventKind.MESSAGE, intent="pricing"),
     ]
+    # Product data: linked accounts with traits (a number, a date, a category past the cap of
+    # five, one value of another type), product events with and without a numeric revenue.
+    plans = ("free", "pro", "team", "free", "edu", "max", "lab")
+    with unit_of_work(engine) as session:
+        for user in range(1, 121):
+            account = f"acct-{user}"
+            link_account(session, account, user, source=LinkSource.IMPORT)
+            typed = [
+                type_trait("seats", user % 7),
+                type_trait("signup", (AS_OF - timedelta(days=user)).isoformat()),
+                type_trait("plan", plans[user % len(plans)] if user != 5 else 3),
+            ]
+            upsert_traits(session, account, typed, AS_OF - timedelta(days=1))
+    for user in range(1, 60):
+        attributes: dict[str, Any] = {
+            "source": "product",
+            "event": "upgrade" if user % 3 else "api_error_429",
+        }
+        if user % 4 == 0:
+            attributes["properties"] = {"revenue": user * 1.5 if user % 8 else "9 EUR"}
+        records.append(
+            EventRecord(
+                user_id=user, ts=day - timedelta(hours=user), kind=EventKind.PRODUCT, attributes=attributes
+            )
+        )
     with engine.begin() as connection:
         insert_records(connection, records)
         campaign = connection.execute(
@@ -120,7 +157,8 @@ def local(history: Engine) -> UserFeatures:
 @pytest.fixture(scope="module")
 def distributed(spark: Any, history: Engine) -> SparkFeatures:
     events = events_from_store(spark, history)
-    return spark_features(spark, events, as_of=AS_OF, sent=sent_frame(spark, history, AS_OF))
+    traits = load_traits(history, as_of=AS_OF)
+    return spark_features(spark, events, as_of=AS_OF, sent=sent_frame(spark, history, AS_OF), traits=traits)
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +174,11 @@ def test_every_feature_column_equals_the_local_engine(
     assert found.index.equals(expected.index)
     assert distributed.intents == local.intents
     assert any(c.startswith("topic_") for c in expected.columns)
+    assert {"num:seats", "age:signup", "cat:plan=free", "cat:plan=(other)", "monetary"} <= set(
+        expected.columns
+    )
+    assert distributed.products == ("upgrade", "api_error_429")
+    assert distributed.monetary == local.monetary == "events:revenue"
     for column in expected.columns:
         if column == "rfm_code":
             assert (found[column] == expected[column]).all()
@@ -170,14 +213,42 @@ def test_an_empty_log_has_no_users(spark: Any) -> None:
 def test_mllib_segments_agree_with_the_local_segmenter(
     local: UserFeatures, distributed: SparkFeatures
 ) -> None:
-    segmenter = UserSegmenter(k_min=2, k_max=6, random_state=0).fit(cluster_matrix(local.frame))
-    segmentation = segment_users(distributed, k_min=2, k_max=6, random_state=0, n_init=3)
+    """On the behaviour columns, whose synthetic types are well apart (the fixture's traits are noise)."""
+    behaviour = local.frame.drop(columns=list(distributed.trait_columns))
+    segmenter = UserSegmenter(k_min=2, k_max=6, random_state=0).fit(cluster_matrix(behaviour))
+    segmentation = segment_users(
+        replace(distributed, trait_columns=()), k_min=2, k_max=6, random_state=0, n_init=3
+    )
     pairs = dict(tuple(row) for row in segmentation.labels.collect())
     labels = pd.Series(pairs).reindex(local.frame.index)
     assert labels.notna().all()
     assert set(segmentation.columns) <= set(local.frame.columns)
     ari = adjusted_rand_score(segmenter.labels_, labels.to_numpy())
     assert ari >= 0.95, (ari, segmenter.n_clusters_, segmentation.n_clusters)
+
+
+def test_the_scaled_matrix_with_traits_equals_the_local_one(
+    local: UserFeatures, distributed: SparkFeatures
+) -> None:
+    """Trait columns: signed log1p, the holders' mean for the others, then standardised, as locally."""
+    columns = cluster_columns(local.frame)
+    assert columns == (*CLUSTER_COLUMNS, *distributed.topics, *distributed.trait_columns)
+    scaled, _constant = _scaled(distributed, columns)
+    rows = sorted(
+        (int(r["user_id"]), [float(r[f"z{i}"]) for i in range(len(columns))]) for r in scaled.collect()
+    )
+    found = np.array([values for _user, values in rows])
+    matrix = cluster_matrix(local.frame)
+    scaler = StandardScaler().fit(matrix)
+    share_scales(scaler, category_groups(columns))
+    expected = scaler.transform(matrix)
+    assert [user for user, _values in rows] == local.frame.index.tolist()
+    for i, column in enumerate(columns):
+        worst = np.abs(found[:, i] - expected[:, i]).max()
+        if column.startswith("topic_"):
+            worst = min(worst, np.abs(found[:, i] + expected[:, i]).max())
+        assert worst <= 1e-9, (column, worst)
+    assert np.isnan(local.frame["num:seats"]).any()  # unlinked users were filled, not dropped
 
 
 def test_spark_medians_name_segments_as_the_local_naming_does(

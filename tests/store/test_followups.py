@@ -56,12 +56,17 @@ def test_recent_events_keeps_each_users_latest_in_time_order(engine: Engine) -> 
                     Event(user_id=user_id, ts=NOW - timedelta(hours=n - i), kind="message", intent=f"i{i}")
                 )
         session.add(Event(user_id=1, ts=NOW - timedelta(days=30), kind="join"))  # before `since`
+        session.add(
+            Event(user_id=2, ts=NOW - timedelta(minutes=1), kind="product", attributes={"event": "upgrade"})
+        )
+        # Only a product event's `event` names a product: another kind's attribute is not read.
+        session.add(Event(user_id=2, ts=NOW, kind="reaction", attributes={"event": "x"}))
     users = select(User.id).where(User.id.in_([1, 2]))
     with unit_of_work(engine) as session:
         found = recent_events(session, users, since=NOW - timedelta(days=7), limit=3)
     assert found == {
-        1: [("message", "i3"), ("message", "i4"), ("message", "i5")],
-        2: [("message", "i0"), ("message", "i1")],
+        1: [("message", "i3", None), ("message", "i4", None), ("message", "i5", None)],
+        2: [("message", "i1", None), ("product", None, "upgrade"), ("reaction", None, None)],
     }
     with pytest.raises(ValueError, match="limit"), unit_of_work(engine) as session:
         recent_events(session, users, since=NOW, limit=0)
