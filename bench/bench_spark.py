@@ -73,7 +73,7 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
     from store import create_db_engine
 
     engine = create_db_engine(args.db)
-    config = AnalyticsConfig(min_support=args.min_support)
+    config = AnalyticsConfig(min_support=args.min_support, k_max=args.k_max)
     extra: dict[str, Any] = {}
     started = time.perf_counter()
     if args.only == "local":
@@ -89,7 +89,13 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
             session_s = time.perf_counter() - started
             probe = SparkProbe(spark)
             probe.install()
-            events = events_from_parquet(spark, args.parquet).repartition(args.partitions)
+            # JDBC: the pipeline's own PostgreSQL reader (8 slices of the id range), as
+            # `rapport analytics run --engine spark` does without --events-parquet.
+            events = (
+                events_from_parquet(spark, args.parquet).repartition(args.partitions)
+                if args.source == "parquet"
+                else None
+            )
             summary = run_analytics_spark(
                 engine, spark, events, config=config, as_of=DEFAULT_END, progress=probe.progress
             )
@@ -155,7 +161,7 @@ def _prepare(args: argparse.Namespace) -> dict[str, Any]:
         with engine.begin() as connection:
             connection.exec_driver_sql("ANALYZE events")
             connection.exec_driver_sql("ANALYZE users")
-    if "spark" in args.engines and not Path(args.parquet).exists():
+    if "spark" in args.engines and args.source == "parquet" and not Path(args.parquet).exists():
         from analytics.spark import SparkSettings, spark_session
         from analytics.spark.pipeline import store_events
         from analytics.spark.sources import write_events_parquet
@@ -175,7 +181,17 @@ def _prepare(args: argparse.Namespace) -> dict[str, Any]:
 def _run(args: argparse.Namespace, only: str) -> dict[str, Any]:
     """One engine in a child process, its tree's memory sampled from here."""
     command = [sys.executable, "-m", "bench.bench_spark", "--only", only]
-    for key in ("users", "db", "parquet", "master", "partitions", "min_support", "driver_memory"):
+    for key in (
+        "users",
+        "db",
+        "parquet",
+        "source",
+        "master",
+        "partitions",
+        "min_support",
+        "k_max",
+        "driver_memory",
+    ):
         command += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     load_before = _load()
     with (
@@ -223,6 +239,13 @@ def main() -> None:
     parser.add_argument("--events-per-user", type=float, default=20.0)
     parser.add_argument("--db", default=None, help=f"Default: {POSTGRES_URL}, schema bench_spark_<users>")
     parser.add_argument("--parquet", default=None, help="Default: var/bench_spark_<users>.parquet")
+    parser.add_argument(
+        "--source",
+        choices=("parquet", "jdbc"),
+        default="parquet",
+        help="Where Spark reads the events: the Parquet export, or PostgreSQL over JDBC.",
+    )
+    parser.add_argument("--k-max", type=int, default=8, help="Largest k tried (both engines).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--partitions", type=int, default=4)
@@ -245,6 +268,8 @@ def main() -> None:
         return
     Path("var/spark-tmp").mkdir(parents=True, exist_ok=True)
     args.db = database_url(args.db, args.users)
+    if args.source == "jdbc" and not args.db.startswith("postgresql"):
+        raise SystemExit("--source jdbc reads PostgreSQL; give a postgresql+psycopg:// --db")
     args.parquet = args.parquet or f"var/bench_spark_{args.users}.parquet"
     print(
         f"{args.users:,} users, {args.master}, driver memory {args.driver_memory}; load {_load()}", flush=True
@@ -269,6 +294,7 @@ def main() -> None:
     record = {
         "users": args.users,
         "master": args.master,
+        "source": args.source,
         "cores": int(inside) if inside.isdigit() else os.cpu_count() or 2,
         "prepared": prepared,
         **results,

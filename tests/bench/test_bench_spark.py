@@ -47,6 +47,8 @@ def test_users_path_runs_the_local_engine_on_the_generated_log(tmp_path: Path) -
     assert "generate_s" not in json.loads(out.read_text(encoding="utf-8"))["prepared"]
     wrong = _bench(tmp_path, "--users", "150", "--db", db, "--engines", "locl")
     assert wrong.returncode != 0 and "--engines takes local and/or spark" in wrong.stderr
+    jdbc = _bench(tmp_path, "--users", "150", "--db", db, "--source", "jdbc")
+    assert jdbc.returncode != 0 and "--source jdbc reads PostgreSQL" in jdbc.stderr
 
 
 def _run(users: int, events: int, iterations: int, *, per_event: float, per_user: float) -> dict[str, Any]:
@@ -128,6 +130,8 @@ def test_users_path_runs_both_engines_and_tags_spark_jobs(tmp_path: Path) -> Non
         "2",
         "--driver-memory",
         "1g",
+        "--k-max",
+        "3",
         "--out",
         str(out),
     )
@@ -139,7 +143,8 @@ def test_users_path_runs_both_engines_and_tags_spark_jobs(tmp_path: Path) -> Non
     assert spark["tree_peak_mb"] > local["tree_peak_mb"], "the JVM is in the Spark child's tree"
     for group in ("features", "kmeans", "silhouette", "fpgrowth"):
         assert spark["groups"][group]["task_s"] > 0, group
-    assert [k for k, _ in spark["kmeans_iterations"]] == list(range(2, 2 + len(spark["kmeans_iterations"])))
+    assert [k for k, _ in spark["kmeans_iterations"]] == [2, 3]
+    assert local["segments"] <= 3 and spark["segments"] <= 3, "--k-max reaches both engines"
     assert spark["wall"]["collect:segmentation"] > 0
     assert "spark / local: time" in done.stdout
     assert (tmp_path / "var" / "bench_spark_150.parquet").is_dir()
