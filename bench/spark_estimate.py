@@ -57,12 +57,22 @@ class Part:
         return max(self.fixed_serial_s, 0.0) + max(self.per_row_serial_s, 0.0) * self.target_rows
 
 
-def _line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
-    """Least-squares (intercept, slope); the slope through the origin for a single size."""
+def _line(xs: Sequence[float], ys: Sequence[float], *, falling: str = "origin") -> tuple[float, float]:
+    """Least-squares (intercept, slope), with a fallback where one line cannot be fitted.
+
+    A single size gives the largest size's ratio through the origin (every second taken as
+    per row: pessimistic). So does a negative slope (sizes measured under different load)
+    with `falling="origin"`; with `falling="flat"` a falling cost is taken as fixed at the
+    largest size's value (for the serial part: it does not grow).
+    """
+    largest = int(np.argmax(xs))
+    origin = (0.0, ys[largest] / xs[largest] if xs[largest] else 0.0)
     if len(set(xs)) < 2:
-        return 0.0, ys[0] / xs[0] if xs[0] else 0.0
+        return origin
     slope, intercept = np.polyfit(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float), 1)
-    return float(intercept), float(slope)
+    if slope >= 0:
+        return float(intercept), float(slope)
+    return origin if falling == "origin" else (float(ys[largest]), 0.0)
 
 
 def _task(run: dict[str, Any], groups: tuple[str, ...], basis: str = "task_s") -> float:
@@ -149,7 +159,7 @@ def fit_parts(
     parts = []
     for name, unit, rows, task, serial, target in specs:
         fixed_core, per_row_core = _line(rows, task)
-        fixed_serial, per_row_serial = _line(rows, serial)
+        fixed_serial, per_row_serial = _line(rows, serial, falling="flat")
         parts.append(
             Part(
                 name,

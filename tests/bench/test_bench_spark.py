@@ -148,3 +148,18 @@ def test_users_path_runs_both_engines_and_tags_spark_jobs(tmp_path: Path) -> Non
     assert spark["wall"]["collect:segmentation"] > 0
     assert "spark / local: time" in done.stdout
     assert (tmp_path / "var" / "bench_spark_150.parquet").is_dir()
+
+
+def test_sizes_that_disagree_fall_back_to_the_largest_through_the_origin() -> None:
+    # The smaller run was slowed by load: its features cost more task time than the larger's.
+    records: list[dict[str, Any]] = [
+        {"cores": 2, "spark": _run(users, users * 20, 30, per_event=per_event, per_user=4e-5)}
+        for users, per_event in ((100_000, 2e-4), (1_000_000, 1e-5))
+    ]
+    features = next(p for p in fit_parts(records) if p.name.startswith("features"))
+    largest = records[1]["spark"]
+    assert features.fixed_core_s == 0
+    assert features.per_row_core_s == pytest.approx(
+        largest["groups"]["features"]["task_s"] / largest["events"]
+    )
+    assert features.per_row_serial_s >= 0
