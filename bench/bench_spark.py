@@ -1,7 +1,7 @@
 """Benchmark: the local analytics engine against Spark `local[2]` on the same synthetic log.
 
     python -m bench.bench_spark --users 20000                     # a few minutes
-    nice python -m bench.bench_spark --users 1000000 --driver-memory 6g   # the issue's 1M / ~20M
+    nice python -m bench.bench_spark --users 1000000 --source jdbc   # the issue's 1M / ~20M
     python -m bench.bench_spark --estimate var/bench_spark_200000.json var/bench_spark_1000000.json
 
 The log is written once per size (PostgreSQL schema `bench_spark_<users>`, or a SQLite file
