@@ -7,7 +7,16 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 
 from analytics.rules import AssociationRule
-from store.analytics_results import NewSegment, complete_run, current_segment_names, run_rules, start_run
+from store.analytics_results import (
+    NewSegment,
+    complete_run,
+    current_segment_names,
+    get_run,
+    run_memberships,
+    run_rules,
+    run_segments,
+    start_run,
+)
 from store.db import unit_of_work
 from store.models import User
 
@@ -64,3 +73,22 @@ def test_current_segment_names_follow_the_current_run(engine: Engine) -> None:
     _run(engine, [1, 2], [1, 0])  # the newer run is current; user 3 is in no segment of it
     with unit_of_work(engine) as session:
         assert current_segment_names(session) == {1: "One", 2: "Zero"}
+
+
+def test_users_deleted_during_a_run_are_left_out_of_it(engine: Engine) -> None:
+    # Users 2 and 4 were forgotten while the run computed: their memberships go, sizes follow.
+    with unit_of_work(engine) as session:
+        session.add_all(User(id=u, first_seen=NOW, last_seen=NOW) for u in (1, 3, 5))
+    run_id = _run(engine, [1, 2, 3, 4, 5], [0, 0, 1, 1, 1])
+    run = get_run(engine, run_id)
+    assert run is not None and run.n_users == 3
+    assert "2 user(s) deleted during the run were left out" in run.message
+    segments = run_segments(engine, run_id)
+    names = {s.id: s.name for s in segments}
+    users, segment_ids = run_memberships(engine, run_id)
+    assert sorted(zip(users, (names[i] for i in segment_ids), strict=True)) == [
+        (1, "Zero"),
+        (3, "One"),
+        (5, "One"),
+    ]
+    assert {s.name: s.size for s in segments} == {"Zero": 1, "One": 2}
