@@ -100,7 +100,7 @@ def test_phased_experiment_is_decided_by_the_job_and_says_the_default_was_sent(c
         (["--variant", "a", "--text", "b"], "either --text or --variant"),
         (["--text", "a", "--control-share", "0.2"], "need --variant"),
         (["--variant", "a", "--variant", "b", "--button", "C:x"], "only A, B exist"),
-        (["--variant", "a", "--variant", "b", "--goal", "signup"], "goal 'signup'"),
+        (["--variant", "a", "--variant", "b", "--goal", "click:x"], "goal 'click:x'"),
     ],
 )
 def test_bad_experiment_options_fail_with_one_line_and_create_nothing(
