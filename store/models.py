@@ -485,3 +485,23 @@ class RollupState(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     last_event_id: Mapped[int] = mapped_column(BigInteger, default=0)
     refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PeriodUsers(Base):
+    """Distinct active users per whole bucket of `period_days` UTC days (1: per day, 7: per week)."""
+
+    __tablename__ = "period_users"
+
+    period_days: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    users: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class UserLastDay(Base):
+    """Each user's last active UTC day: the rolling MAU counts users by it, not by their days."""
+
+    __tablename__ = "user_last_days"
+    __table_args__ = (Index("ix_user_last_days_day", "last_day"),)
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    last_day: Mapped[int] = mapped_column(Integer)

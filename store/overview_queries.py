@@ -17,7 +17,7 @@ from sqlalchemy import Integer, Select, distinct, func, literal, select, union_a
 from sqlalchemy.orm import Session
 
 from store.analytics_queries import PeriodCounts
-from store.models import CohortCount, Event, EventHour, User, UserDay
+from store.models import CohortCount, Event, EventHour, PeriodUsers, User, UserDay, UserLastDay
 from store.vocabulary import MESSAGE_KINDS, EventKind
 
 __all__ = ["active_by", "cohort_rows", "hour_events", "period_messages", "rolling_active_users"]
@@ -69,23 +69,82 @@ def _user_days(since: datetime, until: datetime) -> Any:
     return union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
 
 
+def _distinct(session: Session, since: datetime, until: datetime) -> int:
+    """Distinct users with an event in [since, until), from their days (a window of a few days)."""
+    rows = _user_days(since, until)
+    return int(session.execute(select(func.count(distinct(rows.c.user_id)))).scalar() or 0)
+
+
+def _distinct_to_now(session: Session, since: datetime, until: datetime) -> int:
+    """Distinct users with an event in [since, until) for a window ending today, by last active day.
+
+    Users whose last day falls in the window's whole days are counted from `user_last_days`'
+    index; the rest are those active only at its partial ends (read from the log) and those active
+    after it (today, mostly) who also have a day inside it: bounded by today's users, not the window's.
+    """
+    ud = UserDay.__table__
+    ul = UserLastDay.__table__
+    e = Event.__table__
+    lo, hi, edges = _split(since, until, DAY)
+    if lo >= hi:
+        return _distinct(session, since, until)
+    inside = int(
+        session.execute(select(func.count()).where(ul.c.last_day >= lo, ul.c.last_day < hi)).scalar() or 0
+    )
+    later = (
+        select(ul.c.user_id)
+        .where(ul.c.last_day >= hi)
+        .where(
+            select(ud.c.user_id).where(ud.c.user_id == ul.c.user_id, ud.c.day >= lo, ud.c.day < hi).exists()
+        )
+    )
+    parts: list[Select[Any]] = [later]
+    for start, end, _ in edges:
+        parts.append(select(e.c.user_id).where(e.c.user_id.is_not(None), e.c.ts >= start, e.c.ts < end))
+    rest = union_all(*parts).subquery()
+    counted = select(ul.c.user_id).where(
+        ul.c.user_id == rest.c.user_id, ul.c.last_day >= lo, ul.c.last_day < hi
+    )
+    others = session.execute(select(func.count(distinct(rest.c.user_id))).where(~counted.exists())).scalar()
+    return inside + int(others or 0)
+
+
 def active_by(
     session: Session, *, period_days: int, since: datetime, until: datetime
 ) -> list[tuple[int, int]]:
-    """Distinct active users per bucket of `period_days` UTC days: `(first day number, users)`."""
-    rows = _user_days(since, until)
-    bucket = (rows.c.day // period_days).label("bucket")
-    query = select(bucket, func.count(distinct(rows.c.user_id))).group_by(bucket).order_by(bucket)
-    return [(int(b) * period_days, int(n)) for b, n in session.execute(query)]
+    """Distinct active users per bucket of `period_days` UTC days: `(first day number, users)`.
+
+    Buckets the window covers whole come from `period_users`; the one or two it cuts are counted
+    over their covered part (the last one by last active day, as it ends now).
+    """
+    pu = PeriodUsers.__table__
+    first = int((since - EPOCH).total_seconds() // DAY) // period_days
+    last = int(((until - EPOCH).total_seconds() - 1e-6) // DAY) // period_days
+    found: dict[int, int] = {}
+    whole = [
+        b
+        for b in range(first, last + 1)
+        if EPOCH + timedelta(days=b * period_days) >= since
+        and EPOCH + timedelta(days=(b + 1) * period_days) <= until
+    ]
+    if whole:
+        query = select(pu.c.bucket, pu.c.users).where(
+            pu.c.period_days == period_days, pu.c.bucket >= whole[0], pu.c.bucket <= whole[-1]
+        )
+        found.update((int(b), int(n)) for b, n in session.execute(query))
+    for b in sorted({first, last} - set(whole)):
+        start = max(since, EPOCH + timedelta(days=b * period_days))
+        end = min(until, EPOCH + timedelta(days=(b + 1) * period_days))
+        count = _distinct_to_now if b == last and b != first else _distinct
+        n = count(session, start, end)
+        if n:
+            found[b] = n
+    return [(b * period_days, n) for b, n in sorted(found.items()) if n]
 
 
 def rolling_active_users(session: Session, *, until: datetime, days: tuple[int, ...]) -> tuple[int, ...]:
     """Distinct users with an event in [until - d, until) for each d of `days`."""
-    found = []
-    for d in days:
-        rows = _user_days(until - timedelta(days=d), until)
-        found.append(int(session.execute(select(func.count(distinct(rows.c.user_id)))).scalar() or 0))
-    return tuple(found)
+    return tuple(_distinct_to_now(session, until - timedelta(days=d), until) for d in days)
 
 
 def hour_events(session: Session, *, since: datetime, until: datetime) -> list[tuple[datetime, int]]:

@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 STATE = "events"
 BATCH = 50_000  # events per transaction: bounded memory and lock time, whatever the backlog
-DELTA_USERS = 2_000  # above this many users in a batch the cohorts are rebuilt in SQL at the end
+DELTA_USERS = 20_000  # above this many users in a batch the cohorts are rebuilt in SQL at the end
 _CHUNK = 900  # ids per IN (...) list: under SQLite's bound-variable limit
 
 
@@ -111,7 +111,7 @@ def refresh_rollups(
             batches += 1
     if rebuild:
         with unit_of_work(engine) as session:
-            _rebuild_cohorts(session)
+            _rebuild_derived(session)
     report = RefreshReport(folded, batches, last, time.perf_counter() - started)
     if batches:
         logger.info("rollups refreshed: %s", report.summary())
@@ -122,7 +122,7 @@ def rebuild_rollups(engine: Engine, *, batch: int = BATCH) -> RefreshReport:
     """Empty the rollups and fold the whole log in again (after a restore, or to check them)."""
     with unit_of_work(engine) as session:
         _ensure_state(session)
-        for table in ("user_days", "event_hours", "cohort_counts"):
+        for table in ("user_days", "event_hours", "cohort_counts", "period_users", "user_last_days"):
             session.execute(text(f"DELETE FROM {table}"))
         session.execute(text("UPDATE rollup_state SET last_event_id = 0 WHERE name = :n"), {"n": STATE})
     return refresh_rollups(engine, batch=batch)
@@ -180,7 +180,7 @@ def forget_from_rollups(session: Session, user_id: int) -> None:
                 ),
                 {"o": other, **params},
             )
-    _apply_cohort_delta(session, before, _user_day_sets(session, affected))
+    _apply_delta(session, before, _user_day_sets(session, affected))
 
 
 def _ensure_state(session: Session) -> None:
@@ -232,7 +232,7 @@ def _fold(session: Session, low: int, high: int) -> tuple[int, bool]:
         session.execute(text("SELECT count(*) FROM events WHERE id > :lo AND id <= :hi"), window).scalar_one()
     )
     if not large:
-        _apply_cohort_delta(session, before, _user_day_sets(session, users))
+        _apply_delta(session, before, _user_day_sets(session, users))
     return n, large
 
 
@@ -262,25 +262,60 @@ def _contributions(days_by_user: dict[int, set[int]]) -> Counter[tuple[int, int]
     return cells
 
 
-def _apply_cohort_delta(session: Session, before: dict[int, set[int]], after: dict[int, set[int]]) -> None:
-    delta = _contributions(after)
-    delta.subtract(_contributions(before))
-    changes = [{"c": c, "o": o, "n": n} for (c, o), n in delta.items() if n]
+PERIODS = (1, 7)  # the overview's daily and weekly active users
+
+
+def _apply_delta(session: Session, before: dict[int, set[int]], after: dict[int, set[int]]) -> None:
+    """Move what the changed users' days feed: cohort cells, users per day and week, last days."""
+    cohorts = _contributions(after)
+    cohorts.subtract(_contributions(before))
+    _add(session, "cohort_counts", ("cohort", "week_offset"), "users", cohorts)
+    periods: Counter[tuple[int, int]] = Counter()
+    last_days = []
+    gone = []
+    for user_id, now in after.items():
+        was = before.get(user_id, set())
+        for p in PERIODS:
+            periods.update((p, b) for b in {d // p for d in now} - {d // p for d in was})
+            periods.subtract((p, b) for b in {d // p for d in was} - {d // p for d in now})
+        if now:
+            if not was or max(now) != max(was):
+                last_days.append({"u": user_id, "d": max(now)})
+        elif was:
+            gone.append({"u": user_id})
+    _add(session, "period_users", ("period_days", "bucket"), "users", periods)
+    if last_days:
+        session.execute(
+            text(
+                "INSERT INTO user_last_days (user_id, last_day) VALUES (:u, :d) "
+                "ON CONFLICT (user_id) DO UPDATE SET last_day = excluded.last_day"
+            ),
+            last_days,
+        )
+    if gone:
+        session.execute(text("DELETE FROM user_last_days WHERE user_id = :u"), gone)
+
+
+def _add(
+    session: Session, table: str, keys: tuple[str, str], value: str, delta: Counter[tuple[int, int]]
+) -> None:
+    changes = [{"a": a, "b": b, "n": n} for (a, b), n in delta.items() if n]
     if not changes:
         return
     session.execute(
         text(
-            "INSERT INTO cohort_counts (cohort, week_offset, users) VALUES (:c, :o, :n) "
-            "ON CONFLICT (cohort, week_offset) DO UPDATE SET users = cohort_counts.users + excluded.users"
+            f"INSERT INTO {table} ({keys[0]}, {keys[1]}, {value}) VALUES (:a, :b, :n) "
+            f"ON CONFLICT ({keys[0]}, {keys[1]}) DO UPDATE SET {value} = {table}.{value} + excluded.{value}"
         ),
         changes,
     )
-    session.execute(text("DELETE FROM cohort_counts WHERE users <= 0"))
+    session.execute(text(f"DELETE FROM {table} WHERE {value} <= 0"))
 
 
-def _rebuild_cohorts(session: Session) -> None:
-    """The retention triangle recounted from `user_days` in SQL: after a large backlog."""
-    session.execute(text("DELETE FROM cohort_counts"))
+def _rebuild_derived(session: Session) -> None:
+    """Cohorts, users per day and week, last days: recounted from `user_days` in SQL (a large backlog)."""
+    for table in ("cohort_counts", "period_users", "user_last_days"):
+        session.execute(text(f"DELETE FROM {table}"))
     session.execute(
         text(
             "INSERT INTO cohort_counts (cohort, week_offset, users) "
@@ -288,5 +323,18 @@ def _rebuild_cohorts(session: Session) -> None:
             "(SELECT DISTINCT user_id, day / 7 AS week FROM user_days) w JOIN "
             "(SELECT user_id, min(day) / 7 AS first_week FROM user_days GROUP BY user_id) f "
             "ON f.user_id = w.user_id GROUP BY f.first_week, w.week - f.first_week"
+        )
+    )
+    for p in PERIODS:
+        session.execute(
+            text(
+                "INSERT INTO period_users (period_days, bucket, users) "
+                f"SELECT {p}, day / {p}, count(DISTINCT user_id) FROM user_days GROUP BY day / {p}"
+            )
+        )
+    session.execute(
+        text(
+            "INSERT INTO user_last_days (user_id, last_day) "
+            "SELECT user_id, max(day) FROM user_days GROUP BY user_id"
         )
     )

@@ -1,4 +1,4 @@
-"""rollups: activity per (user, day), events per (hour, kind, intent), retention cohorts, watermark
+"""rollups: activity per (user, day), events per (hour, kind, intent), active users per day/week, last days, cohorts, watermark
 
 Revision ID: 0007_rollup
 Revises: 0006_dash
@@ -44,6 +44,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("cohort", "week_offset"),
     )
     op.create_table(
+        "period_users",
+        sa.Column("period_days", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("bucket", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("users", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("period_days", "bucket"),
+    )
+    op.create_table(
+        "user_last_days",
+        sa.Column("user_id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("last_day", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("user_id"),
+    )
+    with op.batch_alter_table("user_last_days", schema=None) as batch_op:
+        batch_op.create_index("ix_user_last_days_day", ["last_day"], unique=False)
+    op.create_table(
         "rollup_state",
         sa.Column("name", sa.String(length=32), nullable=False),
         sa.Column("last_event_id", sa.BigInteger(), nullable=False),
@@ -55,6 +70,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("rollup_state")
     op.drop_table("cohort_counts")
+    with op.batch_alter_table("user_last_days", schema=None) as batch_op:
+        batch_op.drop_index("ix_user_last_days_day")
+    op.drop_table("user_last_days")
+    op.drop_table("period_users")
     with op.batch_alter_table("user_days", schema=None) as batch_op:
         batch_op.drop_index("ix_user_days_day_user")
     op.drop_table("user_days")
