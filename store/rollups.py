@@ -112,6 +112,13 @@ def refresh_rollups(
     if rebuild:
         with unit_of_work(engine) as session:
             _rebuild_derived(session)
+        if engine.dialect.name == "postgresql":
+            # Fresh statistics after a bulk build: without them the next batch's lookups by user
+            # (an IN list on user_days' key) may be planned as scans of the whole table.
+            with engine.connect() as connection:
+                for table in ("user_days", "user_last_days", "period_users", "cohort_counts", "event_hours"):
+                    connection.exec_driver_sql(f"ANALYZE {table}")
+                connection.commit()
     report = RefreshReport(folded, batches, last, time.perf_counter() - started)
     if batches:
         logger.info("rollups refreshed: %s", report.summary())
