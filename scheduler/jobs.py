@@ -22,6 +22,7 @@ from scheduler.reengagement import REENGAGEMENT, ReengagementConfig, plan_reenga
 from scheduler.retrain import retrain_followup_model
 from store import Settings
 from store.campaign_reports import measure_responses
+from store.rollups import refresh_rollups
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,12 @@ async def retraining_job(ctx: JobContext) -> str:
     return result.decision
 
 
+async def rollups_job(ctx: JobContext) -> str:
+    """Fold the events written since the last run into the dashboard's rollups."""
+    report = await asyncio.to_thread(refresh_rollups, ctx.engine, now=ctx.clock.now())
+    return report.summary()
+
+
 JOBS: dict[str, JobSpec] = {
     spec.name: spec
     for spec in (
@@ -112,6 +119,12 @@ JOBS: dict[str, JobSpec] = {
             "Run analytics, retrain the follow-up model, activate it if no worse.",
             "daily:retrain_time",
             retraining_job,
+        ),
+        JobSpec(
+            "rollups",
+            "Fold new events into the dashboard's rollups (activity per user and day, per hour).",
+            "minutely",
+            rollups_job,
         ),
     )
 }

@@ -433,3 +433,75 @@ class ProcessedUpdate(Base):
     replica: Mapped[str] = mapped_column(String(128))
     claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class UserDay(Base):
+    """Events per (user, UTC day): the rollup the dashboard's active-user figures read, not the log.
+
+    `day` is the day number since 1970-01-01 (UTC), so buckets of 7 days are an integer division
+    on both backends. Maintained by `store.rollups.refresh_rollups` from the events past its watermark.
+    """
+
+    __tablename__ = "user_days"
+    __table_args__ = (Index("ix_user_days_day_user", "day", "user_id"),)
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    day: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    events: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class EventHour(Base):
+    """Events per (UTC hour, kind, intent): the messages, unanswered, intents and heat-map rollup.
+
+    `hour` is the hour number since the epoch; `intent` is '' for none (a key cannot be null);
+    `user_events` counts the events that have a user (the heat map's), `events` all of them
+    (channel posts too, which the message counts include).
+    """
+
+    __tablename__ = "event_hours"
+
+    hour: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    intent: Mapped[str] = mapped_column(String(128), primary_key=True)
+    events: Mapped[int] = mapped_column(Integer, default=0)
+    user_events: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CohortCount(Base):
+    """Users per (first-activity week, weeks since) with activity that week: the retention triangle."""
+
+    __tablename__ = "cohort_counts"
+
+    cohort: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    week_offset: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    users: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RollupState(Base):
+    """How far the rollups have read the event log: the highest event id folded in."""
+
+    __tablename__ = "rollup_state"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PeriodUsers(Base):
+    """Distinct active users per whole bucket of `period_days` UTC days (1: per day, 7: per week)."""
+
+    __tablename__ = "period_users"
+
+    period_days: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    users: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class UserLastDay(Base):
+    """Each user's last active UTC day: the rolling MAU counts users by it, not by their days."""
+
+    __tablename__ = "user_last_days"
+    __table_args__ = (Index("ix_user_last_days_day", "last_day"),)
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    last_day: Mapped[int] = mapped_column(Integer)

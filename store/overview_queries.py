@@ -1,118 +1,216 @@
-"""The dashboard overview's reads: four scans of the event log where there were nine queries.
+"""The dashboard overview's reads: the rollups (`store.rollups`), never a scan of the event log.
 
-Active users per day and per week and the weekday-hour heatmap come from one grouped scan of the
-period by (user, UTC hour); the rolling DAU/WAU/MAU from one scan of the last 30 days with three
-conditional distinct counts (both read only the (ts, user_id) index); the period's messages,
-unanswered messages and intents from the (kind, ts) index's ranges; the retention cohorts from
-the distinct (user, UTC day) pairs. Buckets are read as text (`YYYY-MM-DD HH`), which both
-backends produce without date arithmetic per row; the caller does the calendar work on a few
-thousand grouped rows.
+Whole UTC hours and days come from `event_hours` and `user_days`; only the partial hour or day
+at each end of a window (the rolling DAU's last 24 hours, the part of today before now) is read
+from the events, by the (ts, user_id) and (kind, ts) indexes over that bounded range. So each
+figure equals the per-figure query on the log (`store.analytics_queries`) for every event folded
+in; events newer than the last refresh show up in today's partial day, older ones at the next
+refresh (a minute, by the scheduler's `rollups` job).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, distinct, func, select
+from sqlalchemy import Integer, Select, distinct, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from store.analytics_queries import PeriodCounts
-from store.models import Event, User
+from store.models import CohortCount, Event, EventHour, PeriodUsers, User, UserDay, UserLastDay
 from store.vocabulary import MESSAGE_KINDS, EventKind
 
-__all__ = ["period_messages", "rolling_active_users", "user_days", "user_hours"]
+__all__ = ["active_by", "cohort_rows", "hour_events", "period_messages", "rolling_active_users"]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+HOUR = 3600
+DAY = 86400
 
 
-def _hour_text(dialect: str, ts: Any) -> ColumnElement[str]:
-    """`YYYY-MM-DD HH` of a timestamp, UTC (SQLite stores naive UTC text of that shape)."""
-    if dialect == "sqlite":
-        return func.substr(ts, 1, 13)
-    return func.to_char(func.timezone("UTC", ts), "YYYY-MM-DD HH24")
+def _split(
+    since: datetime, until: datetime, unit: int
+) -> tuple[int, int, list[tuple[datetime, datetime, int]]]:
+    """[since, until) as whole units [lo, hi) (numbers since the epoch) and the partial units at its ends.
 
-
-def _day_text(dialect: str, ts: Any) -> ColumnElement[str]:
-    """`YYYY-MM-DD` of a timestamp, UTC."""
-    if dialect == "sqlite":
-        return func.substr(ts, 1, 10)
-    return func.to_char(func.timezone("UTC", ts), "YYYY-MM-DD")
-
-
-def user_hours(session: Session, *, since: datetime, until: datetime) -> list[tuple[int, datetime, int]]:
-    """Events per (user, UTC hour) in [since, until): `(user_id, hour start, events)`.
-
-    User and time are both in the (ts, user_id) index, so the scan reads only the index.
+    Each edge `(start, end, unit number)` lies inside one unit, so its rows can be numbered by a constant.
     """
+    a = (since - EPOCH).total_seconds()
+    b = (until - EPOCH).total_seconds()
+    first, last = int(a // unit), int(b // unit)
+    if b <= a:
+        return 0, 0, []
+    if first == last:
+        return 0, 0, [(since, until, first)]
+    edges = []
+    lo = first if a == first * unit else first + 1
+    if lo != first:
+        edges.append((since, EPOCH + timedelta(seconds=lo * unit), first))
+    if b != last * unit:
+        edges.append((EPOCH + timedelta(seconds=last * unit), until, last))
+    return lo, last, edges
+
+
+def _user_days(since: datetime, until: datetime) -> Any:
+    """(user_id, day) rows of [since, until): whole days from the rollup, the ends from the log."""
+    ud = UserDay.__table__
     e = Event.__table__
-    hour = _hour_text(session.get_bind().dialect.name, e.c.ts).label("hour")
-    query = (
-        select(e.c.user_id, hour, func.count())
-        .where(e.c.user_id.is_not(None), e.c.ts >= since, e.c.ts < until)
-        .group_by(e.c.user_id, hour)
+    lo, hi, edges = _split(since, until, DAY)
+    parts: list[Select[Any]] = []
+    if lo < hi:
+        parts.append(select(ud.c.user_id, ud.c.day).where(ud.c.day >= lo, ud.c.day < hi))
+    for start, end, number in edges:
+        parts.append(
+            select(e.c.user_id, literal(number, Integer).label("day"))
+            .where(e.c.user_id.is_not(None), e.c.ts >= start, e.c.ts < end)
+            .distinct()
+        )
+    if not parts:
+        parts.append(select(ud.c.user_id, ud.c.day).where(ud.c.day < 0, ud.c.day > 0))  # empty, typed
+    return union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+
+
+def _distinct(session: Session, since: datetime, until: datetime) -> int:
+    """Distinct users with an event in [since, until), from their days (a window of a few days)."""
+    rows = _user_days(since, until)
+    return int(session.execute(select(func.count(distinct(rows.c.user_id)))).scalar() or 0)
+
+
+def _distinct_to_now(session: Session, since: datetime, until: datetime) -> int:
+    """Distinct users with an event in [since, until) for a window ending today, by last active day.
+
+    Users whose last day falls in the window's whole days are counted from `user_last_days`'
+    index; the rest are those active only at its partial ends (read from the log) and those active
+    after it (today, mostly) who also have a day inside it: bounded by today's users, not the window's.
+    """
+    ud = UserDay.__table__
+    ul = UserLastDay.__table__
+    e = Event.__table__
+    lo, hi, edges = _split(since, until, DAY)
+    if lo >= hi:
+        return _distinct(session, since, until)
+    inside = int(
+        session.execute(select(func.count()).where(ul.c.last_day >= lo, ul.c.last_day < hi)).scalar() or 0
     )
-    starts: dict[str, datetime] = {}  # a few hundred distinct hours: parse each once
-    found = []
-    for user_id, text, n in session.execute(query):
-        start = starts.get(text)
-        if start is None:
-            start = starts[text] = datetime.strptime(text, "%Y-%m-%d %H").replace(tzinfo=UTC)
-        found.append((int(user_id), start, int(n)))
-    return found
+    later = (
+        select(ul.c.user_id)
+        .where(ul.c.last_day >= hi)
+        .where(
+            select(ud.c.user_id).where(ud.c.user_id == ul.c.user_id, ud.c.day >= lo, ud.c.day < hi).exists()
+        )
+    )
+    parts: list[Select[Any]] = [later]
+    for start, end, _ in edges:
+        parts.append(select(e.c.user_id).where(e.c.user_id.is_not(None), e.c.ts >= start, e.c.ts < end))
+    rest = union_all(*parts).subquery()
+    counted = select(ul.c.user_id).where(
+        ul.c.user_id == rest.c.user_id, ul.c.last_day >= lo, ul.c.last_day < hi
+    )
+    others = session.execute(select(func.count(distinct(rest.c.user_id))).where(~counted.exists())).scalar()
+    return inside + int(others or 0)
+
+
+def active_by(
+    session: Session, *, period_days: int, since: datetime, until: datetime
+) -> list[tuple[int, int]]:
+    """Distinct active users per bucket of `period_days` UTC days: `(first day number, users)`.
+
+    Buckets the window covers whole come from `period_users`; the one or two it cuts are counted
+    over their covered part (the last one by last active day, as it ends now).
+    """
+    pu = PeriodUsers.__table__
+    first = int((since - EPOCH).total_seconds() // DAY) // period_days
+    last = int(((until - EPOCH).total_seconds() - 1e-6) // DAY) // period_days
+    found: dict[int, int] = {}
+    whole = [
+        b
+        for b in range(first, last + 1)
+        if EPOCH + timedelta(days=b * period_days) >= since
+        and EPOCH + timedelta(days=(b + 1) * period_days) <= until
+    ]
+    if whole:
+        query = select(pu.c.bucket, pu.c.users).where(
+            pu.c.period_days == period_days, pu.c.bucket >= whole[0], pu.c.bucket <= whole[-1]
+        )
+        found.update((int(b), int(n)) for b, n in session.execute(query))
+    for b in sorted({first, last} - set(whole)):
+        start = max(since, EPOCH + timedelta(days=b * period_days))
+        end = min(until, EPOCH + timedelta(days=(b + 1) * period_days))
+        count = _distinct_to_now if b == last and b != first else _distinct
+        n = count(session, start, end)
+        if n:
+            found[b] = n
+    return [(b * period_days, n) for b, n in sorted(found.items()) if n]
 
 
 def rolling_active_users(session: Session, *, until: datetime, days: tuple[int, ...]) -> tuple[int, ...]:
-    """Distinct users with an event in [until - d, until) for each d of `days`, in one index scan."""
+    """Distinct users with an event in [until - d, until) for each d of `days`."""
+    return tuple(_distinct_to_now(session, until - timedelta(days=d), until) for d in days)
+
+
+def hour_events(session: Session, *, since: datetime, until: datetime) -> list[tuple[datetime, int]]:
+    """Events that have a user per UTC hour in [since, until): `(hour start, events)`, the heat map's."""
+    eh = EventHour.__table__
     e = Event.__table__
-    counts = [
-        func.count(distinct(case((e.c.ts >= until - timedelta(days=d), e.c.user_id), else_=None)))
-        for d in days
-    ]
-    window = and_(e.c.user_id.is_not(None), e.c.ts >= until - timedelta(days=max(days)), e.c.ts < until)
-    row = session.execute(select(*counts).where(window)).one()
-    return tuple(int(n or 0) for n in row)
+    lo, hi, edges = _split(since, until, HOUR)
+    totals: dict[int, int] = {}
+    if lo < hi:
+        query = (
+            select(eh.c.hour, func.sum(eh.c.user_events))
+            .where(eh.c.hour >= lo, eh.c.hour < hi)
+            .group_by(eh.c.hour)
+        )
+        totals.update((int(h), int(n or 0)) for h, n in session.execute(query))
+    for start, end, number in edges:
+        n = session.execute(
+            select(func.count()).where(e.c.user_id.is_not(None), e.c.ts >= start, e.c.ts < end)
+        ).scalar()
+        totals[number] = totals.get(number, 0) + int(n or 0)
+    return [(EPOCH + timedelta(hours=h), n) for h, n in sorted(totals.items()) if n]
 
 
 def period_messages(session: Session, *, since: datetime, until: datetime, top: int) -> PeriodCounts:
-    """`analytics_queries.period_counts` in two statements: the message kinds grouped once by intent.
-
-    The messages (channel posts too), the unanswered ones and the top intents all come from the
-    (kind, ts) index's ranges for `message` and `fallback`; new users from the users table.
-    """
+    """`analytics_queries.period_counts` from `event_hours` (the ends of the period from the log)."""
+    eh = EventHour.__table__
     e = Event.__table__
     u = User.__table__
-    grouped = session.execute(
-        select(e.c.kind, e.c.intent, func.count())
-        .where(e.c.kind.in_(MESSAGE_KINDS), e.c.ts >= since, e.c.ts < until)
-        .group_by(e.c.kind, e.c.intent)
-    ).all()
+    lo, hi, edges = _split(since, until, HOUR)
+    grouped: list[tuple[str, str | None, int]] = []
+    if lo < hi:
+        query = (
+            select(eh.c.kind, eh.c.intent, func.sum(eh.c.events))
+            .where(eh.c.kind.in_(MESSAGE_KINDS), eh.c.hour >= lo, eh.c.hour < hi)
+            .group_by(eh.c.kind, eh.c.intent)
+        )
+        grouped += [(kind, intent or None, int(n or 0)) for kind, intent, n in session.execute(query)]
+    for start, end, _ in edges:
+        query = (
+            select(e.c.kind, e.c.intent, func.count())
+            .where(e.c.kind.in_(MESSAGE_KINDS), e.c.ts >= start, e.c.ts < end)
+            .group_by(e.c.kind, e.c.intent)
+        )
+        grouped += [(kind, intent, int(n)) for kind, intent, n in session.execute(query)]
     new_users = session.execute(
         select(func.count()).where(u.c.first_seen >= since, u.c.first_seen < until)
     ).scalar()
     intents: dict[str, int] = {}
     for kind, intent, n in grouped:
         if kind == EventKind.MESSAGE and intent is not None:
-            intents[str(intent)] = intents.get(str(intent), 0) + int(n)
+            intents[str(intent)] = intents.get(str(intent), 0) + n
     ranked = sorted(intents.items(), key=lambda item: (-item[1], item[0]))[:top]
     return PeriodCounts(
-        messages=sum(int(n) for _, _, n in grouped),
-        unanswered=sum(int(n) for kind, _, n in grouped if kind == EventKind.FALLBACK),
+        messages=sum(n for _, _, n in grouped),
+        unanswered=sum(n for kind, _, n in grouped if kind == EventKind.FALLBACK),
         new_users=int(new_users or 0),
         top_intents=tuple(ranked),
     )
 
 
-def user_days(session: Session, *, until: datetime) -> list[tuple[int, date]]:
-    """Every (user, UTC day) with an event before `until`: what retention cohorts are made of."""
-    e = Event.__table__
-    day = _day_text(session.get_bind().dialect.name, e.c.ts).label("day")
+def cohort_rows(session: Session) -> list[tuple[int, int, int]]:
+    """Users per (first-activity week, weeks since), weeks numbered from the epoch: the triangle."""
+    cc = CohortCount.__table__
     query = (
-        select(e.c.user_id, day).where(e.c.user_id.is_not(None), e.c.ts < until).group_by(e.c.user_id, day)
+        select(cc.c.cohort, cc.c.week_offset, cc.c.users)
+        .where(cc.c.users > 0)
+        .order_by(cc.c.cohort, cc.c.week_offset)
     )
-    dates: dict[str, date] = {}
-    found = []
-    for user_id, text in session.execute(query):
-        parsed = dates.get(text)
-        if parsed is None:
-            parsed = dates[text] = date.fromisoformat(text)
-        found.append((int(user_id), parsed))
-    return found
+    return [(int(c), int(o), int(n)) for c, o, n in session.execute(query)]

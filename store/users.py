@@ -13,6 +13,7 @@ from store.db import unit_of_work
 from store.models import Campaign, Chat, Delivery, Event, SegmentMembership, User, utcnow
 from store.product import forget_product_data
 from store.records import MESSAGE_REFERENCE_ATTRIBUTES, USER_ID_ATTRIBUTES, ForgetReport, UserInfo, UserState
+from store.rollups import forget_from_rollups
 from store.sanitize import storable_text
 from store.vocabulary import EventKind
 
@@ -189,6 +190,7 @@ def forget_user(engine: Engine, user_id: int) -> ForgetReport:
                 update(Campaign).where(Campaign.created_by == user_id).values(created_by=None)
             ).rowcount  # type: ignore[attr-defined]
         )
+        forget_from_rollups(session, user_id)  # before the events go: it reads what they counted
         for name, statement in _deletions(user_id):
             deleted[name] = int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
     return ForgetReport(user_id=user_id, deleted=deleted, scrubbed=scrubbed)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,7 +15,8 @@ from dashboard.sessions import Session
 from dashboard.templating import render
 from store.dashboard_queries import ReachCounts, reach_counts
 from store.db import read_snapshot
-from store.overview_queries import period_messages, rolling_active_users, user_days, user_hours
+from store.overview_queries import active_by, cohort_rows, hour_events, period_messages, rolling_active_users
+from store.rollups import refresh_rollups
 
 router = APIRouter()
 
@@ -24,6 +24,7 @@ RANGES = (7, 30, 90)
 MIN_COHORT = 20  # cohorts smaller than this are shown greyed: one user moves the rate by 5 points
 MAX_COHORTS = 10
 TOP_INTENTS = 8
+CATCH_UP_EVENTS = 20_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 WEEKDAYS = tuple(f"weekday.{n}" for n in range(7))  # Monday first; words in dashboard.i18n
 
@@ -95,52 +96,32 @@ def _colour_cap(grid: list[list[int]]) -> int:
     return cells[min(len(cells) - 1, int(0.95 * len(cells)))]
 
 
-def _active_by(hours: list[tuple[int, datetime, int]], period_days: int) -> list[tuple[int, int]]:
-    """Distinct active users per bucket of `period_days` days: `(first day number, users)`."""
-    users: defaultdict[int, set[int]] = defaultdict(set)
-    for user_id, start, _ in hours:
-        users[(start - EPOCH).days // period_days].add(user_id)
-    return [(bucket * period_days, len(users[bucket])) for bucket in sorted(users)]
-
-
-def _heatmap(hours: list[tuple[int, datetime, int]], zone: ZoneInfo) -> list[list[int]]:
+def _heatmap(hours: list[tuple[datetime, int]], zone: ZoneInfo) -> list[list[int]]:
     """Events per local (weekday Mon..Sun, hour): each UTC hour placed by the zone's offset on that day."""
     grid = [[0] * 24 for _ in range(7)]
-    by_hour: Counter[datetime] = Counter()
-    for _, start, n in hours:
-        by_hour[start] += n
-    for start, n in by_hour.items():
+    for start, n in hours:
         local = start.astimezone(zone)
         grid[local.weekday()][local.hour] += n
     return grid
 
 
-def _cohort_rows(days: list[tuple[int, date]]) -> list[tuple[int, int, int]]:
-    """Users per (first-activity week, weeks since): the weekly retention triangle."""
-    epoch = EPOCH.date()
-    weeks: defaultdict[int, set[int]] = defaultdict(set)
-    for user_id, day in days:
-        weeks[user_id].add((day - epoch).days // 7)
-    pairs: Counter[tuple[int, int]] = Counter()
-    for active in weeks.values():
-        first = min(active)
-        pairs.update((first, week - first) for week in active)
-    return [(cohort, offset, n) for (cohort, offset), n in sorted(pairs.items())]
-
-
 def compute_overview(request: Request, days: int) -> Overview:
-    """The overview figures for the last `days` days: four grouped scans, the calendar in Python."""
+    """The overview figures for the last `days` days, from the rollups (`store.overview_queries`)."""
     config = config_of(request)
     engine = config.engine
     until = request.app.state.now()
     since = until - timedelta(days=days)
     last_week = int((until - EPOCH).days // 7)
+    # Catch up with the last minute's events (one bounded batch; the scheduler's job does the rest).
+    refresh_rollups(engine, batch=CATCH_UP_EVENTS, max_batches=1)
     with read_snapshot(engine) as db:  # one snapshot: DAU <= WAU <= MAU even under writes
         counts = period_messages(db, since=since, until=until, top=TOP_INTENTS)
-        hours = user_hours(db, since=since, until=until)
+        hours = hour_events(db, since=since, until=until)
         dau, wau, mau = rolling_active_users(db, until=until, days=(1, 7, 30))
-        cohort_rows = _cohort_rows(user_days(db, until=until))
-    cohorts, weeks = _cohorts(cohort_rows, last_week=last_week)
+        daily = active_by(db, period_days=1, since=since, until=until)
+        weekly = active_by(db, period_days=7, since=since, until=until)
+        triangle = cohort_rows(db)
+    cohorts, weeks = _cohorts(triangle, last_week=last_week)
     grid = _heatmap(hours, config.zone)
     return Overview(
         computed_at=until,
@@ -153,8 +134,8 @@ def compute_overview(request: Request, days: int) -> Overview:
         messages=counts.messages,
         unanswered=counts.unanswered,
         top_intents=list(counts.top_intents),
-        daily=_buckets(_active_by(hours, 1), 1, since, until),
-        weekly=_buckets(_active_by(hours, 7), 7, since, until),
+        daily=_buckets(daily, 1, since, until),
+        weekly=_buckets(weekly, 7, since, until),
         cohorts=cohorts,
         cohort_weeks=weeks,
         heatmap=grid,
