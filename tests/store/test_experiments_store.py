@@ -101,7 +101,8 @@ def test_a_product_goal_counts_only_that_product_event_within_the_window(engine:
         engine,
         [
             EventRecord(2, soon, EventKind.PRODUCT, attributes={"event": "upgrade"}),  # A: converts
-            EventRecord(4, soon, EventKind.PRODUCT, attributes={"event": "login"}),  # A: returns only
+            EventRecord(4, soon, EventKind.PRODUCT, attributes={"event": "login"}),  # A: neither
+            EventRecord(4, soon, EventKind.MESSAGE, intent="greet"),  # A: returns to the bot
             EventRecord(1, late, EventKind.PRODUCT, attributes={"event": "upgrade"}),  # B: after 24 h
             EventRecord(3, soon, EventKind.PRODUCT, attributes={"event": "upgrade"}),  # B: converts
         ],
@@ -109,5 +110,6 @@ def test_a_product_goal_counts_only_that_product_event_within_the_window(engine:
     experiment = get_experiment(engine, experiment_id)
     assert experiment is not None
     counts = arm_counts(engine, experiment)
-    assert (counts["A"].sends, counts["A"].converted, counts["A"].returned) == (3, 1, 2)
-    assert (counts["B"].sends, counts["B"].converted, counts["B"].returned) == (3, 1, 1)
+    # Product events convert to a product goal but are not returns to the bot (NOT_A_RETURN).
+    assert (counts["A"].sends, counts["A"].converted, counts["A"].returned) == (3, 1, 1)
+    assert (counts["B"].sends, counts["B"].converted, counts["B"].returned) == (3, 1, 0)
