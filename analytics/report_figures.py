@@ -114,9 +114,16 @@ class Uplift:
 
 
 def points(share: float) -> str:
-    """A difference of proportions in percentage points, signed, with a true minus: `−8`, `+31`."""
-    value = round(100 * share)
-    return f"+{value}" if value > 0 else ("0" if value == 0 else f"−{-value}")
+    """A difference of proportions in percentage points, signed, with a true minus: `−8`, `+31`.
+
+    Under one point it keeps a decimal (`+0.3`), so an interval that only just excludes zero
+    does not print as "0 to +38" beside the word "Significant".
+    """
+    value = 100 * share
+    text = f"{abs(value):.1f}" if 0 < abs(value) < 0.95 else f"{round(abs(value))}"
+    if text in ("0", "0.0"):
+        return "0"
+    return f"+{text}" if value > 0 else f"−{text}"
 
 
 def uplift(pushed_returned: int, pushed: int, holdout_returned: int, holdout: int) -> Uplift:

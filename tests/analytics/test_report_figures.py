@@ -61,7 +61,14 @@ def test_uplift_with_an_empty_group_cannot_be_compared_and_bad_counts_raise() ->
 
 
 def test_points_use_a_true_minus_and_no_sign_for_zero() -> None:
-    assert (points(-0.0812), points(0.3149), points(0.001)) == ("−8", "+31", "0")
+    assert (points(-0.0812), points(0.3149), points(0.0004), points(0.0)) == ("−8", "+31", "0", "0")
+
+
+def test_points_under_one_keep_a_decimal_so_a_significant_interval_never_reads_zero() -> None:
+    assert (points(0.003), points(-0.0094), points(0.0096)) == ("+0.3", "−0.9", "+1")
+    measured = uplift(25, 64, 4, 24)  # the demo's pushed vs holdout: the interval just excludes zero
+    assert measured.significant and measured.low is not None and 0 < measured.low < 0.0095
+    assert "interval 0 to" not in measured.sentence()
 
 
 def test_rate_error_brackets_the_rate_and_is_zero_for_an_empty_group() -> None:
