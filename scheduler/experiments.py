@@ -31,6 +31,8 @@ from scheduler.planning import check_text, segment_recipients
 from scheduler.policy import in_holdout
 from store.campaign_reports import Recipient
 from store.campaigns import NewDelivery, get_campaign
+from store.conversions import UnknownGoalError
+from store.conversions import parse_goal as parse_campaign_goal
 from store.db import unit_of_work
 from store.experiments import (
     CONTROL,
@@ -74,7 +76,7 @@ MIN_VARIANTS, MAX_VARIANTS = 2, 8
 MAX_BUTTONS = 8
 MAX_BUTTON_TEXT = 64
 TEST, WINNER = "test", "winner"
-GOALS = ("return", "click")
+RETURN_GOAL, CLICK_GOAL = "return", "click"
 PRODUCT_GOAL = "product:"
 
 
@@ -115,15 +117,23 @@ class ExperimentDraft:
 
 
 def parse_goal(goal: str) -> str:
-    """The goal, checked: `return`, `click` or `product:<event>`.
+    """The goal, checked: `return`, `click` or `product:<event>` (written out: no bare event name).
+
+    `click` is an experiment's own goal; the others are checked by campaigns' goal parser
+    (`store.conversions.parse_goal`), so both accept the same product event names.
 
     Raises:
         ExperimentError: for anything else.
     """
     value = goal.strip()
-    if value in GOALS or (value.startswith(PRODUCT_GOAL) and value.removeprefix(PRODUCT_GOAL).strip()):
+    if value == CLICK_GOAL:
         return value
-    raise ExperimentError(f"goal {goal!r}: expected return, click or product:<event name>")
+    if value != RETURN_GOAL and not value.startswith(PRODUCT_GOAL):
+        raise ExperimentError(f"goal {goal!r}: expected return, click or product:<event name>")
+    try:
+        return parse_campaign_goal(value)
+    except UnknownGoalError as exc:
+        raise ExperimentError(str(exc)) from exc
 
 
 def _check_buttons(key: str, buttons: Sequence[VariantButton]) -> None:
@@ -170,7 +180,7 @@ def check_draft(draft: ExperimentDraft) -> list[VariantInfo]:
             raise ExperimentError(f"variant {key}: {exc}") from exc
         _check_buttons(key, variant.buttons)
         variants.append(VariantInfo(key, text, tuple(variant.buttons), key == default))
-    if goal == "click" and not any(b.trackable for v in variants for b in v.buttons):
+    if goal == CLICK_GOAL and not any(b.trackable for v in variants for b in v.buttons):
         raise ExperimentError("goal click needs at least one variant with a callback (non-URL) button")
     return variants
 
