@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -61,18 +63,38 @@ def parse_when(when: str, at: str, zone: ZoneInfo, now: datetime) -> datetime:
 FORM_FIELDS = ("segment", "days", "text", "fmt", "buttons", "when", "at")
 
 
-def _form(
-    segment: str, days: int | None, text: str, when: str, at: str, fmt: str = "plain", buttons: str = ""
-) -> dict[str, Any]:
-    return {
-        "segment": segment,
-        "days": days,
-        "text": text,
-        "fmt": fmt,
-        "buttons": buttons,
-        "when": when,
-        "at": at,
-    }
+@dataclass(frozen=True)
+class ComposeForm:
+    """The composer's fields as posted: what the review, the confirmation and the test send read."""
+
+    segment: str
+    days: int | None = None
+    text: str = ""
+    fmt: str = "plain"
+    buttons: str = ""
+    when: str = "now"
+    at: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields for re-rendering the composer as it was."""
+        return asdict(self)
+
+
+def compose_form(segment_default: Any = ...) -> Callable[..., ComposeForm]:
+    """A dependency reading the composer's form fields; `...` makes `segment` required."""
+
+    def read(
+        segment: str = Form(segment_default),
+        days: int | None = Form(None),
+        text: str = Form(""),
+        fmt: str = Form("plain"),
+        buttons: str = Form(""),
+        when: str = Form("now"),
+        at: str = Form(""),
+    ) -> ComposeForm:
+        return ComposeForm(segment, days, text, fmt, buttons, when, at)
+
+    return read
 
 
 def message_format(fmt: str, buttons: str) -> MessageFormat:
@@ -117,7 +139,7 @@ def _compose(
 @router.get("/broadcast", response_class=HTMLResponse)
 def compose_page(request: Request, segment: str = "all", session: Session = Depends(manager)) -> Response:
     """The composer, optionally with a segment chosen (from a segment's page)."""
-    return _compose(request, session, _form(segment, 7, "", "now", ""), None)
+    return _compose(request, session, ComposeForm(segment, days=7).as_dict(), None)
 
 
 @router.get("/broadcast/recipients")
@@ -136,24 +158,18 @@ def recipients_count(
 @router.post("/broadcast/review", response_class=HTMLResponse)
 def review(
     request: Request,
-    segment: str = Form(...),
-    days: int | None = Form(None),
-    text: str = Form(""),
-    fmt: str = Form("plain"),
-    buttons: str = Form(""),
-    when: str = Form("now"),
-    at: str = Form(""),
+    posted: ComposeForm = Depends(compose_form()),
     session: Session = Depends(manager_with_csrf),
 ) -> Response:
     """The confirmation step: exactly who (count and first recipients), when, and how long it takes."""
     config = config_of(request)
     now = request.app.state.now()
-    form = _form(segment, days, text, when, at, fmt, buttons)
+    form = posted.as_dict()
     try:
-        checked = message_format(fmt, buttons)
-        body = preview_html(text, checked)
-        moment = parse_when(when, at, config.zone, now)
-        name = segment_name(segment, days)
+        checked = message_format(posted.fmt, posted.buttons)
+        body = preview_html(posted.text, checked)
+        moment = parse_when(posted.when, posted.at, config.zone, now)
+        name = segment_name(posted.segment, posted.days)
         found = segment_recipients(config.engine, name, now=now)
     except BroadcastError as exc:
         return _compose(request, session, form, str(exc), status=400)
@@ -173,7 +189,7 @@ def review(
         sample=[sample.get(i) for i in sample_ids],
         sample_ids=sample_ids,
         moment=moment,
-        is_now=when != "at",
+        is_now=posted.when != "at",
         duration=timedelta(seconds=seconds),
         rate=config.send_rate_per_s,
     )
@@ -182,27 +198,21 @@ def review(
 @router.post("/broadcast/confirm")
 def confirm(
     request: Request,
-    segment: str = Form(...),
-    days: int | None = Form(None),
-    text: str = Form(""),
-    fmt: str = Form("plain"),
-    buttons: str = Form(""),
-    when: str = Form("now"),
-    at: str = Form(""),
+    posted: ComposeForm = Depends(compose_form()),
     session: Session = Depends(manager_with_csrf),
 ) -> Response:
     """Create the broadcast (recipients resolved again now) and show its campaign page."""
     config = config_of(request)
     now = request.app.state.now()
-    form = _form(segment, days, text, when, at, fmt, buttons)
+    form = posted.as_dict()
     try:
-        checked = message_format(fmt, buttons)
-        moment = parse_when(when, at, config.zone, now)
-        name = segment_name(segment, days)
+        checked = message_format(posted.fmt, posted.buttons)
+        moment = parse_when(posted.when, posted.at, config.zone, now)
+        name = segment_name(posted.segment, posted.days)
         campaign_id = create_broadcast(
             config.engine,
             segment=name,
-            text=text,
+            text=posted.text,
             at=moment,
             now=now,
             created_by=session.user_id,
@@ -219,8 +229,8 @@ def confirm(
         details={
             "segment": name,
             "at": moment.isoformat(),
-            "chars": len(text.strip()),
-            "format": fmt,
+            "chars": len(posted.text.strip()),
+            "format": posted.fmt,
             "buttons": sum(len(row) for row in checked.buttons),
         },
     )
@@ -253,22 +263,18 @@ def preview(
 @router.post("/broadcast/test", response_class=HTMLResponse)
 def send_test(
     request: Request,
-    segment: str = Form("all"),
-    days: int | None = Form(None),
-    text: str = Form(""),
-    fmt: str = Form("plain"),
-    buttons: str = Form(""),
-    when: str = Form("now"),
-    at: str = Form(""),
+    posted: ComposeForm = Depends(compose_form("all")),
     session: Session = Depends(manager_with_csrf),
 ) -> Response:
     """Queue the composed message once to the manager's own chat; the composer comes back as it was."""
     config = config_of(request)
     now = request.app.state.now()
-    form = _form(segment, days, text, when, at, fmt, buttons)
+    form = posted.as_dict()
     try:
-        checked = message_format(fmt, buttons)
-        test_id = create_test_send(config.engine, chat_id=session.user_id, text=text, now=now, fmt=checked)
+        checked = message_format(posted.fmt, posted.buttons)
+        test_id = create_test_send(
+            config.engine, chat_id=session.user_id, text=posted.text, now=now, fmt=checked
+        )
     except BroadcastError as exc:
         return _compose(request, session, form, str(exc), status=400)
     record_action(
@@ -277,6 +283,6 @@ def send_test(
         action=AuditAction.BROADCAST_TESTED,
         target=f"test #{test_id}",
         now=now,
-        details={"chat_id": session.user_id, "format": fmt, "chars": len(text.strip())},
+        details={"chat_id": session.user_id, "format": posted.fmt, "chars": len(posted.text.strip())},
     )
     return _compose(request, session, form, None, notice={"id": test_id, "chat": session.user_id})
