@@ -86,6 +86,7 @@ async def running(
                     services.engine, replica=default_owner(), claim_timeout_s=webhook.claim_timeout_s
                 )
                 services.ledger = ledger
+                services.share_flood_limits()
                 # Every update now waits for its event to be durable before it is answered:
                 # a batch delay would be added to each answer (while a write is in flight the
                 # next events still gather into one batch).

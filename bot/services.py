@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from telegram import Update
 
 from bot.callbacks import CallbackCodec
-from bot.flood import FloodGuard, FloodVerdict
+from bot.flood import FloodGuard, FloodVerdict, SharedFloodGuard
 from bot.knowledge import KnowledgeBase
 from bot.replicas import UpdateLedger, stamp
 from bot.understanding import Understander
@@ -78,9 +78,11 @@ class BotServices:
         self.codec = codec
         self.understander = Understander(parser)
         self.users = UserProfiles(engine, writer)
-        self.flood = FloodGuard(settings.flood_max_messages, settings.flood_window_s)
+        self.flood: FloodGuard | SharedFloodGuard = FloodGuard(
+            settings.flood_max_messages, settings.flood_window_s
+        )
         # Telegram allows 20 messages a minute in a group; keep a margin for broadcasts.
-        self.group_replies = FloodGuard(GROUP_REPLIES_PER_MIN, 60.0)
+        self.group_replies: FloodGuard | SharedFloodGuard = FloodGuard(GROUP_REPLIES_PER_MIN, 60.0)
         self.admin_ids = frozenset(settings.admin_ids)
         # The scheduler (`bot.app.attach_scheduler`) or a test double; None: no broadcasts here.
         self.broadcasts: BroadcastScheduler | None = None
@@ -106,6 +108,18 @@ class BotServices:
         """Whether `user_id` is one of the configured community managers."""
         return user_id is not None and user_id in self.admin_ids
 
-    def allow_group_reply(self, chat_id: int) -> bool:
+    async def allow_group_reply(self, chat_id: int) -> bool:
         """Whether the bot may post in this group now without flooding it."""
-        return self.group_replies.check(chat_id) is FloodVerdict.OK
+        return await self.group_replies.acheck(chat_id) is FloodVerdict.OK
+
+    def share_flood_limits(self) -> None:
+        """Count the flood limits in the database, for webhook replicas that share one user's messages."""
+        self.flood = SharedFloodGuard(
+            self.engine,
+            scope="user",
+            max_messages=self.settings.flood_max_messages,
+            window_s=self.settings.flood_window_s,
+        )
+        self.group_replies = SharedFloodGuard(
+            self.engine, scope="group", max_messages=GROUP_REPLIES_PER_MIN, window_s=60.0
+        )

@@ -37,7 +37,7 @@ async def throttle(update: Update, context: Context) -> None:
     if message is None or user is None or message.chat.type == ChatType.CHANNEL:
         return
     services = services_of(context)
-    verdict = services.flood.check(user.id)
+    verdict = await services.flood.acheck(user.id)
     if verdict is FloodVerdict.OK:
         return
     services.log_update_event(update, throttled_event(message))

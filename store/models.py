@@ -505,3 +505,21 @@ class UserLastDay(Base):
 
     user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     last_day: Mapped[int] = mapped_column(Integer)
+
+
+class FloodCounter(Base):
+    """Messages counted in one fixed window of one flood limit, shared by every webhook replica.
+
+    `scope` names the limit (`user`: a user's messages to the bot; `group`: the bot's replies in a
+    group), `key` the user or chat id, `bucket` the window number (`floor(unix time / window)`).
+    `warned` says whether the one "slow down" reply of that window has gone out. Rows older than
+    the previous window are pruned by `store.flood.prune_flood_counters`.
+    """
+
+    __tablename__ = "flood_counters"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False, index=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    warned: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -22,7 +22,7 @@ async def on_text(update: Update, context: Context) -> None:
     if message is None or understood is None:
         return
     services = services_of(context)
-    if message.chat.type != ChatType.PRIVATE and not services.allow_group_reply(message.chat.id):
+    if message.chat.type != ChatType.PRIVATE and not await services.allow_group_reply(message.chat.id):
         logger.warning("not answering in group %d: its reply budget is spent", message.chat.id)
         return
     reply = answer_for(understood, language_for(update, context).lang, services.knowledge, services.codec)
@@ -72,7 +72,9 @@ async def unknown_command(update: Update, context: Context) -> None:
     message = update.effective_message
     if message is None:
         return
-    if message.chat.type != ChatType.PRIVATE and not services_of(context).allow_group_reply(message.chat.id):
+    if message.chat.type != ChatType.PRIVATE and not await services_of(context).allow_group_reply(
+        message.chat.id
+    ):
         return
     await message.reply_text(t("unknown_command", language_for(update, context).lang))
 
@@ -80,6 +82,6 @@ async def unknown_command(update: Update, context: Context) -> None:
 async def use_private_chat(update: Update, context: Context) -> None:
     """Point a personal command used in a group to the private chat."""
     message = update.effective_message
-    if message is None or not services_of(context).allow_group_reply(message.chat.id):
+    if message is None or not await services_of(context).allow_group_reply(message.chat.id):
         return
     await message.reply_text(t("private_only", language_for(update, context).lang))

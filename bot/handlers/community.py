@@ -26,7 +26,7 @@ async def welcome(update: Update, context: Context) -> None:
     if change.old_chat_member.status not in _OUTSIDE or change.new_chat_member.status not in _JOINED:
         return
     member = change.new_chat_member.user
-    if member.is_bot or not services_of(context).allow_group_reply(change.chat.id):
+    if member.is_bot or not await services_of(context).allow_group_reply(change.chat.id):
         return
     # The member's own language: the one they last wrote to the bot in, else their client's.
     lang = known_language(context.application.user_data.get(member.id), member.language_code).lang

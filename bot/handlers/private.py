@@ -79,7 +79,7 @@ async def help_command(update: Update, context: Context) -> None:
     if message is None:
         return
     services = services_of(context)
-    if message.chat.type != "private" and not services.allow_group_reply(message.chat.id):
+    if message.chat.type != "private" and not await services.allow_group_reply(message.chat.id):
         return
     lang = language_for(update, context).lang
     text = t("help", lang)
