@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +30,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def dialect_insert(dialect: str, table: Any) -> Any:
+    """An INSERT on `table` in the dialect's own construct, for `ON CONFLICT` (SQLite and PostgreSQL alike).
+
+    Both dialects' inserts take `on_conflict_do_nothing`/`on_conflict_do_update` with the same
+    arguments; the generic `sqlalchemy.insert` has neither.
+    """
+    if dialect == "sqlite":
+        return sqlite_insert(table)
+    if dialect == "postgresql":
+        return postgresql_insert(table)
+    raise NotImplementedError(f"unsupported database backend {dialect!r}")  # pragma: no cover
 
 
 def safe_url(url: str) -> str:

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, delete, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from store.db import dialect_insert
 from store.models import FloodCounter
 
 __all__ = ["FloodCount", "count_message", "prune_flood_counters"]
@@ -38,12 +37,7 @@ class FloodCount:
 
 
 def _insert(engine: Engine) -> Any:
-    backend = engine.dialect.name
-    if backend == "sqlite":
-        return sqlite_insert(_COUNTERS)
-    if backend == "postgresql":
-        return postgresql_insert(_COUNTERS)
-    raise NotImplementedError(f"unsupported database backend {backend!r}")  # pragma: no cover
+    return dialect_insert(engine.dialect.name, _COUNTERS)
 
 
 def count_message(

@@ -27,10 +27,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, exists, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from store.db import unit_of_work
+from store.db import dialect_insert, unit_of_work
 from store.models import Event, ProcessedUpdate
 
 __all__ = ["Claim", "claim_update", "finish_update", "logged_events", "prune_claims"]
@@ -56,13 +54,7 @@ _CLAIMS: Any = ProcessedUpdate.__table__
 
 
 def _insert(engine: Engine) -> Any:
-    table = _CLAIMS
-    backend = engine.dialect.name
-    if backend == "sqlite":
-        return sqlite_insert(table)
-    if backend == "postgresql":
-        return postgresql_insert(table)
-    raise NotImplementedError(f"unsupported database backend {backend!r}")  # pragma: no cover
+    return dialect_insert(engine.dialect.name, _CLAIMS)
 
 
 def claim_update(
