@@ -32,7 +32,7 @@ from telegram import Update
 
 from store.models import utcnow
 from store.records import EventRecord
-from store.updates import Claim, claim_update, finish_update, logged_events, prune_claims
+from store.updates import Claim, claim_update, finish_update, logged_events, prune_claims, stored_reply
 from store.writer import EventWriter
 
 __all__ = ["UpdateLedger", "stamp", "telegram_time"]
@@ -165,16 +165,21 @@ class UpdateLedger:
             return False
         return True
 
-    async def finish(self, update_id: int) -> bool:
-        """Mark the update handled; False (and a warning) when another replica took it over."""
+    async def finish(self, update_id: int, *, reply: str | None = None) -> bool:
+        """Mark the update handled, keeping its webhook reply; False (and a warning) when another
+        replica took it over."""
         self.already_logged.discard(update_id)
         self._unwritten.discard(update_id)
         done = await asyncio.to_thread(
-            finish_update, self._engine, update_id, self.replica, now=self._clock()
+            finish_update, self._engine, update_id, self.replica, now=self._clock(), reply=reply
         )
         if not done:
             logger.warning("update %d was taken over by another replica before it was finished", update_id)
         return done
+
+    async def reply_of(self, update_id: int) -> str | None:
+        """The webhook reply a handled update was answered with (a retry gets it again)."""
+        return await asyncio.to_thread(stored_reply, self._engine, update_id)
 
     async def _maybe_prune(self) -> None:
         """Delete claims older than a day, at most every `PRUNE_EVERY_S`; a failure waits for the next."""

@@ -7,6 +7,7 @@ behind nginx, fed by the local Bot API's webhook delivery, and kills one of them
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
@@ -69,9 +70,22 @@ def _take_pending(api: LocalBotAPI) -> list[dict[str, Any]]:
     return taken
 
 
-async def _post(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> int:
+async def _deliver(
+    api: LocalBotAPI, session: aiohttp.ClientSession, url: str, body: dict[str, Any], *, lost: bool = False
+) -> tuple[int, bytes]:
+    """POST as Telegram does: a 2xx response's Bot API call is executed, unless the answer is `lost`."""
     async with session.post(url, json=body, headers={SECRET_HEADER: SECRET}) as response:
-        return response.status
+        reply = await response.read()
+        if 200 <= response.status < 300 and not lost:
+            api.execute_webhook_reply(reply, response.content_type)
+        return response.status, reply
+
+
+async def _post(
+    api: LocalBotAPI, session: aiohttp.ClientSession, url: str, body: dict[str, Any], *, lost: bool = False
+) -> int:
+    status, _ = await _deliver(api, session, url, body, lost=lost)
+    return status
 
 
 def _replies(api: LocalBotAPI, chat_id: int) -> int:
@@ -87,9 +101,15 @@ async def test_a_retry_reaching_another_replica_is_acknowledged_without_handling
         api.user_command(alice, "help")
         (help_update,) = _take_pending(api)
         async with aiohttp.ClientSession() as session:
-            assert await _post(session, first, help_update) == 200
-            assert await _post(session, second, help_update) == 200  # Telegram's retry, elsewhere
-            assert await _post(session, first, help_update) == 200
+            # Telegram retries a delivery whose answer it did not get: the first two answers are lost.
+            answers = [
+                await _deliver(api, session, first, help_update, lost=True),
+                await _deliver(api, session, second, help_update, lost=True),  # the retry, elsewhere
+                await _deliver(api, session, first, help_update),
+            ]
+    assert [status for status, _ in answers] == [200, 200, 200]
+    assert answers[0][1] == answers[1][1] == answers[2][1]  # the stored reply, given again
+    assert json.loads(answers[0][1])["method"] == "sendMessage"
     assert _replies(api, 8101) == 1
     assert [e.update_id for e in user_events(bot_engine, 8101)] == [help_update["update_id"]]
 
@@ -106,8 +126,8 @@ async def test_two_updates_handled_in_reverse_order_by_two_replicas_read_back_in
         assert earlier["update_id"] < later["update_id"]
         later["message"]["date"] = earlier["message"]["date"]  # one Telegram second
         async with aiohttp.ClientSession() as session:
-            assert await _post(session, second, later) == 200  # written first, by the other replica
-            assert await _post(session, first, earlier) == 200
+            assert await _post(api, session, second, later) == 200  # written first, by the other replica
+            assert await _post(api, session, first, earlier) == 200
     events = user_events(bot_engine, 8102)
     assert [e.attributes["command"] for e in events if e.attributes] == ["help", "privacy"]
     assert [e.id for e in events] == sorted((e.id for e in events), reverse=True)  # inserted the other way
@@ -138,7 +158,7 @@ async def test_a_fresh_claim_elsewhere_answers_503_and_a_stale_one_is_taken_over
             [EventRecord(user_id=8103, ts=ts, kind="command", update_id=logged["update_id"], attributes={})],
         )
         async with aiohttp.ClientSession() as session:
-            assert await _post(session, url, busy) == 503  # "other" is on it: Telegram retries later
+            assert await _post(api, session, url, busy) == 503  # "other" is on it: Telegram retries later
             assert _replies(api, 8103) == 0
             with unit_of_work(bot_engine) as db:
                 db.execute(
@@ -146,8 +166,8 @@ async def test_a_fresh_claim_elsewhere_answers_503_and_a_stale_one_is_taken_over
                     .where(ProcessedUpdate.update_id == busy["update_id"])
                     .values(claimed_at=long_ago)
                 )
-            assert await _post(session, url, busy) == 200  # "other" died: taken over and handled
-            assert await _post(session, url, logged) == 200  # taken over: answered, not logged again
+            assert await _post(api, session, url, busy) == 200  # "other" died: taken over and handled
+            assert await _post(api, session, url, logged) == 200  # taken over: answered, not logged again
     assert _replies(api, 8103) == 2
     assert sorted(e.update_id or 0 for e in user_events(bot_engine, 8103)) == sorted(
         [busy["update_id"], logged["update_id"]]
@@ -175,9 +195,9 @@ async def test_the_database_down_while_claiming_answers_503_and_handles_nothing(
 
         monkeypatch.setattr("bot.replicas.claim_update", down)
         async with aiohttp.ClientSession() as session:
-            assert await _post(session, url, body) == 503
+            assert await _post(api, session, url, body) == 503
             monkeypatch.undo()
-            assert await _post(session, url, body) == 200  # Telegram's retry, once it is back
+            assert await _post(api, session, url, body) == 200  # Telegram's retry, once it is back
     assert _replies(api, 8104) == 1
     assert count_events(bot_engine) == 1
 
