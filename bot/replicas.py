@@ -136,9 +136,9 @@ class UpdateLedger:
         """Wait until the events `update_id` logged so far are written (or spooled); False after `timeout_s`.
 
         Called by the observer before an update is answered and by the receiver before it is
-        acknowledged; the second call returns at once unless a handler logged more. So the
-        window in which a killed replica's update is answered twice is only from its answer to
-        its claim being marked done. No thread waits: the writer calls back
+        acknowledged; the second call returns at once unless a handler logged more. (An answer
+        sent over HTTP, not in the webhook response (`bot.webhook_reply`), is sent again if the
+        replica dies between it and marking the claim done.) No thread waits: the writer calls back
         (`EventWriter.when_done`, which covers everything logged before, so this update too),
         and dozens of updates can wait at once.
         """

@@ -9,15 +9,15 @@ stores that call with the claim in the statement that marks it done and answers 
 a done update with it again (Telegram retries only a delivery whose 2xx it did not get), so
 the answer is executed once whether the replica dies before or after marking the claim done.
 
-How a call becomes the reply: `WebhookServer` runs `process_update` inside `capturing()`
-(a context variable, so concurrent updates each have their own slot), and `BotApiRequest`
-hands every call made in it to `WebhookReply.route`. A call of `ELIGIBLE` (a method whose
-result the handlers do not use) is held, not sent: the handler gets a plausible result
-(`plausible_result`). Any later call in the same update first sends the held one over HTTP,
-so Telegram sees the calls in the handler's order, and may then be held itself; what is held
-when the update has been processed is the reply. So the last call of an update is the one
-sent exactly once, which is the answer for every handler here (one message, or a callback
-answer followed by the edit or message that answers the button).
+How a call becomes the reply: `WebhookServer` runs `process_update` inside `capturing()` (a
+context variable, so concurrent updates each have their own slot), and `BotApiRequest` hands
+every call the task processing the update makes to `WebhookReply.route`. A call of `ELIGIBLE`
+(a method whose result the handlers do not use) is held, not sent: the handler gets a
+plausible result (`plausible_result`). Any later call in the same update first sends the held
+one over HTTP, so Telegram sees the calls in the handler's order, and may then be held itself;
+what is held when the update has been processed is the reply. So the last call of an update is
+the one sent exactly once, which is the answer for every handler here (one message, or a
+callback answer followed by the edit or message that answers the button).
 
 A handler that uses what an eligible call returns (the `message_id` of a sent message, say)
 must make that call inside `over_http()`: the held call's result is made up.
@@ -25,6 +25,7 @@ must make that call inside `over_http()`: the held call's result is made up.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import json
@@ -107,6 +108,7 @@ class WebhookReply:
     """
 
     def __init__(self) -> None:
+        self.task = asyncio.current_task()
         self._held: _Held | None = None
         self._open = True
         self._over_http = 0
@@ -151,8 +153,16 @@ async def _flush(held: _Held, send: Send) -> None:
 
 
 def current_reply() -> WebhookReply | None:
-    """The reply slot of the update this task is processing, if any."""
-    return _current.get()
+    """The reply slot of the update this task is processing, if any.
+
+    Only in the task that opened it: a task started meanwhile (a background loop started
+    by the first call a handler makes) copies the context variable, and its calls are no
+    answer of this update.
+    """
+    reply = _current.get()
+    if reply is None or reply.task is not asyncio.current_task():
+        return None
+    return reply
 
 
 @contextlib.contextmanager
@@ -172,7 +182,7 @@ def over_http() -> Iterator[None]:
 
     A call held earlier is sent first (order is kept); calls after the block may be held again.
     """
-    reply = _current.get()
+    reply = current_reply()
     if reply is None:
         yield
         return

@@ -132,3 +132,14 @@ async def test_calls_after_the_capture_closed_and_outside_it_go_over_http(api: L
         await bot.send_message(ALICE, "late")
     await bot.send_message(ALICE, "polling")  # long polling never captures
     assert _texts(api) == ["late", "polling"]
+
+
+async def test_a_task_started_while_an_update_is_handled_sends_over_http(api: LocalBotAPI, bot: Bot) -> None:
+    with capturing() as slot:
+        background = asyncio.create_task(bot.send_message(BOB, "a push"))  # copies the context
+        pushed = await background
+        await bot.send_message(ALICE, "the answer")
+    assert pushed.message_id > 0  # a real Message: the push is no answer of this update
+    assert _texts(api) == ["a push"]
+    body = slot.close()
+    assert body is not None and json.loads(body)["text"] == "the answer"
