@@ -32,7 +32,7 @@ from telegram import Update
 
 from store.models import utcnow
 from store.records import EventRecord
-from store.updates import Claim, claim_update, finish_update, logged_events, prune_claims
+from store.updates import Claim, claim_update, finish_update, logged_events, prune_claims, stored_reply
 from store.writer import EventWriter
 
 __all__ = ["UpdateLedger", "stamp", "telegram_time"]
@@ -136,9 +136,9 @@ class UpdateLedger:
         """Wait until the events `update_id` logged so far are written (or spooled); False after `timeout_s`.
 
         Called by the observer before an update is answered and by the receiver before it is
-        acknowledged; the second call returns at once unless a handler logged more. So the
-        window in which a killed replica's update is answered twice is only from its answer to
-        its claim being marked done. No thread waits: the writer calls back
+        acknowledged; the second call returns at once unless a handler logged more. (An answer
+        sent over HTTP, not in the webhook response (`bot.webhook_reply`), is sent again if the
+        replica dies between it and marking the claim done.) No thread waits: the writer calls back
         (`EventWriter.when_done`, which covers everything logged before, so this update too),
         and dozens of updates can wait at once.
         """
@@ -165,16 +165,21 @@ class UpdateLedger:
             return False
         return True
 
-    async def finish(self, update_id: int) -> bool:
-        """Mark the update handled; False (and a warning) when another replica took it over."""
+    async def finish(self, update_id: int, *, reply: str | None = None) -> bool:
+        """Mark the update handled, keeping its webhook reply; False (and a warning) when another
+        replica took it over."""
         self.already_logged.discard(update_id)
         self._unwritten.discard(update_id)
         done = await asyncio.to_thread(
-            finish_update, self._engine, update_id, self.replica, now=self._clock()
+            finish_update, self._engine, update_id, self.replica, now=self._clock(), reply=reply
         )
         if not done:
             logger.warning("update %d was taken over by another replica before it was finished", update_id)
         return done
+
+    async def reply_of(self, update_id: int) -> str | None:
+        """The webhook reply a handled update was answered with (a retry gets it again)."""
+        return await asyncio.to_thread(stored_reply, self._engine, update_id)
 
     async def _maybe_prune(self) -> None:
         """Delete claims older than a day, at most every `PRUNE_EVERY_S`; a failure waits for the next."""

@@ -37,6 +37,8 @@ class WebhookOptions:
     """Claim each update in the database before handling it (`bot.replicas`)."""
     claim_timeout_s: float = 30.0
     """Age after which another replica takes an unfinished claim over."""
+    reply: bool = True
+    """With `dedup`: answer in the webhook response (`bot.webhook_reply`)."""
 
     @property
     def path(self) -> str:
@@ -91,7 +93,13 @@ async def running(
                 # a batch delay would be added to each answer (while a write is in flight the
                 # next events still gather into one batch).
                 services.writer.max_delay_s = 0.0
-            receiver = WebhookServer(application, secret_token=secret, path=webhook.path, ledger=ledger)
+            receiver = WebhookServer(
+                application,
+                secret_token=secret,
+                path=webhook.path,
+                ledger=ledger,
+                reply_in_response=webhook.reply,
+            )
             await receiver.start(webhook.listen, webhook.port)
             await application.bot.set_webhook(
                 webhook.url, secret_token=secret, allowed_updates=ALLOWED_UPDATES

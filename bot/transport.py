@@ -7,6 +7,9 @@
 - a 409 "terminated by other getUpdates request" (another process polls with the same
   token, e.g. a standby) is said in one warning line, and the next getUpdates waits, doubling
   up to `CONFLICT_BACKOFF_MAX_S`, instead of fighting the other poller once a second.
+
+While a claimed webhook update is processed (`bot.webhook_reply.capturing`), its calls go
+through that update's reply slot, which may hold one as the webhook reply instead of sending it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 
 from telegram.error import TelegramError
 from telegram.request import HTTPXRequest, RequestData
+
+from bot.webhook_reply import current_reply
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +81,29 @@ class BotApiRequest(HTTPXRequest):
         pool_timeout: Any = HTTPXRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
         """Make the request; see the module docstring for the two checks."""
+        reply = current_reply()
+        if reply is not None:
+
+            async def send(url: str, request_data: RequestData | None) -> tuple[int, bytes]:
+                return await self._checked(
+                    url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
+                )
+
+            return await reply.route(url, request_data, send)
+        return await self._checked(
+            url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
+        )
+
+    async def _checked(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None,
+        read_timeout: Any,
+        write_timeout: Any,
+        connect_timeout: Any,
+        pool_timeout: Any,
+    ) -> tuple[int, bytes]:
         polling = url.endswith("/getUpdates")
         if polling and self._conflict_wait:
             await asyncio.sleep(self._conflict_wait)

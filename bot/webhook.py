@@ -19,6 +19,11 @@ only once its events are durable (written, or spooled to disk) and its
 claim is marked done. A retry of a handled update gets 200 without handling; one still in
 hand elsewhere gets 503, which Telegram retries later. The database being down while
 claiming also answers 503: nothing was handled, Telegram keeps the update.
+
+With `reply_in_response` (`RAPPORT_WEBHOOK_REPLY`), an update's answer travels in the 200
+itself (`bot.webhook_reply`): Telegram executes it only on getting that response, the claim
+keeps it, and a retry of the done update is answered with it again, so the answer is
+executed exactly once even when a replica dies between answering and marking the claim done.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from telegram.ext import Application
 
 from bot.context import services_for
 from bot.replicas import UpdateLedger
+from bot.webhook_reply import capturing
 from store.updates import Claim
 
 logger = logging.getLogger(__name__)
@@ -64,6 +70,7 @@ class WebhookServer:
         path: The URL path Telegram posts to.
         ledger: Claim updates in the database before handling them (replicas); None: queue
             every verified update and acknowledge at once, as before.
+        reply_in_response: With a ledger: answer each update in its webhook response.
     """
 
     def __init__(
@@ -73,9 +80,11 @@ class WebhookServer:
         secret_token: str,
         path: str = "/telegram",
         ledger: UpdateLedger | None = None,
+        reply_in_response: bool = False,
     ) -> None:
         self._application = application
         self._ledger = ledger
+        self._reply_in_response = reply_in_response
         self._slots = asyncio.Semaphore(WEBHOOK_CONCURRENCY)
         self._secret = secret_token.encode()
         self.path = path if path.startswith("/") else f"/{path}"
@@ -117,7 +126,14 @@ class WebhookServer:
             return _retry_later()
         if claim is Claim.DONE:
             logger.debug("update %d: a retry of a handled update, acknowledged", update.update_id)
-            return web.Response(status=200)
+            if not self._reply_in_response:
+                return web.Response(status=200)
+            try:
+                stored = await ledger.reply_of(update.update_id)
+            except Exception as exc:
+                logger.warning("update %d: cannot read its reply (%s): answered 503", update.update_id, exc)
+                return _retry_later()
+            return _acknowledge(stored)
         if claim is Claim.BUSY:
             logger.info(
                 "update %d: claimed (here or by another replica) and not finished: answered 503",
@@ -129,20 +145,28 @@ class WebhookServer:
         # waits for its event to be durable, so a handful of slots would leave the replica
         # idle; Telegram keeps at most `max_connections` (40 by default) requests in flight.
         async with self._slots:
-            await application.process_update(update)
+            if self._reply_in_response:
+                with capturing() as slot:
+                    await application.process_update(update)
+                reply = slot.close()
+            else:
+                await application.process_update(update)
+                reply = None
         if not await ledger.durable(update.update_id, services_for(application).writer):
             # The events are in memory only: not acknowledged. The claim stays unfinished, so a
             # retry after the claim timeout is taken over and finds out what reached the log.
             logger.warning("update %d: event log not durable: answered 503", update.update_id)
             return _retry_later()
         try:
-            await ledger.finish(update.update_id)
+            await ledger.finish(update.update_id, reply=reply)
         except Exception as exc:
+            # Not answered either: the reply is dropped with the 503, and the update taken
+            # over after the claim timeout is handled, and answered, again.
             logger.warning(
                 "update %d: handled, but cannot mark it done (%s): answered 503", update.update_id, exc
             )
             return _retry_later()
-        return web.Response(status=200)
+        return _acknowledge(reply)
 
     async def start(self, listen: str, port: int) -> None:
         """Bind and serve."""
@@ -158,6 +182,13 @@ class WebhookServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+def _acknowledge(reply: str | None) -> web.Response:
+    """200, with the Bot API call Telegram is to execute when it gets it (if any)."""
+    if reply is None:
+        return web.Response(status=200)
+    return web.Response(status=200, text=reply, content_type="application/json")
 
 
 def _retry_later() -> web.Response:

@@ -81,6 +81,7 @@ def run(
             secret_token=settings.webhook_secret or derived_secret(settings.telegram_bot_token),
             dedup=settings.webhook_dedup,
             claim_timeout_s=settings.webhook_claim_timeout_s,
+            reply=settings.webhook_reply,
         )
     engine = open_engine(settings)
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -18,7 +19,9 @@ from fakeapi.errors import BotApiError
 from fakeapi.params import Params
 from fakeapi.state import BotState, WebhookConfig
 
-__all__ = ["UpdateFeed"]
+__all__ = ["ExecuteReply", "UpdateFeed"]
+
+ExecuteReply = Callable[[bytes, str], None]
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +42,19 @@ class UpdateFeed:
         state: The shared state whose pending queue is served.
         loop: The server's event loop.
         webhook_retry_delay: Seconds between failed webhook deliveries.
+        execute_reply: Runs the Bot API call a 2xx webhook response carries in its body
+            (`body`, `content_type`), as Telegram does ("making requests when getting updates").
     """
 
-    def __init__(self, state: BotState, loop: asyncio.AbstractEventLoop, webhook_retry_delay: float = 1.0):
+    def __init__(
+        self,
+        state: BotState,
+        loop: asyncio.AbstractEventLoop,
+        webhook_retry_delay: float = 1.0,
+        execute_reply: ExecuteReply | None = None,
+    ):
         self.state = state
+        self.execute_reply = execute_reply
         self.loop = loop
         self.webhook_retry_delay = webhook_retry_delay
         self._poll_event = asyncio.Event()
@@ -123,6 +135,10 @@ class UpdateFeed:
         (other updates go on meanwhile, so one failing update does not stall the rest). With
         ``state.webhook_redeliver_every = n``, every n-th acknowledged update is POSTed once
         more, as Telegram does when it did not see the 200 (a lost answer).
+
+        The Bot API call a 2xx response carries is executed (`execute_reply`) when that
+        response is the one "Telegram" got: not for a lost answer, whose re-sent delivery's
+        response is executed instead (and a failed re-send leaves the update pending again).
         """
         tasks: set[asyncio.Task[None]] = set()
         try:
@@ -163,38 +179,51 @@ class UpdateFeed:
             found.append((update, max(due, 0.0)))
         return found
 
-    async def _post(self, hook: WebhookConfig, update: dict[str, Any]) -> tuple[bool, str]:
+    async def _post(self, hook: WebhookConfig, update: dict[str, Any]) -> tuple[bool, str, bytes, str]:
+        """POST the update: (2xx, the error otherwise, the response body, its content type)."""
         assert self._session is not None
         headers = {SECRET_HEADER: hook.secret_token} if hook.secret_token else {}
         self.state.webhook_attempts += 1
         try:
             async with self._session.post(hook.url, json=update, headers=headers) as response:
-                await response.read()
-                return 200 <= response.status < 300, (
-                    f"Wrong response from the webhook: {response.status} {response.reason}"
+                body = await response.read()
+                return (
+                    200 <= response.status < 300,
+                    f"Wrong response from the webhook: {response.status} {response.reason}",
+                    body,
+                    response.content_type,
                 )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return False, f"Connection failed: {exc.__class__.__name__}"
+            return False, f"Connection failed: {exc.__class__.__name__}", b"", ""
+
+    def _executed(self, body: bytes, content_type: str) -> None:
+        if self.execute_reply is not None and body.strip():
+            self.execute_reply(body, content_type)
 
     async def _deliver(self, hook: WebhookConfig, update: dict[str, Any]) -> None:
         update_id = update["update_id"]
         try:
-            ok, error = await self._post(hook, update)
+            ok, error, body, content_type = await self._post(hook, update)
             with self.state.lock:
                 if ok:
-                    self.state.pending = [u for u in self.state.pending if u["update_id"] != update_id]
                     self.state.webhook_acked += 1
                     every = self.state.webhook_redeliver_every
                     redeliver = every > 0 and self.state.webhook_acked % every == 0
+                    if not redeliver:
+                        self.state.pending = [u for u in self.state.pending if u["update_id"] != update_id]
                 else:
                     self.state.webhook_error = (self.state.now(), error)
                     self.state.webhook_failures += 1
                     redeliver = False
+            if ok and redeliver:  # the answer "got lost": Telegram sends the update again
+                self.state.webhook_redelivered += 1
+                ok, error, body, content_type = await self._post(hook, update)
+                if ok:
+                    with self.state.lock:
+                        self.state.pending = [u for u in self.state.pending if u["update_id"] != update_id]
             if ok:
                 self._retry_at.pop(update_id, None)
-                if redeliver:  # the answer "got lost": Telegram sends the update again
-                    self.state.webhook_redelivered += 1
-                    await self._post(hook, update)
+                self._executed(body, content_type)
             else:
                 logger.info("webhook delivery of update %d failed: %s", update_id, error)
                 self._retry_at[update_id] = self.loop.time() + self.webhook_retry_delay

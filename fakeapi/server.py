@@ -194,7 +194,9 @@ class LocalBotAPI(EventSimulator):
         if self._runner is not None:
             raise RuntimeError("the server is already running")
         self._loop = asyncio.get_running_loop()
-        self._feed = UpdateFeed(self.state, self._loop, self._webhook_retry_delay)
+        self._feed = UpdateFeed(
+            self.state, self._loop, self._webhook_retry_delay, execute_reply=self.execute_webhook_reply
+        )
         self._feed.start()
         self.state.add_update_listener(self._feed.notify)
         app = web.Application()
@@ -348,6 +350,38 @@ class LocalBotAPI(EventSimulator):
             return self._answer(name, params, started, result=result)
         except BotApiError as exc:
             return self._answer(requested, params, started, error=exc)
+
+    def execute_webhook_reply(self, body: bytes, content_type: str) -> None:
+        """Run the Bot API call a 2xx webhook response carries, as Telegram does.
+
+        Telegram's "making requests when getting updates": a JSON body with `method` and its
+        parameters is executed like a call (recorded in `calls`, a message in `sent`), and its
+        result goes nowhere. Anything else is ignored, as Telegram ignores it; logged here.
+        """
+        started = time.time()
+        if content_type != "application/json":
+            logger.warning("webhook reply ignored: Content-Type %r, not application/json", content_type)
+            return
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            logger.warning("webhook reply ignored: not JSON (%r)", body[:100])
+            return
+        requested = data.get("method") if isinstance(data, dict) else None
+        key = requested.lower() if isinstance(requested, str) else ""
+        if key not in _HANDLERS:
+            logger.warning("webhook reply ignored: no known Bot API method in %r", body[:100])
+            return
+        name, handler = _HANDLERS[key]
+        params = Params({k: v for k, v in data.items() if k != "method"})
+        self.requests.append(name)
+        try:
+            result = handler(self.ctx, params)
+        except BotApiError as exc:
+            logger.warning("webhook reply %s failed: %s", name, exc.description)
+            self._answer(name, params, started, error=exc)
+            return
+        self._answer(name, params, started, result=result)
 
     async def _handle_unknown_path(self, request: web.Request) -> web.Response:
         return web.json_response(_NOT_FOUND.to_json(), status=404)

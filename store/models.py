@@ -425,7 +425,11 @@ class ExperimentVariant(Base):
 
 
 class ProcessedUpdate(Base):
-    """A Telegram `update_id` claimed by one replica; `done_at` is set once it has been handled."""
+    """A Telegram `update_id` claimed by one replica; `done_at` is set once it has been handled.
+
+    `reply` is the Bot API call (a JSON body with `method`) the update was answered with in
+    the webhook response, stored with `done_at` so a retry of the update gets it again.
+    """
 
     __tablename__ = "processed_updates"
 
@@ -433,6 +437,7 @@ class ProcessedUpdate(Base):
     replica: Mapped[str] = mapped_column(String(128))
     claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reply: Mapped[str | None] = mapped_column(Text)
 
 
 class UserDay(Base):

@@ -75,6 +75,14 @@ class Settings(BaseSettings):
         description="A claimed update not finished within this many seconds is taken over by the replica "
         "Telegram retries it to (its claimer is taken to be dead); until then retries get HTTP 503.",
     )
+    webhook_reply: bool = Field(
+        default=True,
+        description="With claimed webhook updates (`RAPPORT_WEBHOOK_DEDUP`): answer each update's first "
+        "reply whose result the bot does not use (a sendMessage answer, answerCallbackQuery, ...) in the "
+        "webhook response, which Telegram executes only when it gets that 2xx, stored with the claim "
+        "for a retry; so a replica killed mid-update never has its answer sent twice (off: every call "
+        "goes over HTTP).",
+    )
     flood_max_messages: int = Field(
         default=20,
         description="Messages a user may send within `flood_window_s` before throttling.",

@@ -6,7 +6,10 @@ with one `INSERT ... ON CONFLICT DO NOTHING` (SQLAlchemy's SQLite and PostgreSQL
 inserts), so two replicas racing for one update cannot both win: the loser's insert adds
 no row. What the loser does depends on the row it finds:
 
-- `done_at` set: the update was handled (events written, answers sent); answer 200 again;
+- `done_at` set: the update was handled (events written, answers sent); answer 200 again,
+  with the Bot API call it was answered with in its webhook response (`reply`, kept with
+  `done_at` in one statement by `finish_update`; `stored_reply` reads it): Telegram retries
+  only a delivery whose 2xx it did not get, so it never executed that call;
 - claimed recently and not done: another replica is on it, or died on it; answer non-2xx
   so that Telegram retries later;
 - claimed longer ago than the takeover bound and not done: the claimer is taken to be dead;
@@ -31,7 +34,7 @@ from sqlalchemy import Engine, delete, exists, select, update
 from store.db import dialect_insert, unit_of_work
 from store.models import Event, ProcessedUpdate
 
-__all__ = ["Claim", "claim_update", "finish_update", "logged_events", "prune_claims"]
+__all__ = ["Claim", "claim_update", "finish_update", "logged_events", "prune_claims", "stored_reply"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +70,7 @@ def claim_update(
     """
     statement = (
         _insert(engine)
-        .values(update_id=update_id, replica=replica, claimed_at=now, done_at=None)
+        .values(update_id=update_id, replica=replica, claimed_at=now, done_at=None, reply=None)
         .on_conflict_do_nothing(index_elements=["update_id"])
         .returning(_CLAIMS.c.update_id)  # rowcount is not reliable here on every driver
     )
@@ -102,15 +105,30 @@ def claim_update(
     return Claim.TAKEN_OVER
 
 
-def finish_update(engine: Engine, update_id: int, replica: str, *, now: datetime) -> bool:
-    """Mark the update handled; False when the claim is no longer this replica's (taken over)."""
+def finish_update(
+    engine: Engine, update_id: int, replica: str, *, now: datetime, reply: str | None = None
+) -> bool:
+    """Mark the update handled, with the webhook reply it is answered with (None: an empty 200).
+
+    One UPDATE: the reply is stored exactly when the claim is marked done, so a retry that
+    finds the update done always finds the answer it must give. False when the claim is no
+    longer this replica's (taken over): nothing is stored.
+    """
     with engine.begin() as connection:
         result = connection.execute(
             update(_CLAIMS)
             .where(_CLAIMS.c.update_id == update_id, _CLAIMS.c.replica == replica)
-            .values(done_at=now)
+            .values(done_at=now, reply=reply)
         )
         return bool(result.rowcount)
+
+
+def stored_reply(engine: Engine, update_id: int) -> str | None:
+    """The webhook reply a handled update was answered with; None for none (or a pruned claim)."""
+    with engine.connect() as connection:
+        return connection.execute(
+            select(_CLAIMS.c.reply).where(_CLAIMS.c.update_id == update_id, _CLAIMS.c.done_at.is_not(None))
+        ).scalar()
 
 
 def logged_events(engine: Engine, update_id: int, *, user_id: int | None) -> bool:

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, func, select
 from store import EventRecord, append_events, iter_user_sequences, user_events
 from store.db import unit_of_work
 from store.models import ProcessedUpdate
-from store.updates import Claim, claim_update, finish_update, logged_events, prune_claims
+from store.updates import Claim, claim_update, finish_update, logged_events, prune_claims, stored_reply
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 STALE = timedelta(seconds=30)
@@ -27,6 +27,21 @@ def test_one_claim_per_update_and_a_done_update_is_never_handled_again(engine: E
     assert _claim(engine, 7, "b", T0 + timedelta(hours=2)) is Claim.DONE  # even long after
     with unit_of_work(engine) as session:
         assert session.scalar(select(func.count()).select_from(ProcessedUpdate)) == 1
+
+
+def test_the_webhook_reply_is_stored_when_the_claim_is_done_and_only_by_its_claimer(engine: Engine) -> None:
+    reply = '{"method": "sendMessage", "chat_id": 5, "text": "Hällo"}'
+    assert _claim(engine, 9, "a", T0) is Claim.NEW
+    assert stored_reply(engine, 9) is None  # not done: nothing to give a retry
+    assert _claim(engine, 9, "b", T0 + STALE * 2) is Claim.TAKEN_OVER
+    assert not finish_update(engine, 9, "a", now=T0 + STALE * 2, reply='{"method": "stale"}')
+    assert stored_reply(engine, 9) is None  # the fenced claimer stored nothing
+    assert finish_update(engine, 9, "b", now=T0 + STALE * 2, reply=reply)
+    assert stored_reply(engine, 9) == reply
+    assert _claim(engine, 10, "a", T0) is Claim.NEW
+    assert finish_update(engine, 10, "a", now=T0)  # answered without a reply body
+    assert stored_reply(engine, 10) is None
+    assert stored_reply(engine, 11) is None  # never claimed (or pruned)
 
 
 def test_a_stale_claim_is_taken_over_once_and_fences_its_first_claimer(engine: Engine) -> None:
