@@ -1,7 +1,7 @@
 """flood_counters: flood limits shared by webhook replicas
 
-Revision ID: 0008_flood
-Revises: 0007_rollup
+Revision ID: 0009_flood
+Revises: 0008_webhook_reply
 Create Date: 2026-12-02 11:40:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_flood"
-down_revision = "0007_rollup"
+revision = "0009_flood"
+down_revision = "0008_webhook_reply"
 branch_labels = None
 depends_on = None
 
