@@ -319,6 +319,8 @@ EN: dict[str, str] = {
     "campaign page counts who reached it within the hours after their send. Empty: no goal.",
     "broadcast.goal_is": "{goal} within {hours} h of each send",
     "broadcast.no_goal": "none",
+    "broadcast.goal_unseen": "No product event “{name}” has been logged so far: check the name (it can "
+    "still be sent; the event may start later).",
     # headers, labels and predicted next events (issue 15)
     "common.yes": "yes",
     "common.no": "no",
@@ -717,6 +719,8 @@ ZH: dict[str, str] = {
     "活动页面统计发送后这么多小时内达成目标的人数。留空：无目标。",
     "broadcast.goal_is": "每次发送后 {hours} 小时内 {goal}",
     "broadcast.no_goal": "无",
+    "broadcast.goal_unseen": "目前尚未记录任何名为“{name}”的产品事件：请检查名称"
+    "（仍可发送；该事件可能稍后才开始记录）。",
     # headers, labels and predicted next events (issue 15)
     "common.yes": "是",
     "common.no": "否",

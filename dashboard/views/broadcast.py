@@ -35,8 +35,15 @@ from scheduler.markup import HTML, MessageFormat, check_html, parse_buttons
 from scheduler.planning import best_time_rows, check_body, create_test_send
 from store.audit import AuditAction, record_action
 from store.campaign_reports import Recipient
-from store.conversions import DEFAULT_GOAL_WINDOW, UnknownGoalError, parse_goal
+from store.conversions import (
+    DEFAULT_GOAL_WINDOW,
+    UnknownGoalError,
+    goal_event_name,
+    known_product_events,
+    parse_goal,
+)
 from store.dashboard_queries import users_by_ids
+from store.db import read_snapshot
 
 router = APIRouter()
 
@@ -105,6 +112,17 @@ def goal_options(goal: str, hours: str) -> dict[str, Any]:
     if not math.isfinite(value) or value <= 0:
         raise BroadcastError(f"the goal window must be a positive number of hours, got {hours}")
     return {"goal": canonical, "goal_window": timedelta(hours=value)}
+
+
+def unseen_goal_event(engine: Engine, goal: str | None) -> str | None:
+    """The product event a goal names when none is logged yet (the CLI warns too; not refused:
+    the event may start later)."""
+    name = goal_event_name(goal) if goal is not None else None
+    if name is None:
+        return None
+    with read_snapshot(engine) as db:
+        known = known_product_events(db, limit=1000)
+    return None if name in known else name
 
 
 @dataclass(frozen=True)
@@ -196,12 +214,16 @@ def _compose(
     status: int = 200,
     notice: dict[str, Any] | None = None,
 ) -> Response:
-    segments = current_segments(config_of(request).engine)
+    engine = config_of(request).engine
+    segments = current_segments(engine)
+    with read_snapshot(engine) as db:
+        goal_events = known_product_events(db)
     return render(
         request,
         "broadcast.html",
         session=session,
         segments=segments,
+        goal_events=goal_events,
         form=form,
         error=error,
         notice=notice,
@@ -248,6 +270,7 @@ def review(
         found = segment_recipients(config.engine, name, now=now)
     except BroadcastError as exc:
         return _compose(request, session, form, str(exc), status=400)
+    unseen_goal = unseen_goal_event(config.engine, goal.get("goal"))
     window = (
         None
         if mode is None
@@ -277,6 +300,7 @@ def review(
         within_hours=config.send_time.within.total_seconds() / 3600.0,
         quiet=config.send_time.quiet_hours,
         goal=goal.get("goal"),
+        unseen_goal=unseen_goal,
         goal_hours=goal["goal_window"].total_seconds() / 3600.0 if goal else None,
     )
 

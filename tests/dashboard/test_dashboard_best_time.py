@@ -9,6 +9,7 @@ from sqlalchemy import Engine, select
 
 from scheduler import create_broadcast
 from scheduler.best_time import BEST_TIME, FIXED
+from store import EventRecord, append_events
 from store.audit import list_actions
 from store.campaigns import get_campaign
 from store.models import Delivery
@@ -145,3 +146,15 @@ def test_bad_timing_or_goal_is_refused_with_the_reason(
         assert response.status_code == 400
         assert message in response.text
     assert get_campaign(dash.engine, 1) is None
+
+
+def test_the_goal_lists_logged_product_events_and_warns_of_an_unseen_one(dash: Dash) -> None:
+    seed_users(dash.engine, now=dash.clock.now)
+    client = dash.logged_in()
+    review = client.post("/broadcast/review", data=_form(client, goal="upgrade"))
+    assert review.status_code == 200 and 'id="goal-unseen"' in review.text  # a warning, not a refusal
+    event = {"source": "product", "event": "upgrade"}
+    append_events(dash.engine, [EventRecord(user_id=1, ts=dash.clock.now, kind="product", attributes=event)])
+    assert '<option value="upgrade">' in client.get("/broadcast").text
+    review = client.post("/broadcast/review", data=_form(client, goal="upgrade"))
+    assert 'id="goal-unseen"' not in review.text
