@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
+from scheduler.best_time import SendTimeConfig
 from store import Settings
 from store.logins import TERMINAL_OPERATOR, dashboard_secret
 
@@ -26,6 +27,8 @@ class DashboardConfig:
     timezone: str = "UTC"
     session_ttl: timedelta = timedelta(hours=12)
     cache_ttl_s: float = 300.0
+    # Best-time sends from the composer: the quiet hours and window `rapport broadcast --best-time` uses.
+    send_time: SendTimeConfig = field(default_factory=SendTimeConfig)
     # The NLU the Questions page trains: model directory, base data (empty: the bundled data) and
     # the folder of the managers' additions. No model directory: the page groups, but cannot train.
     nlu_model_dir: Path | None = None
@@ -59,6 +62,7 @@ def config_from_settings(settings: Settings, engine: Engine) -> DashboardConfig:
         send_rate_per_s=settings.send_rate_per_s * 0.99,
         timezone=settings.scheduler_timezone,
         session_ttl=timedelta(hours=settings.dashboard_session_hours),
+        send_time=SendTimeConfig.from_settings(settings),
         nlu_model_dir=settings.resolved_nlu_model_dir,
         nlu_data=tuple(settings.nlu_data),
         nlu_additions_dir=settings.nlu_additions_dir,

@@ -297,6 +297,30 @@ EN: dict[str, str] = {
     "broadcast.test_queued": "Test queued for your chat {chat}: "
     "the running scheduler sends it within seconds.",
     "broadcast.test_status": "Its delivery (#{id})",
+    # best-time sends and goals in the composer (issue 15)
+    "broadcast.timing": "Timing",
+    "broadcast.timing_fixed": "Everyone at that time",
+    "broadcast.timing_best": "Each user at their best hour (within 24 h)",
+    "broadcast.timing_split": "A/B: half at that time, half at their best hour",
+    "broadcast.timing_hint": "Best hour: the hour each user has been most active in (shrunk toward their "
+    "segment's when they have little history), within 24 h after the time above and never in quiet hours. "
+    "The same as `rapport broadcast --best-time` / `--best-time-vs-fixed`.",
+    "broadcast.means_best": "Nobody gets it at once: each user at their most active hour in the {hours} h "
+    "after the time above, never between {start}:00 and {end}:00 their local time.",
+    "broadcast.means_split": "Half the users (a stable split) at the time above, the other half at their "
+    "best hour in the {hours} h after it (never between {start}:00 and {end}:00 their local time); the "
+    "campaign page compares the two groups' return rates.",
+    "broadcast.window": "Planned now: from {first} to {last} ({tz}); {later} of {n} after the time above.",
+    "broadcast.duration_spread": "(spread over the window above)",
+    "broadcast.goal": "Goal (optional)",
+    "broadcast.goal_name": "Event",
+    "broadcast.goal_hours": "within hours",
+    "broadcast.goal_hint": "`return` (any message or action) or a product event name (`upgrade`); the "
+    "campaign page counts who reached it within the hours after their send. Empty: no goal.",
+    "broadcast.goal_is": "{goal} within {hours} h of each send",
+    "broadcast.no_goal": "none",
+    "broadcast.goal_unseen": "No product event “{name}” has been logged so far: check the name (it can "
+    "still be sent; the event may start later).",
     # headers, labels and predicted next events (issue 15)
     "common.yes": "yes",
     "common.no": "no",
@@ -313,6 +337,18 @@ EN: dict[str, str] = {
     "campaign.holdout": "holdout",
     "campaign.pp": "{d} pp",
     "campaign.ci": "95% CI {lo} to {hi} pp",
+    "campaign.goal_title": "Goal: {goal} within {hours} h of each send",
+    "campaign.goal_open": "The goal's window is not closed yet: the figures are in at {at} ({tz}), when the "
+    "last recipient has had the full window.",
+    "campaign.goal_nothing_sent": "Nothing sent yet: no conversions to count.",
+    "campaign.goal_no_holdout": "No holdout: a broadcast reaches everyone in its segment, so there is no "
+    "group to compare with (re-engagement campaigns keep one).",
+    "campaign.col.converted": "converted",
+    "campaign.col.open": "in window",
+    "campaign.send_time_title": "Best hour against a fixed time: returned within {hours} h",
+    "campaign.send_time_open": "Not measurable yet: both groups need sends whose window has closed.",
+    "campaign.arm.best_time": "best hour",
+    "campaign.arm.fixed": "fixed time",
     "campaigns.newest_shown": "{n} newest shown.",
     "insights.count": "{matched} of {total} rules of run #{run}",
     "insights.shown": ", {first}–{last} shown.",
@@ -663,6 +699,28 @@ ZH: dict[str, str] = {
     "它不是推送活动，不计入任何用户。",
     "broadcast.test_queued": "测试已排队发送到您的聊天 {chat}：运行中的调度器会在几秒内发送。",
     "broadcast.test_status": "查看投递（#{id}）",
+    # best-time sends and goals in the composer (issue 15)
+    "broadcast.timing": "发送方式",
+    "broadcast.timing_fixed": "所有人在该时间收到",
+    "broadcast.timing_best": "每位用户在其最佳时段收到（24 小时内）",
+    "broadcast.timing_split": "A/B：一半在该时间，一半在其最佳时段",
+    "broadcast.timing_hint": "最佳时段：每位用户最活跃的小时（历史较少时向其分群靠拢），在上面的时间之后 24 "
+    "小时内，且从不落在免打扰时段。与 `rapport broadcast --best-time` / `--best-time-vs-fixed` 相同。",
+    "broadcast.means_best": "不会立即全部发出：每位用户在上面的时间之后 {hours} 小时内其最活跃的小时收到，"
+    "从不在其当地时间 {start}:00 至 {end}:00 之间。",
+    "broadcast.means_split": "一半用户（固定划分）在上面的时间收到，另一半在之后 {hours} "
+    "小时内其最佳时段收到（从不在其当地时间 {start}:00 至 {end}:00 之间）；活动页面会比较两组的回访率。",
+    "broadcast.window": "当前计划：从 {first} 到 {last}（{tz}）；{n} 人中有 {later} 人晚于上面的时间。",
+    "broadcast.duration_spread": "（分散在上述时间范围内）",
+    "broadcast.goal": "目标（可选）",
+    "broadcast.goal_name": "事件",
+    "broadcast.goal_hours": "小时内",
+    "broadcast.goal_hint": "`return`（任何消息或操作）或产品事件名（`upgrade`）；"
+    "活动页面统计发送后这么多小时内达成目标的人数。留空：无目标。",
+    "broadcast.goal_is": "每次发送后 {hours} 小时内 {goal}",
+    "broadcast.no_goal": "无",
+    "broadcast.goal_unseen": "目前尚未记录任何名为“{name}”的产品事件：请检查名称"
+    "（仍可发送；该事件可能稍后才开始记录）。",
     # headers, labels and predicted next events (issue 15)
     "common.yes": "是",
     "common.no": "否",
@@ -679,6 +737,18 @@ ZH: dict[str, str] = {
     "campaign.holdout": "对照组",
     "campaign.pp": "{d} 个百分点",
     "campaign.ci": "95% 置信区间 {lo} 至 {hi} 个百分点",
+    "campaign.goal_title": "目标：每次发送后 {hours} 小时内 {goal}",
+    "campaign.goal_open": "目标的时间窗口尚未结束：数据将于 {at}（{tz}）完整，"
+    "届时最后一位接收人也已满一个窗口。",
+    "campaign.goal_nothing_sent": "尚未发送：没有可统计的转化。",
+    "campaign.goal_no_holdout": "没有对照组：群发会发给分群中的所有人，"
+    "因此没有可比较的组（召回活动会保留对照组）。",
+    "campaign.col.converted": "已转化",
+    "campaign.col.open": "窗口中",
+    "campaign.send_time_title": "最佳时段与固定时间对比：{hours} 小时内回访",
+    "campaign.send_time_open": "尚无法衡量：两组都需要有窗口已结束的发送。",
+    "campaign.arm.best_time": "最佳时段",
+    "campaign.arm.fixed": "固定时间",
     "campaigns.newest_shown": "显示最新的 {n} 个。",
     "insights.count": "第 {run} 次分析的 {total} 条规则中有 {matched} 条",
     "insights.shown": "，显示第 {first}–{last} 条。",

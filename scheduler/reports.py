@@ -85,6 +85,19 @@ class GoalReport:
         return c.holdout_converted / c.holdout if c.holdout else None
 
     @property
+    def holdout_interval(self) -> tuple[float, float] | None:
+        """95% Wilson interval of the holdout rate (None without a holdout)."""
+        c = self.counts
+        return wilson_interval(c.holdout_converted, c.holdout) if c.holdout else None
+
+    @property
+    def difference(self) -> float | None:
+        """Pushed rate minus holdout rate (None without both groups)."""
+        if self.rate is None or self.holdout_rate is None:
+            return None
+        return self.rate - self.holdout_rate
+
+    @property
     def uplift_interval(self) -> tuple[float, float] | None:
         """95% Newcombe interval of pushed minus holdout rate (None without both groups)."""
         c = self.counts

@@ -9,14 +9,19 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, Table, and_, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, Engine, Table, and_, delete, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from store.analytics_queries import intents_by_segment
 from store.models import AnalyticsRun, Rule, Segment, SegmentMembership, User, utcnow
 
 logger = logging.getLogger(__name__)
 
 MEMBERSHIP_CHUNK = 50_000
+SEGMENT_INTENTS = "segment_intents"
+"""The run metrics' key for each segment's top intents, stored when the run completes."""
+TOP_INTENTS = 8
+"""How many intents per segment a run keeps (the most the segment page shows)."""
 
 
 class RunStatus(StrEnum):
@@ -287,6 +292,7 @@ def complete_run(
             message = f"{message}; {dropped} user(s) deleted during the run were left out"
         if rules:
             connection.execute(insert(Rule), [_rule_row(run_id, rule) for rule in rules])
+        metrics = {**metrics, **_segment_intents(connection, run_id)}
         connection.execute(update(AnalyticsRun).where(AnalyticsRun.is_current).values(is_current=False))
         connection.execute(
             update(AnalyticsRun)
@@ -302,6 +308,36 @@ def complete_run(
             )
         )
     return dropped
+
+
+def _segment_intents(connection: Connection, run_id: int) -> dict[str, Any]:
+    """The run's top intents per segment, counted once now over the memberships just written.
+
+    The same figures `intents_by_segment` gives (messages before the run's `as_of`), kept in
+    the run's metrics so the segment pages read them instead of scanning the event log.
+    Nothing when the run has no `as_of` (the pipelines always record one).
+    """
+    params = connection.execute(select(AnalyticsRun.params).where(AnalyticsRun.id == run_id)).scalar()
+    as_of = (params or {}).get("as_of")
+    if not isinstance(as_of, str):
+        return {}
+    with Session(bind=connection) as session:
+        table = intents_by_segment(
+            session, run_id=run_id, as_of=datetime.fromisoformat(as_of), limit=TOP_INTENTS
+        )
+    found: dict[str, list[list[Any]]] = {}
+    for segment_id, intent, n in table.rows:
+        found.setdefault(str(segment_id), []).append([str(intent), int(n)])
+    return {SEGMENT_INTENTS: found}
+
+
+def segment_top_intents(run: RunInfo) -> dict[int, list[tuple[str, int]]] | None:
+    """Each segment's top intents as the run stored them (most messages first); None for a run
+    stored before runs kept them."""
+    stored = run.metrics.get(SEGMENT_INTENTS)
+    if not isinstance(stored, dict):
+        return None
+    return {int(segment): [(str(i), int(n)) for i, n in rows] for segment, rows in stored.items()}
 
 
 def get_run(engine: Engine, run_id: int | None = None) -> RunInfo | None:

@@ -25,7 +25,7 @@ from store.models import (
     SegmentMembership,
     User,
 )
-from store.vocabulary import CampaignKind
+from store.vocabulary import CampaignKind, DeliveryStatus
 
 MAX_PAGE = 200
 
@@ -128,6 +128,29 @@ def delivery_status_counts(engine: Engine, campaign_ids: Collection[int]) -> dic
         for campaign_id, status, n in connection.execute(query):
             found[int(campaign_id)][str(status)] = int(n)
     return found
+
+
+def last_goal_reference(engine: Engine, campaign_id: int) -> datetime | None:
+    """The latest moment a campaign's goal window starts from, as far as it is known now.
+
+    The goal counts from a sent row's send and a holdout row's due time
+    (`store.conversions.goal_conversions`); a row still to send starts its window at its due
+    time at the earliest. So the last window closes at this plus the goal's window (later still
+    if a pending row goes out late); None when the campaign has no rows.
+    """
+    d = Delivery.__table__
+    sent = and_(d.c.status == DeliveryStatus.SENT, d.c.sent_at.is_not(None))
+    waiting = or_(
+        d.c.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]),
+        and_(d.c.status == DeliveryStatus.SKIPPED, d.c.reason == "holdout"),
+    )
+    query = select(func.max(d.c.sent_at).filter(sent), func.max(d.c.due_at).filter(waiting)).where(
+        d.c.campaign_id == campaign_id
+    )
+    with engine.connect() as connection:
+        last_sent, last_due = connection.execute(query).one()
+    found = [t for t in (last_sent, last_due) if t is not None]
+    return max(found) if found else None
 
 
 def count_campaigns(engine: Engine) -> int:

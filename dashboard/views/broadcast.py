@@ -5,6 +5,10 @@ The campaign is created exactly as `rapport broadcast` creates it (`scheduler.cr
 rows in the database that the running scheduler sends. The test goes the same way
 (`scheduler.planning.create_test_send`: one delivery to the manager's chat, in a `test` campaign
 that is not counted among the campaigns to users).
+
+Timing and goal take the CLI's options (`--best-time`, `--best-time-vs-fixed`, `--goal`,
+`--goal-window-hours`) to the same `create_broadcast` arguments, so a campaign made here is
+stored, planned and reported exactly as one made in the terminal.
 """
 
 from __future__ import annotations
@@ -19,16 +23,27 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy import Engine
 
 from analytics import current_segments
 from dashboard.auth import config_of, manager, manager_with_csrf
 from dashboard.sessions import Session
 from dashboard.templating import render
 from scheduler import BroadcastError, create_broadcast, segment_recipients
+from scheduler.best_time import SEND_AT_BEST, SEND_AT_SPLIT, SendTimeConfig
 from scheduler.markup import HTML, MessageFormat, check_html, parse_buttons
-from scheduler.planning import check_body, create_test_send
+from scheduler.planning import best_time_rows, check_body, create_test_send
 from store.audit import AuditAction, record_action
+from store.campaign_reports import Recipient
+from store.conversions import (
+    DEFAULT_GOAL_WINDOW,
+    UnknownGoalError,
+    goal_event_name,
+    known_product_events,
+    parse_goal,
+)
 from store.dashboard_queries import users_by_ids
+from store.db import read_snapshot
 
 router = APIRouter()
 
@@ -60,7 +75,77 @@ def parse_when(when: str, at: str, zone: ZoneInfo, now: datetime) -> datetime:
     return moment
 
 
-FORM_FIELDS = ("segment", "days", "text", "fmt", "buttons", "when", "at")
+FIXED_TIME = "fixed"
+SEND_MODES = (FIXED_TIME, SEND_AT_BEST, SEND_AT_SPLIT)
+"""The composer's timing choices: everyone at the time, each at their best hour, or half and half."""
+
+
+def send_mode(choice: str) -> str | None:
+    """`create_broadcast`'s `send_at` for the composer's timing choice (None: everyone at the time).
+
+    Raises:
+        BroadcastError: a choice the composer does not offer.
+    """
+    value = choice.strip() or FIXED_TIME
+    if value not in SEND_MODES:
+        raise BroadcastError(f"timing {choice!r}: choose {', '.join(SEND_MODES)}")
+    return None if value == FIXED_TIME else value
+
+
+def goal_options(goal: str, hours: str) -> dict[str, Any]:
+    """`create_broadcast`'s goal arguments (none without a goal), as `rapport broadcast --goal` gives them.
+
+    Raises:
+        BroadcastError: not a goal, or a window that is not a positive number of hours.
+    """
+    if not goal.strip():
+        return {}
+    try:
+        canonical = parse_goal(goal)
+    except UnknownGoalError as exc:
+        raise BroadcastError(str(exc)) from exc
+    text = hours.strip()
+    try:
+        value = float(text) if text else DEFAULT_GOAL_WINDOW.total_seconds() / 3600.0
+    except ValueError as exc:
+        raise BroadcastError(f"the goal window {hours!r} is not a number of hours") from exc
+    if not math.isfinite(value) or value <= 0:
+        raise BroadcastError(f"the goal window must be a positive number of hours, got {hours}")
+    return {"goal": canonical, "goal_window": timedelta(hours=value)}
+
+
+def unseen_goal_event(engine: Engine, goal: str | None) -> str | None:
+    """The product event a goal names when none is logged yet (the CLI warns too; not refused:
+    the event may start later)."""
+    name = goal_event_name(goal) if goal is not None else None
+    if name is None:
+        return None
+    with read_snapshot(engine) as db:
+        known = known_product_events(db, limit=1000)
+    return None if name in known else name
+
+
+@dataclass(frozen=True)
+class PlannedWindow:
+    """When a best-time broadcast's rows would fall: the first and last due time, and how many wait."""
+
+    first: datetime
+    last: datetime
+    later: int  # rows due after the planned time (the rest go at it)
+
+
+def planned_window(
+    engine: Engine, recipients: list[Recipient], *, at: datetime, mode: str, config: SendTimeConfig
+) -> PlannedWindow | None:
+    """The due times the scheduler's own planner gives these recipients now (nothing is written)."""
+    if not recipients:
+        return None
+    rows = best_time_rows(engine, recipients, "", at=at, mode=mode, key="review", config=config)
+    due = [row.due_at for row in rows]
+    return PlannedWindow(min(due), max(due), sum(1 for d in due if d > at))
+
+
+FORM_FIELDS = ("segment", "days", "text", "fmt", "buttons", "when", "at", "send_at", "goal", "goal_hours")
 
 
 @dataclass(frozen=True)
@@ -74,6 +159,9 @@ class ComposeForm:
     buttons: str = ""
     when: str = "now"
     at: str = ""
+    send_at: str = FIXED_TIME
+    goal: str = ""
+    goal_hours: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """The fields for re-rendering the composer as it was."""
@@ -91,8 +179,11 @@ def compose_form(segment_default: Any = ...) -> Callable[..., ComposeForm]:
         buttons: str = Form(""),
         when: str = Form("now"),
         at: str = Form(""),
+        send_at: str = Form(FIXED_TIME),
+        goal: str = Form(""),
+        goal_hours: str = Form(""),
     ) -> ComposeForm:
-        return ComposeForm(segment, days, text, fmt, buttons, when, at)
+        return ComposeForm(segment, days, text, fmt, buttons, when, at, send_at, goal, goal_hours)
 
     return read
 
@@ -123,12 +214,16 @@ def _compose(
     status: int = 200,
     notice: dict[str, Any] | None = None,
 ) -> Response:
-    segments = current_segments(config_of(request).engine)
+    engine = config_of(request).engine
+    segments = current_segments(engine)
+    with read_snapshot(engine) as db:
+        goal_events = known_product_events(db)
     return render(
         request,
         "broadcast.html",
         session=session,
         segments=segments,
+        goal_events=goal_events,
         form=form,
         error=error,
         notice=notice,
@@ -169,10 +264,18 @@ def review(
         checked = message_format(posted.fmt, posted.buttons)
         body = preview_html(posted.text, checked)
         moment = parse_when(posted.when, posted.at, config.zone, now)
+        mode = send_mode(posted.send_at)
+        goal = goal_options(posted.goal, posted.goal_hours)
         name = segment_name(posted.segment, posted.days)
         found = segment_recipients(config.engine, name, now=now)
     except BroadcastError as exc:
         return _compose(request, session, form, str(exc), status=400)
+    unseen_goal = unseen_goal_event(config.engine, goal.get("goal"))
+    window = (
+        None
+        if mode is None
+        else planned_window(config.engine, found, at=moment, mode=mode, config=config.send_time)
+    )
     sample_ids = [r.user_id for r in found[:SAMPLE]]
     sample = users_by_ids(config.engine, sample_ids)
     seconds = math.ceil(len(found) / config.send_rate_per_s) if config.send_rate_per_s > 0 else 0
@@ -192,6 +295,13 @@ def review(
         is_now=posted.when != "at",
         duration=timedelta(seconds=seconds),
         rate=config.send_rate_per_s,
+        mode=mode or FIXED_TIME,
+        window=window,
+        within_hours=config.send_time.within.total_seconds() / 3600.0,
+        quiet=config.send_time.quiet_hours,
+        goal=goal.get("goal"),
+        unseen_goal=unseen_goal,
+        goal_hours=goal["goal_window"].total_seconds() / 3600.0 if goal else None,
     )
 
 
@@ -208,6 +318,8 @@ def confirm(
     try:
         checked = message_format(posted.fmt, posted.buttons)
         moment = parse_when(posted.when, posted.at, config.zone, now)
+        mode = send_mode(posted.send_at)
+        goal = goal_options(posted.goal, posted.goal_hours)
         name = segment_name(posted.segment, posted.days)
         campaign_id = create_broadcast(
             config.engine,
@@ -217,6 +329,9 @@ def confirm(
             now=now,
             created_by=session.user_id,
             fmt=checked,
+            send_at=mode,
+            send_time=config.send_time,
+            **goal,
         )
     except BroadcastError as exc:
         return _compose(request, session, form, str(exc), status=400)
@@ -232,6 +347,9 @@ def confirm(
             "chars": len(posted.text.strip()),
             "format": posted.fmt,
             "buttons": sum(len(row) for row in checked.buttons),
+            "send_at": mode or FIXED_TIME,
+            "goal": goal.get("goal"),
+            "goal_window_hours": goal["goal_window"].total_seconds() / 3600.0 if goal else None,
         },
     )
     request.app.state.cache.clear()

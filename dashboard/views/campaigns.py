@@ -15,6 +15,7 @@ from dashboard.sessions import Session
 from dashboard.templating import render
 from scheduler import (
     CampaignNotFoundError,
+    CampaignReport,
     SchedulerError,
     campaign_report,
     cancel_campaign,
@@ -24,7 +25,7 @@ from scheduler import (
 from scheduler.experiment_reports import campaign_experiment
 from store.audit import AuditAction, record_action
 from store.campaigns import list_campaigns
-from store.dashboard_queries import delivery_status_counts
+from store.dashboard_queries import delivery_status_counts, last_goal_reference
 
 router = APIRouter()
 
@@ -69,9 +70,28 @@ def campaign_page(request: Request, campaign_id: int, session: Session = Depends
         "campaign.html",
         session=session,
         report=report,
+        goal_closes=goal_window_closes(config.engine, report, now=request.app.state.now()),
         experiment=campaign_experiment(config.engine, campaign_id),
         refused=refused if refused in ACTIONS else None,
     )
+
+
+def goal_window_closes(engine: Engine, report: CampaignReport, *, now: datetime) -> datetime | None:
+    """When the goal's figures are final (the last send's window end); None once that has passed.
+
+    Until then a user sent late has had less time to convert than the window promises, so the
+    page says when the figures will be in instead of showing rates that can still only rise.
+    Rows still to send go out at their due time at the earliest (now, if that has passed).
+    """
+    if report.goal is None:
+        return None
+    latest = last_goal_reference(engine, report.campaign.id)
+    if latest is None:
+        return None
+    if report.counts.remaining:
+        latest = max(latest, now)
+    closes = latest + report.goal.counts.window
+    return closes if closes > now else None
 
 
 def _control(engine: Engine, action: str, campaign_id: int, *, now: datetime) -> str | None:

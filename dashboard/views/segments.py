@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,6 +18,7 @@ from dashboard.templating import render
 from dashboard.views.rules import mentions_segment
 from store.analytics_queries import intents_by_segment
 from store.analytics_results import (
+    TOP_INTENTS,
     RunInfo,
     SegmentInfo,
     get_run,
@@ -25,11 +27,13 @@ from store.analytics_results import (
     run_rules,
     run_segments,
     segment_overlap,
+    segment_top_intents,
 )
 from store.audit import AuditAction, record_action
 from store.dashboard_queries import segment_members_page
 from store.db import read_snapshot
 
+logger = logging.getLogger(__name__)
 router = APIRouter()
 
 PAGE = 50
@@ -97,14 +101,22 @@ def _movement(engine: Engine, run: RunInfo, segment: SegmentInfo) -> Movement | 
 
 
 def _top_intents(request: Request, run: RunInfo) -> dict[int, list[tuple[str, int]]]:
-    """Top intents per segment of a run: computed once per run (its events end at the run's as_of)."""
+    """Top intents per segment of a run, as the analytics run stored them when it completed.
+
+    Runs stored before runs kept them are counted from the events once per process (their
+    events end at the run's as_of); the next analytics run stores them.
+    """
+    stored = segment_top_intents(run)
+    if stored is not None:
+        return stored
     engine = config_of(request).engine
 
     def compute() -> dict[int, list[tuple[str, int]]]:
+        logger.info("run %d has no stored top intents: counting them from the events", run.id)
         as_of = datetime.fromisoformat(run.params["as_of"]) if "as_of" in run.params else datetime.now(UTC)
         found: dict[int, list[tuple[str, int]]] = {}
         with read_snapshot(engine) as db:
-            table = intents_by_segment(db, run_id=run.id, as_of=as_of, limit=8)
+            table = intents_by_segment(db, run_id=run.id, as_of=as_of, limit=TOP_INTENTS)
         for segment_id, intent, n in table.rows:
             found.setdefault(int(segment_id), []).append((str(intent), int(n)))
         return found

@@ -22,12 +22,14 @@ from urllib.parse import quote, urlencode
 
 import pytest
 import uvicorn
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from dashboard import DashboardConfig, create_app
 from dashboard.initdata import init_data_hash
 from scheduler import segment_recipients
-from store.campaigns import get_campaign, list_campaigns
+from store import EventRecord, append_events
+from store.campaigns import NewDelivery, create_campaign, get_campaign, list_campaigns
+from store.db import unit_of_work
 from store.logins import issue_login_token, login_url
 from store.models import Delivery
 from tests.dashboard.conftest import ADMIN, BOT_TOKEN, seed_runs, seed_users
@@ -337,6 +339,80 @@ def test_compose_html_with_buttons_preview_and_test_to_me(
     page.wait_for_url(f"{served.base}/broadcast/review")
     playwright_sync.expect(page.locator("#confirm-preview b")).to_have_text("Rapport 2.0 is live")
     _shot(page, "18-composer-confirm-html")
+    assert errors == []
+
+
+def test_best_hour_timing_and_a_goal_from_the_composer_on_a_phone(
+    served: Served, browser_page: tuple[Any, list[str]]
+) -> None:
+    page, errors = browser_page
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(served.link())
+    page.wait_for_url(f"{served.base}/")
+    page.goto(served.base + "/broadcast")
+    page.fill("#text", "Office hours today: ask us anything.")
+    # The live count and the preview settle first: a click while they re-lay the page can miss.
+    playwright_sync.expect(page.locator("#recipient-count")).to_have_text("10")
+    playwright_sync.expect(page.locator("#preview")).to_have_text("Office hours today: ask us anything.")
+    page.check("#send-at-best")
+    page.fill("#goal", "upgrade")
+    page.fill("#goal-hours", "24")
+    # A viewport shot: after a full-page one the phone-sized page's next click submitted nothing.
+    page.locator("#send-at").scroll_into_view_if_needed()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "19-composer-best-time-phone.png"))
+    with page.expect_navigation():
+        page.locator("#composer button.primary").click()
+    assert page.url == f"{served.base}/broadcast/review"
+    assert "Each user at their best hour" in page.inner_text("#confirm-timing")
+    assert "Planned now: from" in page.inner_text("#confirm-window")
+    assert page.inner_text("#confirm-goal").startswith("product:upgrade within 24 h of each send")
+    assert page.locator("#goal-unseen").is_visible()  # no `upgrade` logged yet: a warning, still sendable
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the confirmation scrolls sideways on a phone ({width}px)"
+    _shot(page, "20-composer-best-time-confirm-phone")
+    page.click("#confirm")
+    page.wait_for_url(f"{served.base}/campaigns/*")
+    made = get_campaign(served.engine, int(page.url.rsplit("/", 1)[1]))
+    assert made is not None and made.attributes["send_at"] == "best_time"
+    assert made.attributes["goal"] == "product:upgrade"
+    playwright_sync.expect(page.locator("#goal-open")).to_be_visible()  # nothing sent: window not closed
+    # A finished re-engagement run with a goal: the groups, the intervals and the verdict.
+    sent_at = datetime.now(UTC) - timedelta(hours=72)
+    rows = [NewDelivery(u, u, "t", sent_at) for u in range(100, 160)]
+    rows += [NewDelivery(u, u, "t", sent_at, status="skipped", reason="holdout") for u in range(200, 240)]
+    goal_id = create_campaign(
+        served.engine,
+        kind="reengagement",
+        name="re-engagement",
+        segment="inactive:14",
+        text="We miss you",
+        scheduled_at=sent_at,
+        now=sent_at,
+        deliveries=rows,
+        attributes={"goal": "product:upgrade", "goal_window_hours": 48.0},
+    )
+    with unit_of_work(served.engine) as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.campaign_id == goal_id, Delivery.status == "pending")
+            .values(status="sent", sent_at=sent_at)
+        )
+    hits = [*range(100, 118), *range(200, 204)]
+    upgrade = {"source": "product", "event": "upgrade"}
+    append_events(
+        served.engine,
+        [
+            EventRecord(user_id=u, ts=sent_at + timedelta(hours=3), kind="product", attributes=upgrade)
+            for u in hits
+        ],
+    )
+    page.goto(f"{served.base}/campaigns/{goal_id}")
+    assert page.locator("#goal-pushed").is_visible() and page.locator("#goal-holdout").is_visible()
+    assert "interval excludes zero" in page.inner_text("#goal-difference")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the campaign page scrolls sideways on a phone ({width}px)"
+    _shot(page, "21-campaign-goal-phone")
     assert errors == []
 
 
