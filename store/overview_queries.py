@@ -4,10 +4,11 @@ Whole UTC hours and days come from `event_hours` and `user_days`; only the parti
 at each end of a window is read from the events, by the (ts, user_id) and (kind, ts) indexes over
 that bounded range. Windows ending now (the rolling DAU/WAU/MAU, the charts' current day and
 week) count users by their last event time (`user_last_events`) and add the users of the events
-past the rollups' watermark, so they are current without the reader writing anything. Each figure
+past the rollups' watermark, so they are current without the reader writing anything; so do
+the messages and the heat map (their whole hours add the unfolded events by id). Each figure
 equals the per-figure query on the log (`store.analytics_queries`) for every event folded in;
-the whole hours and days of the charts take in newer events at the next refresh (a minute, by
-the scheduler's `rollups` job).
+the charts' whole past days and weeks and the cohorts take in newer events at the next refresh
+(a minute, by the scheduler's `rollups` job).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Select, distinct, func, literal, select, union_all
+from sqlalchemy import Integer, Select, and_, distinct, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from store.analytics_queries import PeriodCounts
@@ -83,6 +84,12 @@ def _watermark(session: Session) -> int:
     return int(
         session.execute(select(func.max(rs.c.last_event_id)).where(rs.c.name == "events")).scalar() or 0
     )
+
+
+def _tail(session: Session, start: datetime, end: datetime) -> Any:
+    """Events in [start, end) past the rollups' watermark: what whole hours add until the next refresh."""
+    e = Event.__table__
+    return and_(e.c.id > _watermark(session), e.c.ts >= start, e.c.ts < end)
 
 
 def _distinct_to_now(session: Session, since: datetime, until: datetime) -> int:
@@ -165,6 +172,12 @@ def hour_events(session: Session, *, since: datetime, until: datetime) -> list[t
             .group_by(eh.c.hour)
         )
         totals.update((int(h), int(n or 0)) for h, n in session.execute(query))
+        # The events of those whole hours not folded in yet (past the watermark), from the log.
+        start, end = EPOCH + timedelta(hours=lo), EPOCH + timedelta(hours=hi)
+        tail = _tail(session, start, end)
+        for ts in session.execute(select(e.c.ts).where(tail, e.c.user_id.is_not(None))).scalars():
+            number = int((ts.astimezone(UTC) - EPOCH).total_seconds() // HOUR)
+            totals[number] = totals.get(number, 0) + 1
     for start, end, number in edges:
         n = session.execute(
             select(func.count()).where(e.c.user_id.is_not(None), e.c.ts >= start, e.c.ts < end)
@@ -187,6 +200,13 @@ def period_messages(session: Session, *, since: datetime, until: datetime, top: 
             .group_by(eh.c.kind, eh.c.intent)
         )
         grouped += [(kind, intent or None, int(n or 0)) for kind, intent, n in session.execute(query)]
+        tail = _tail(session, EPOCH + timedelta(hours=lo), EPOCH + timedelta(hours=hi))
+        query = (
+            select(e.c.kind, e.c.intent, func.count())
+            .where(tail, e.c.kind.in_(MESSAGE_KINDS))
+            .group_by(e.c.kind, e.c.intent)
+        )
+        grouped += [(kind, intent, int(n)) for kind, intent, n in session.execute(query)]
     for start, end, _ in edges:
         query = (
             select(e.c.kind, e.c.intent, func.count())

@@ -124,6 +124,13 @@ def test_the_events_past_the_watermark_count_without_a_refresh(populated: Engine
         assert active_by(db, period_days=1, since=today, until=UNTIL) == (
             active_users_by(db, period_days=1, since=today, until=UNTIL).rows
         )
+        month = UNTIL - timedelta(days=30)
+        assert period_messages(db, since=month, until=UNTIL, top=8) == period_counts(
+            db, since=month, until=UNTIL, top=8
+        )
+        assert sum(n for _, n in hour_events(db, since=month, until=UNTIL)) == sum(
+            n for _, _, n in activity_heatmap(db, since=month, until=UNTIL).rows
+        )
     with read_snapshot(populated) as db:
         assert rolling_active_users(db, until=UNTIL, days=(30,))[0] == expected[2]
     with populated.connect() as connection:
