@@ -5,10 +5,10 @@ at each end of a window is read from the events, by the (ts, user_id) and (kind,
 that bounded range. Windows ending now (the rolling DAU/WAU/MAU, the charts' current day and
 week) count users by their last event time (`user_last_events`) and add the users of the events
 past the rollups' watermark, so they are current without the reader writing anything; so do
-the messages and the heat map (their whole hours add the unfolded events by id). Each figure
-equals the per-figure query on the log (`store.analytics_queries`) for every event folded in;
-the charts' whole past days and weeks and the cohorts take in newer events at the next refresh
-(a minute, by the scheduler's `rollups` job).
+the messages, the heat map and the charts' whole days and weeks (they add the unfolded events,
+found by id). Each figure equals the per-figure query on the log (`store.analytics_queries`) for
+every event folded in; the charts' cut first day or week and the cohorts take in newer events at
+the next refresh (a minute, by the scheduler's `rollups` job).
 """
 
 from __future__ import annotations
@@ -92,6 +92,27 @@ def _tail(session: Session, start: datetime, end: datetime) -> Any:
     return and_(e.c.id > _watermark(session), e.c.ts >= start, e.c.ts < end)
 
 
+def _tail_users(session: Session, period_days: int, start: datetime, end: datetime) -> dict[int, int]:
+    """Users per bucket that only the events past the watermark make active in it (read-only)."""
+    e = Event.__table__
+    ud = UserDay.__table__
+    pairs: set[tuple[int, int]] = set()
+    query = select(e.c.user_id, e.c.ts).where(_tail(session, start, end), e.c.user_id.is_not(None))
+    for user_id, ts in session.execute(query):
+        day = int((ts.astimezone(UTC) - EPOCH).total_seconds() // DAY)
+        pairs.add((day // period_days, int(user_id)))
+    added: dict[int, int] = {}
+    for bucket, user_id in pairs:
+        known = select(ud.c.day).where(
+            ud.c.user_id == user_id,
+            ud.c.day >= bucket * period_days,
+            ud.c.day < (bucket + 1) * period_days,
+        )
+        if session.execute(known.limit(1)).first() is None:
+            added[bucket] = added.get(bucket, 0) + 1
+    return added
+
+
 def _distinct_to_now(session: Session, since: datetime, until: datetime) -> int:
     """Distinct users with an event in [since, until), by last event time: exact anywhere, cheap near now.
 
@@ -144,6 +165,10 @@ def active_by(
             pu.c.period_days == period_days, pu.c.bucket >= whole[0], pu.c.bucket <= whole[-1]
         )
         found.update((int(b), int(n)) for b, n in session.execute(query))
+        start = EPOCH + timedelta(days=whole[0] * period_days)
+        end = EPOCH + timedelta(days=(whole[-1] + 1) * period_days)
+        for b, n in _tail_users(session, period_days, start, end).items():
+            found[b] = found.get(b, 0) + n
     for b in sorted({first, last} - set(whole)):
         start = max(since, EPOCH + timedelta(days=b * period_days))
         end = min(until, EPOCH + timedelta(days=(b + 1) * period_days))

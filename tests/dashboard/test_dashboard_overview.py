@@ -125,6 +125,11 @@ def test_the_events_past_the_watermark_count_without_a_refresh(populated: Engine
             active_users_by(db, period_days=1, since=today, until=UNTIL).rows
         )
         month = UNTIL - timedelta(days=30)
+        whole = UNTIL.replace(hour=0, minute=0) - timedelta(days=28)  # whole days and weeks: the rollups'
+        for period in (1, 7):
+            assert active_by(db, period_days=period, since=whole, until=UNTIL) == (
+                active_users_by(db, period_days=period, since=whole, until=UNTIL).rows
+            )
         assert period_messages(db, since=month, until=UNTIL, top=8) == period_counts(
             db, since=month, until=UNTIL, top=8
         )
