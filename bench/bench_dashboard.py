@@ -1,6 +1,7 @@
 """Dashboard server time per page at the demo's size: p50/p95 of each page, and the cache's effect.
 
 Usage: python -m bench.bench_dashboard [--users 400] [--events-per-user 60] [--repeat 30] [--database-url URL]
+    [--reuse]  (bulk sizes: time the pages on the population a previous run loaded, after migrating it)
 
 From `--users 100000` on (PostgreSQL only) the population is COPYed in (`bench.bulkload`: about
 `--events-per-user` events each, 20 by default there: 1M users, 20M events), no analytics run
@@ -202,6 +203,11 @@ def main() -> None:
     parser.add_argument("--events-per-user", type=float, default=None, help="60; 20 from --users 100000 on")
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="bulk only: time the pages on the population already in --database-url (no reload)",
+    )
     args = parser.parse_args()
     bulk = args.users >= BULK_USERS
     per_user = args.events_per_user or (20.0 if bulk else 60.0)
@@ -213,7 +219,11 @@ def main() -> None:
         engine = create_db_engine(url)
         upgrade(engine)
         user_id = 1
-        if bulk:
+        if bulk and args.reuse:
+            print(f"reused the loaded population; rollups caught up: {refresh_rollups(engine).summary()}")
+            with engine.connect() as connection:
+                connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
+        elif bulk:
             _prepare_bulk(engine, args.users, per_user)
         else:
             segment_id, campaign_id, user_id = _prepare(engine, args.users, per_user)

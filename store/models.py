@@ -502,14 +502,14 @@ class PeriodUsers(Base):
     users: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class UserLastDay(Base):
-    """Each user's last active UTC day: the rolling MAU counts users by it, not by their days."""
+class UserLastEvent(Base):
+    """Each user's last event time: the rolling DAU/WAU/MAU are one range count on it, not their days."""
 
-    __tablename__ = "user_last_days"
-    __table_args__ = (Index("ix_user_last_days_day", "last_day"),)
+    __tablename__ = "user_last_events"
+    __table_args__ = (Index("ix_user_last_events_ts", "last_ts"),)
 
     user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    last_day: Mapped[int] = mapped_column(Integer)
+    last_ts: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class FloodCounter(Base):

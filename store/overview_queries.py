@@ -1,11 +1,14 @@
 """The dashboard overview's reads: the rollups (`store.rollups`), never a scan of the event log.
 
 Whole UTC hours and days come from `event_hours` and `user_days`; only the partial hour or day
-at each end of a window (the rolling DAU's last 24 hours, the part of today before now) is read
-from the events, by the (ts, user_id) and (kind, ts) indexes over that bounded range. So each
-figure equals the per-figure query on the log (`store.analytics_queries`) for every event folded
-in; events newer than the last refresh show up in today's partial day, older ones at the next
-refresh (a minute, by the scheduler's `rollups` job).
+at each end of a window is read from the events, by the (ts, user_id) and (kind, ts) indexes over
+that bounded range. Windows ending now (the rolling DAU/WAU/MAU, the charts' current day and
+week) count users by their last event time (`user_last_events`) and add the users of the events
+past the rollups' watermark, so they are current without the reader writing anything; so do
+the messages, the heat map and the charts' whole days and weeks (they add the unfolded events,
+found by id). Each figure equals the per-figure query on the log (`store.analytics_queries`) for
+every event folded in; the charts' cut first day or week and the cohorts take in newer events at
+the next refresh (a minute, by the scheduler's `rollups` job).
 """
 
 from __future__ import annotations
@@ -13,11 +16,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Select, distinct, func, literal, select, union_all
+from sqlalchemy import Integer, Select, and_, distinct, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from store.analytics_queries import PeriodCounts
-from store.models import CohortCount, Event, EventHour, PeriodUsers, User, UserDay, UserLastDay
+from store.models import CohortCount, Event, EventHour, PeriodUsers, RollupState, User, UserDay, UserLastEvent
 from store.vocabulary import MESSAGE_KINDS, EventKind
 
 __all__ = ["active_by", "cohort_rows", "hour_events", "period_messages", "rolling_active_users"]
@@ -75,37 +78,67 @@ def _distinct(session: Session, since: datetime, until: datetime) -> int:
     return int(session.execute(select(func.count(distinct(rows.c.user_id)))).scalar() or 0)
 
 
-def _distinct_to_now(session: Session, since: datetime, until: datetime) -> int:
-    """Distinct users with an event in [since, until) for a window ending today, by last active day.
+def _watermark(session: Session) -> int:
+    """The highest event id the rollups hold (read in the caller's snapshot, like the rollups)."""
+    rs = RollupState.__table__
+    return int(
+        session.execute(select(func.max(rs.c.last_event_id)).where(rs.c.name == "events")).scalar() or 0
+    )
 
-    Users whose last day falls in the window's whole days are counted from `user_last_days`'
-    index; the rest are those active only at its partial ends (read from the log) and those active
-    after it (today, mostly) who also have a day inside it: bounded by today's users, not the window's.
-    """
-    ud = UserDay.__table__
-    ul = UserLastDay.__table__
+
+def _tail(session: Session, start: datetime, end: datetime) -> Any:
+    """Events in [start, end) past the rollups' watermark: what whole hours add until the next refresh."""
     e = Event.__table__
-    lo, hi, edges = _split(since, until, DAY)
-    if lo >= hi:
-        return _distinct(session, since, until)
-    inside = int(
-        session.execute(select(func.count()).where(ul.c.last_day >= lo, ul.c.last_day < hi)).scalar() or 0
-    )
-    later = (
-        select(ul.c.user_id)
-        .where(ul.c.last_day >= hi)
-        .where(
-            select(ud.c.user_id).where(ud.c.user_id == ul.c.user_id, ud.c.day >= lo, ud.c.day < hi).exists()
+    return and_(e.c.id > _watermark(session), e.c.ts >= start, e.c.ts < end)
+
+
+def _tail_users(session: Session, period_days: int, start: datetime, end: datetime) -> dict[int, int]:
+    """Users per bucket that only the events past the watermark make active in it (read-only)."""
+    e = Event.__table__
+    ud = UserDay.__table__
+    pairs: set[tuple[int, int]] = set()
+    query = select(e.c.user_id, e.c.ts).where(_tail(session, start, end), e.c.user_id.is_not(None))
+    for user_id, ts in session.execute(query):
+        day = int((ts.astimezone(UTC) - EPOCH).total_seconds() // DAY)
+        pairs.add((day // period_days, int(user_id)))
+    added: dict[int, int] = {}
+    for bucket, user_id in pairs:
+        known = select(ud.c.day).where(
+            ud.c.user_id == user_id,
+            ud.c.day >= bucket * period_days,
+            ud.c.day < (bucket + 1) * period_days,
         )
+        if session.execute(known.limit(1)).first() is None:
+            added[bucket] = added.get(bucket, 0) + 1
+    return added
+
+
+def _distinct_to_now(session: Session, since: datetime, until: datetime) -> int:
+    """Distinct users with an event in [since, until), by last event time: exact anywhere, cheap near now.
+
+    Users whose last folded event lies in the window are one range count on `user_last_events`.
+    The rest who may belong: users whose last event is at or after `until` (a few seconds' worth
+    when `until` is now) and users of the events not folded in yet (past the watermark: the
+    last minute's, until the scheduler's `rollups` job runs). Each of those is checked against
+    the log by the (user_id, ts) index. No write: the page reads what the job folded plus the tail.
+    """
+    ul = UserLastEvent.__table__
+    e = Event.__table__
+    inside = int(
+        session.execute(select(func.count()).where(ul.c.last_ts >= since, ul.c.last_ts < until)).scalar() or 0
     )
-    parts: list[Select[Any]] = [later]
-    for start, end, _ in edges:
-        parts.append(select(e.c.user_id).where(e.c.user_id.is_not(None), e.c.ts >= start, e.c.ts < end))
-    rest = union_all(*parts).subquery()
+    tail = select(e.c.user_id).where(
+        e.c.id > _watermark(session), e.c.user_id.is_not(None), e.c.ts >= since, e.c.ts < until
+    )
+    rest = union_all(select(ul.c.user_id).where(ul.c.last_ts >= until), tail).subquery()
     counted = select(ul.c.user_id).where(
-        ul.c.user_id == rest.c.user_id, ul.c.last_day >= lo, ul.c.last_day < hi
+        ul.c.user_id == rest.c.user_id, ul.c.last_ts >= since, ul.c.last_ts < until
     )
-    others = session.execute(select(func.count(distinct(rest.c.user_id))).where(~counted.exists())).scalar()
+    e2 = e.alias("e2")
+    active = select(e2.c.id).where(e2.c.user_id == rest.c.user_id, e2.c.ts >= since, e2.c.ts < until)
+    others = session.execute(
+        select(func.count(distinct(rest.c.user_id))).where(~counted.exists(), active.exists())
+    ).scalar()
     return inside + int(others or 0)
 
 
@@ -115,7 +148,7 @@ def active_by(
     """Distinct active users per bucket of `period_days` UTC days: `(first day number, users)`.
 
     Buckets the window covers whole come from `period_users`; the one or two it cuts are counted
-    over their covered part (the last one by last active day, as it ends now).
+    over their covered part (the last one by last event time, as it ends now).
     """
     pu = PeriodUsers.__table__
     first = int((since - EPOCH).total_seconds() // DAY) // period_days
@@ -132,6 +165,10 @@ def active_by(
             pu.c.period_days == period_days, pu.c.bucket >= whole[0], pu.c.bucket <= whole[-1]
         )
         found.update((int(b), int(n)) for b, n in session.execute(query))
+        start = EPOCH + timedelta(days=whole[0] * period_days)
+        end = EPOCH + timedelta(days=(whole[-1] + 1) * period_days)
+        for b, n in _tail_users(session, period_days, start, end).items():
+            found[b] = found.get(b, 0) + n
     for b in sorted({first, last} - set(whole)):
         start = max(since, EPOCH + timedelta(days=b * period_days))
         end = min(until, EPOCH + timedelta(days=(b + 1) * period_days))
@@ -160,6 +197,12 @@ def hour_events(session: Session, *, since: datetime, until: datetime) -> list[t
             .group_by(eh.c.hour)
         )
         totals.update((int(h), int(n or 0)) for h, n in session.execute(query))
+        # The events of those whole hours not folded in yet (past the watermark), from the log.
+        start, end = EPOCH + timedelta(hours=lo), EPOCH + timedelta(hours=hi)
+        tail = _tail(session, start, end)
+        for ts in session.execute(select(e.c.ts).where(tail, e.c.user_id.is_not(None))).scalars():
+            number = int((ts.astimezone(UTC) - EPOCH).total_seconds() // HOUR)
+            totals[number] = totals.get(number, 0) + 1
     for start, end, number in edges:
         n = session.execute(
             select(func.count()).where(e.c.user_id.is_not(None), e.c.ts >= start, e.c.ts < end)
@@ -182,6 +225,13 @@ def period_messages(session: Session, *, since: datetime, until: datetime, top: 
             .group_by(eh.c.kind, eh.c.intent)
         )
         grouped += [(kind, intent or None, int(n or 0)) for kind, intent, n in session.execute(query)]
+        tail = _tail(session, EPOCH + timedelta(hours=lo), EPOCH + timedelta(hours=hi))
+        query = (
+            select(e.c.kind, e.c.intent, func.count())
+            .where(tail, e.c.kind.in_(MESSAGE_KINDS))
+            .group_by(e.c.kind, e.c.intent)
+        )
+        grouped += [(kind, intent, int(n)) for kind, intent, n in session.execute(query)]
     for start, end, _ in edges:
         query = (
             select(e.c.kind, e.c.intent, func.count())

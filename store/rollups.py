@@ -1,7 +1,8 @@
 """Rollups of the event log that the dashboard reads instead of the log itself.
 
-`user_days` (events per user and UTC day), `event_hours` (events per UTC hour, kind and intent)
-and `cohort_counts` (the weekly retention triangle) are folded in from the events whose id is
+`user_days` (events per user and UTC day), `event_hours` (events per UTC hour, kind and intent),
+`user_last_events` (each user's last event time) and `cohort_counts` (the weekly retention
+triangle) are folded in from the events whose id is
 past a watermark (`rollup_state`), in bounded id ranges, each range and its watermark in one
 transaction: a crash loses nothing and counts nothing twice. The watermark is by id, not time,
 so a late event (an old `ts` written now) is folded in like any other. Forgetting a user takes
@@ -77,8 +78,9 @@ def refresh_rollups(
 ) -> RefreshReport:
     """Fold the events past the watermark into the rollups, `batch` ids per transaction.
 
-    `max_batches` bounds the work (the dashboard catches up a little before it reads; the
-    scheduler's job and the analytics run take the whole backlog).
+    `max_batches` bounds the work. Only writers call this (the scheduler's `rollups` job, the
+    analytics run, the CLI): the dashboard's reads never write; they merge the events past the
+    watermark themselves where a figure must be current (`store.overview_queries`).
     """
     started = time.perf_counter()
     with unit_of_work(engine) as session:
@@ -116,7 +118,13 @@ def refresh_rollups(
             # Fresh statistics after a bulk build: without them the next batch's lookups by user
             # (an IN list on user_days' key) may be planned as scans of the whole table.
             with engine.connect() as connection:
-                for table in ("user_days", "user_last_days", "period_users", "cohort_counts", "event_hours"):
+                for table in (
+                    "user_days",
+                    "user_last_events",
+                    "period_users",
+                    "cohort_counts",
+                    "event_hours",
+                ):
                     connection.exec_driver_sql(f"ANALYZE {table}")
                 connection.commit()
     report = RefreshReport(folded, batches, last, time.perf_counter() - started)
@@ -129,7 +137,7 @@ def rebuild_rollups(engine: Engine, *, batch: int = BATCH) -> RefreshReport:
     """Empty the rollups and fold the whole log in again (after a restore, or to check them)."""
     with unit_of_work(engine) as session:
         _ensure_state(session)
-        for table in ("user_days", "event_hours", "cohort_counts", "period_users", "user_last_days"):
+        for table in ("user_days", "event_hours", "cohort_counts", "period_users", "user_last_events"):
             session.execute(text(f"DELETE FROM {table}"))
         session.execute(text("UPDATE rollup_state SET last_event_id = 0 WHERE name = :n"), {"n": STATE})
     return refresh_rollups(engine, batch=batch)
@@ -188,6 +196,21 @@ def forget_from_rollups(session: Session, user_id: int) -> None:
                 {"o": other, **params},
             )
     _apply_delta(session, before, _user_day_sets(session, affected))
+    session.execute(text("DELETE FROM user_last_events WHERE user_id = :u"), {"u": user_id})
+    for other in sorted(others - {user_id}):
+        last = session.execute(
+            text(
+                "SELECT max(ts) FROM events WHERE user_id = :o "
+                "AND (chat_id IS NULL OR chat_id <> :u) AND id <= :wm"
+            ),
+            {"o": other, **params},
+        ).scalar()
+        if last is None:
+            session.execute(text("DELETE FROM user_last_events WHERE user_id = :o"), {"o": other})
+        else:
+            session.execute(
+                text("UPDATE user_last_events SET last_ts = :t WHERE user_id = :o"), {"t": last, "o": other}
+            )
 
 
 def _ensure_state(session: Session) -> None:
@@ -235,6 +258,16 @@ def _fold(session: Session, low: int, high: int) -> tuple[int, bool]:
         ),
         window,
     )
+    later = "greatest" if dialect == "postgresql" else "max"  # SQLite's two-argument max() is scalar
+    session.execute(
+        text(
+            "INSERT INTO user_last_events (user_id, last_ts) SELECT user_id, max(ts) FROM events "
+            "WHERE id > :lo AND id <= :hi AND user_id IS NOT NULL GROUP BY user_id "
+            "ON CONFLICT (user_id) DO UPDATE SET "
+            f"last_ts = {later}(user_last_events.last_ts, excluded.last_ts)"
+        ),
+        window,
+    )
     n = int(
         session.execute(text("SELECT count(*) FROM events WHERE id > :lo AND id <= :hi"), window).scalar_one()
     )
@@ -273,34 +306,17 @@ PERIODS = (1, 7)  # the overview's daily and weekly active users
 
 
 def _apply_delta(session: Session, before: dict[int, set[int]], after: dict[int, set[int]]) -> None:
-    """Move what the changed users' days feed: cohort cells, users per day and week, last days."""
+    """Move what the changed users' days feed: cohort cells, users per day and week."""
     cohorts = _contributions(after)
     cohorts.subtract(_contributions(before))
     _add(session, "cohort_counts", ("cohort", "week_offset"), "users", cohorts)
     periods: Counter[tuple[int, int]] = Counter()
-    last_days = []
-    gone = []
     for user_id, now in after.items():
         was = before.get(user_id, set())
         for p in PERIODS:
             periods.update((p, b) for b in {d // p for d in now} - {d // p for d in was})
             periods.subtract((p, b) for b in {d // p for d in was} - {d // p for d in now})
-        if now:
-            if not was or max(now) != max(was):
-                last_days.append({"u": user_id, "d": max(now)})
-        elif was:
-            gone.append({"u": user_id})
     _add(session, "period_users", ("period_days", "bucket"), "users", periods)
-    if last_days:
-        session.execute(
-            text(
-                "INSERT INTO user_last_days (user_id, last_day) VALUES (:u, :d) "
-                "ON CONFLICT (user_id) DO UPDATE SET last_day = excluded.last_day"
-            ),
-            last_days,
-        )
-    if gone:
-        session.execute(text("DELETE FROM user_last_days WHERE user_id = :u"), gone)
 
 
 def _add(
@@ -320,8 +336,8 @@ def _add(
 
 
 def _rebuild_derived(session: Session) -> None:
-    """Cohorts, users per day and week, last days: recounted from `user_days` in SQL (a large backlog)."""
-    for table in ("cohort_counts", "period_users", "user_last_days"):
+    """Cohorts, users per day and week: recounted from `user_days` in SQL (a large backlog)."""
+    for table in ("cohort_counts", "period_users"):
         session.execute(text(f"DELETE FROM {table}"))
     session.execute(
         text(
@@ -339,9 +355,3 @@ def _rebuild_derived(session: Session) -> None:
                 f"SELECT {p}, day / {p}, count(DISTINCT user_id) FROM user_days GROUP BY day / {p}"
             )
         )
-    session.execute(
-        text(
-            "INSERT INTO user_last_days (user_id, last_day) "
-            "SELECT user_id, max(day) FROM user_days GROUP BY user_id"
-        )
-    )

@@ -16,7 +16,6 @@ from dashboard.templating import render
 from store.dashboard_queries import ReachCounts, reach_counts
 from store.db import read_snapshot
 from store.overview_queries import active_by, cohort_rows, hour_events, period_messages, rolling_active_users
-from store.rollups import refresh_rollups
 
 router = APIRouter()
 
@@ -24,7 +23,6 @@ RANGES = (7, 30, 90)
 MIN_COHORT = 20  # cohorts smaller than this are shown greyed: one user moves the rate by 5 points
 MAX_COHORTS = 10
 TOP_INTENTS = 8
-CATCH_UP_EVENTS = 20_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 WEEKDAYS = tuple(f"weekday.{n}" for n in range(7))  # Monday first; words in dashboard.i18n
 
@@ -112,8 +110,7 @@ def compute_overview(request: Request, days: int) -> Overview:
     until = request.app.state.now()
     since = until - timedelta(days=days)
     last_week = int((until - EPOCH).days // 7)
-    # Catch up with the last minute's events (one bounded batch; the scheduler's job does the rest).
-    refresh_rollups(engine, batch=CATCH_UP_EVENTS, max_batches=1)
+    # No catch-up here: a GET never writes; the scheduler's `rollups` job folds the log in.
     with read_snapshot(engine) as db:  # one snapshot: DAU <= WAU <= MAU even under writes
         counts = period_messages(db, since=since, until=until, top=TOP_INTENTS)
         hours = hour_events(db, since=since, until=until)

@@ -18,7 +18,6 @@ from dashboard.nlu_training import NLUTrainer, deployment_data, latest_runs
 from dashboard.question_groups import SAMPLE, WAIT_S, Grouping, GroupingWorker, group_questions
 from dashboard.sessions import Session
 from dashboard.templating import render
-from dashboard.views.overview import CATCH_UP_EVENTS
 from nlu import default_data_paths, load_training_data
 from nlu.additions import AdditionError, DeploymentData, NewTopic
 from nlu.grouping import DEFAULT_MIN_SIMILARITY, EmbeddingCache
@@ -27,7 +26,6 @@ from store.audit import AuditAction, record_action
 from store.db import read_snapshot
 from store.overview_queries import period_messages
 from store.questions import recent_unanswered, unanswered_version
-from store.rollups import refresh_rollups
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +141,6 @@ def _page(
 
     def counts() -> Counts:
         until = request.app.state.now()
-        refresh_rollups(engine, batch=CATCH_UP_EVENTS, max_batches=1)  # the last minute's events
         with read_snapshot(engine) as db:
             found = period_messages(db, since=until - timedelta(days=days), until=until, top=0)  # rollups
         return Counts(found.messages, found.unanswered)

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from dashboard.views.overview import _heatmap
 from demo.synthetic import populate
@@ -21,6 +22,8 @@ from store.analytics_queries import (
 from store.db import read_snapshot
 from store.overview_queries import active_by, cohort_rows, hour_events, period_messages, rolling_active_users
 from store.rollups import refresh_rollups
+from store.users import forget_user
+from tests.dashboard.conftest import Dash
 
 UNTIL = datetime(2026, 11, 20, 12, 37, tzinfo=UTC)  # not on an hour: the rolling windows cut hours
 
@@ -97,3 +100,96 @@ def test_the_heatmap_places_each_hour_by_the_offset_of_its_own_day() -> None:
     grid = _heatmap([(summer, 3), (winter, 6)], ZoneInfo("Europe/Berlin"))
     assert grid[0][12] == 3 and grid[0][11] == 6
     assert sum(map(sum, grid)) == 9
+
+
+def _rolling_on_the_log(db: Session, until: datetime, days: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(distinct_users_between(db, since=until - timedelta(days=d), until=until) for d in days)
+
+
+def test_the_events_past_the_watermark_count_without_a_refresh(populated: Engine) -> None:
+    """The rolling figures and today's bar take in the unfolded tail, and reading writes nothing."""
+    tail = [
+        EventRecord(user_id=4000, chat_id=4000, ts=UNTIL - timedelta(minutes=2), kind="message"),  # new user
+        EventRecord(user_id=3, chat_id=3, ts=UNTIL - timedelta(minutes=1), kind="message"),
+        EventRecord(user_id=4001, chat_id=4001, ts=UNTIL - timedelta(days=20), kind="message"),  # late
+        EventRecord(user_id=4002, chat_id=4002, ts=UNTIL + timedelta(seconds=5), kind="message"),  # after
+    ]
+    append_events(populated, tail)
+    with populated.connect() as connection:
+        watermark = connection.execute(text("SELECT last_event_id FROM rollup_state")).scalar_one()
+    with read_snapshot(populated) as db:
+        expected = _rolling_on_the_log(db, UNTIL, (1, 7, 30))
+        assert rolling_active_users(db, until=UNTIL, days=(1, 7, 30)) == expected
+        today = UNTIL.replace(hour=0, minute=0)
+        assert active_by(db, period_days=1, since=today, until=UNTIL) == (
+            active_users_by(db, period_days=1, since=today, until=UNTIL).rows
+        )
+        month = UNTIL - timedelta(days=30)
+        whole = UNTIL.replace(hour=0, minute=0) - timedelta(days=28)  # whole days and weeks: the rollups'
+        for period in (1, 7):
+            assert active_by(db, period_days=period, since=whole, until=UNTIL) == (
+                active_users_by(db, period_days=period, since=whole, until=UNTIL).rows
+            )
+        assert period_messages(db, since=month, until=UNTIL, top=8) == period_counts(
+            db, since=month, until=UNTIL, top=8
+        )
+        assert sum(n for _, n in hour_events(db, since=month, until=UNTIL)) == sum(
+            n for _, _, n in activity_heatmap(db, since=month, until=UNTIL).rows
+        )
+    with read_snapshot(populated) as db:
+        assert rolling_active_users(db, until=UNTIL, days=(30,))[0] == expected[2]
+    with populated.connect() as connection:
+        assert connection.execute(text("SELECT last_event_id FROM rollup_state")).scalar_one() == watermark
+
+
+@pytest.mark.parametrize(
+    "until",
+    [
+        UNTIL.replace(hour=0, minute=20),  # just past midnight: the windows cut two days
+        UNTIL.replace(hour=0, minute=0),  # on midnight
+        UNTIL - timedelta(days=3, minutes=7),  # in the past: users active after it must not count
+    ],
+)
+def test_rolling_windows_match_the_log_wherever_they_end(populated: Engine, until: datetime) -> None:
+    with read_snapshot(populated) as db:
+        assert rolling_active_users(db, until=until, days=(1, 7, 30)) == _rolling_on_the_log(
+            db, until, (1, 7, 30)
+        )
+        assert active_by(db, period_days=7, since=until - timedelta(days=30), until=until) == (
+            active_users_by(db, period_days=7, since=until - timedelta(days=30), until=until).rows
+        )
+
+
+def test_forgetting_a_user_keeps_the_rolling_figures_exact(populated: Engine) -> None:
+    # user 9 also wrote in user 3's private chat, today: it goes with user 3's chat
+    append_events(
+        populated, [EventRecord(user_id=9, chat_id=3, ts=UNTIL - timedelta(minutes=30), kind="message")]
+    )
+    refresh_rollups(populated)
+    forget_user(populated, 3)
+    with read_snapshot(populated) as db:
+        assert rolling_active_users(db, until=UNTIL, days=(1, 7, 30)) == _rolling_on_the_log(
+            db, UNTIL, (1, 7, 30)
+        )
+
+
+def test_a_get_of_the_overview_writes_nothing(dash: Dash) -> None:
+    """The page reads the rollups and the unfolded tail; folding is the scheduler's job."""
+    populate(dash.engine, 20, events_per_user=10, end=dash.clock.now, seed=3)
+    refresh_rollups(dash.engine)
+    append_events(
+        dash.engine,
+        [EventRecord(user_id=5000, chat_id=5000, ts=dash.clock.now - timedelta(minutes=1), kind="message")],
+    )
+    with dash.engine.connect() as connection:
+        before = connection.execute(text("SELECT last_event_id, refreshed_at FROM rollup_state")).one()
+    client = dash.logged_in()
+    assert client.get("/").status_code == 200
+    with dash.engine.connect() as connection:
+        assert (
+            connection.execute(text("SELECT last_event_id, refreshed_at FROM rollup_state")).one() == before
+        )
+        assert (
+            connection.execute(text("SELECT count(*) FROM user_last_events WHERE user_id = 5000")).scalar()
+            == 0
+        )

@@ -28,6 +28,9 @@ def _tables(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
             "cohort_counts": sorted(
                 tuple(r) for r in connection.execute(text("SELECT * FROM cohort_counts"))
             ),
+            "user_last_events": sorted(
+                tuple(r) for r in connection.execute(text("SELECT * FROM user_last_events"))
+            ),
         }
 
 
