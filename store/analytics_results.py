@@ -9,11 +9,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, Table, and_, delete, exists, func, insert, select, update
+from sqlalchemy import Engine, Table, and_, delete, exists, func, insert, literal, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from store.analytics_queries import intents_by_segment
-from store.models import AnalyticsRun, Rule, Segment, SegmentMembership, User, utcnow
+from store.models import AnalyticsRun, MembershipStaging, Rule, Segment, SegmentMembership, User, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +216,77 @@ def end_run(
         )
 
 
+STAGING_TABLE = MembershipStaging.__tablename__
+"""Where an engine's executors append (run_id, user_id, label) rows before `complete_run_staged`."""
+
+
+def _insert_segments(connection: Connection, run_id: int, segments: Sequence[NewSegment]) -> dict[int, int]:
+    label_to_id: dict[int, int] = {}
+    for seg in segments:
+        result = connection.execute(
+            insert(Segment).values(
+                run_id=run_id,
+                label=seg.label,
+                name=seg.name,
+                description=seg.description,
+                size=seg.size,
+                profile=seg.profile,
+                pinned=seg.pinned,
+            )
+        )
+        key = result.inserted_primary_key
+        assert key is not None
+        label_to_id[seg.label] = int(key[0])
+    return label_to_id
+
+
+def _finish(
+    connection: Connection,
+    run_id: int,
+    *,
+    message: str,
+    metrics: dict[str, Any],
+    n_events: int,
+    n_users: int,
+    dropped: int,
+    label_to_id: dict[int, int],
+    rules: Sequence[MinedRule],
+) -> None:
+    """Recount sizes when users were dropped, store the rules and make the run current."""
+    members = SegmentMembership.__table__
+    assert isinstance(members, Table)
+    if dropped:
+        sizes: dict[int, int] = dict(
+            connection.execute(
+                select(members.c.segment_id, func.count())
+                .where(members.c.run_id == run_id)
+                .group_by(members.c.segment_id)
+            ).all()
+        )
+        for segment_id in label_to_id.values():
+            connection.execute(
+                update(Segment).where(Segment.id == segment_id).values(size=int(sizes.get(segment_id, 0)))
+            )
+        message = f"{message}; {dropped} user(s) deleted during the run were left out"
+    if rules:
+        connection.execute(insert(Rule), [_rule_row(run_id, rule) for rule in rules])
+    metrics = {**metrics, **_segment_intents(connection, run_id)}
+    connection.execute(update(AnalyticsRun).where(AnalyticsRun.is_current).values(is_current=False))
+    connection.execute(
+        update(AnalyticsRun)
+        .where(AnalyticsRun.id == run_id)
+        .values(
+            status=RunStatus.DONE,
+            message=message,
+            metrics=metrics,
+            n_users=n_users,
+            n_events=n_events,
+            finished_at=utcnow(),
+            is_current=True,
+        )
+    )
+
+
 def complete_run(
     engine: Engine,
     run_id: int,
@@ -236,22 +308,7 @@ def complete_run(
     if len(user_ids) != len(labels):
         raise ValueError(f"{len(user_ids)} user ids but {len(labels)} labels")
     with engine.begin() as connection:
-        label_to_id: dict[int, int] = {}
-        for seg in segments:
-            result = connection.execute(
-                insert(Segment).values(
-                    run_id=run_id,
-                    label=seg.label,
-                    name=seg.name,
-                    description=seg.description,
-                    size=seg.size,
-                    profile=seg.profile,
-                    pinned=seg.pinned,
-                )
-            )
-            key = result.inserted_primary_key
-            assert key is not None
-            label_to_id[seg.label] = int(key[0])
+        label_to_id = _insert_segments(connection, run_id, segments)
         members = SegmentMembership.__table__
         assert isinstance(members, Table)
         for start in range(0, len(user_ids), MEMBERSHIP_CHUNK):
@@ -277,35 +334,16 @@ def complete_run(
                 )
             ).rowcount  # type: ignore[attr-defined]
         )
-        if dropped:
-            sizes: dict[int, int] = dict(
-                connection.execute(
-                    select(members.c.segment_id, func.count())
-                    .where(members.c.run_id == run_id)
-                    .group_by(members.c.segment_id)
-                ).all()
-            )
-            for segment_id in label_to_id.values():
-                connection.execute(
-                    update(Segment).where(Segment.id == segment_id).values(size=int(sizes.get(segment_id, 0)))
-                )
-            message = f"{message}; {dropped} user(s) deleted during the run were left out"
-        if rules:
-            connection.execute(insert(Rule), [_rule_row(run_id, rule) for rule in rules])
-        metrics = {**metrics, **_segment_intents(connection, run_id)}
-        connection.execute(update(AnalyticsRun).where(AnalyticsRun.is_current).values(is_current=False))
-        connection.execute(
-            update(AnalyticsRun)
-            .where(AnalyticsRun.id == run_id)
-            .values(
-                status=RunStatus.DONE,
-                message=message,
-                metrics=metrics,
-                n_users=len(user_ids) - dropped,
-                n_events=n_events,
-                finished_at=utcnow(),
-                is_current=True,
-            )
+        _finish(
+            connection,
+            run_id,
+            message=message,
+            metrics=metrics,
+            n_events=n_events,
+            n_users=len(user_ids) - dropped,
+            dropped=dropped,
+            label_to_id=label_to_id,
+            rules=rules,
         )
     return dropped
 
@@ -338,6 +376,113 @@ def segment_top_intents(run: RunInfo) -> dict[int, list[tuple[str, int]]] | None
     if not isinstance(stored, dict):
         return None
     return {int(segment): [(str(i), int(n)) for i, n in rows] for segment, rows in stored.items()}
+
+
+def stage_memberships(engine: Engine, run_id: int, user_ids: Sequence[int], labels: Sequence[int]) -> None:
+    """Append (user, label) pairs to the staging table through SQLAlchemy (tests, small runs).
+
+    A cluster writes the same rows with Spark's JDBC writer from its executors instead.
+    """
+    rows = [
+        {"run_id": run_id, "user_id": int(user), "label": int(label)}
+        for user, label in zip(user_ids, labels, strict=True)
+    ]
+    with engine.begin() as connection:
+        for start in range(0, len(rows), MEMBERSHIP_CHUNK):
+            connection.execute(insert(MembershipStaging), rows[start : start + MEMBERSHIP_CHUNK])
+
+
+def discard_staged(engine: Engine, run_id: int) -> int:
+    """Delete a run's staged rows (a failed run, or a retry's leftovers); returns how many."""
+    staging = MembershipStaging.__table__
+    assert isinstance(staging, Table)
+    with engine.begin() as connection:
+        return int(
+            connection.execute(delete(staging).where(staging.c.run_id == run_id)).rowcount  # type: ignore[attr-defined]
+        )
+
+
+def staged_overlap(engine: Engine, run_id: int, previous_run: int) -> dict[tuple[int, int], int]:
+    """(previous run's segment id, this run's label) -> users in both, grouped in SQL.
+
+    What `carry_names` needs to match segments across runs, without any user list in Python.
+    """
+    staging = MembershipStaging.__table__
+    old = SegmentMembership.__table__
+    new = (
+        select(staging.c.user_id, func.max(staging.c.label).label("label"))
+        .where(staging.c.run_id == run_id)
+        .group_by(staging.c.user_id)
+        .subquery()
+    )
+    query = (
+        select(old.c.segment_id, new.c.label, func.count())
+        .join_from(old, new, old.c.user_id == new.c.user_id)
+        .where(old.c.run_id == previous_run)
+        .group_by(old.c.segment_id, new.c.label)
+    )
+    with engine.connect() as connection:
+        return {(int(a), int(b)): int(n) for a, b, n in connection.execute(query)}
+
+
+def complete_run_staged(
+    engine: Engine,
+    run_id: int,
+    *,
+    message: str,
+    metrics: dict[str, Any],
+    n_events: int,
+    segments: Sequence[NewSegment],
+    rules: Sequence[MinedRule],
+) -> tuple[int, int]:
+    """`complete_run` with the memberships taken from the run's staged rows; returns (users, dropped).
+
+    One transaction: the segments, one set-based INSERT ... SELECT from `membership_staging`
+    (joined to the new segments by label, only users that still exist, one row per user even
+    if a retried Spark task appended its partition twice), the staged rows deleted, the rules,
+    and the run made current. Until it commits, readers see the previous run; if it fails,
+    nothing of this run is visible.
+    """
+    staging = MembershipStaging.__table__
+    members = SegmentMembership.__table__
+    users = User.__table__
+    assert isinstance(members, Table) and isinstance(staging, Table)
+    with engine.begin() as connection:
+        label_to_id = _insert_segments(connection, run_id, segments)
+        staged = (
+            select(staging.c.user_id, func.max(staging.c.label).label("label"))
+            .where(staging.c.run_id == run_id)
+            .group_by(staging.c.user_id)
+            .subquery()
+        )
+        n_staged = int(connection.execute(select(func.count()).select_from(staged)).scalar_one())
+        moved = (
+            select(literal(run_id), staged.c.user_id, Segment.id)
+            .join(Segment, and_(Segment.run_id == run_id, Segment.label == staged.c.label))
+            .where(exists().where(users.c.id == staged.c.user_id))
+        )
+        connection.execute(insert(members).from_select(["run_id", "user_id", "segment_id"], moved))
+        # Counted, not the INSERT's rowcount: drivers report -1 for INSERT ... SELECT.
+        inserted = int(
+            connection.execute(
+                select(func.count()).select_from(members).where(members.c.run_id == run_id)
+            ).scalar_one()
+        )
+        connection.execute(delete(staging).where(staging.c.run_id == run_id))
+        dropped = n_staged - inserted
+        _finish(
+            connection,
+            run_id,
+            message=message,
+            metrics=metrics,
+            n_events=n_events,
+            n_users=inserted,
+            dropped=dropped,
+            label_to_id=label_to_id,
+            rules=rules,
+        )
+    logger.info("run %d: %d staged memberships moved, %d dropped", run_id, inserted, dropped)
+    return inserted, dropped
 
 
 def get_run(engine: Engine, run_id: int | None = None) -> RunInfo | None:

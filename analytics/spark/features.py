@@ -230,24 +230,54 @@ def _trend(active: Any, recent_active: Any, tenure: Any, *, window_days: float, 
     return F.least(F.greatest(F.coalesce(trend, F.lit(0.0)), F.lit(-1.0)), F.lit(1.0))
 
 
+RANK_BUCKETS = 64
+"""Range buckets the exact RFM ranking is split into, so no single task sees every distinct value."""
+
+
 def _with_quintile(frame: Any, column: str, output: str, *, higher_is_better: bool, n: int) -> Any:
     """`_quintile`: ceil(5 · average rank / n), ranks over the distinct values (ties share one).
 
-    The window runs over the table of distinct values and their counts, not over the users.
+    Exact and distributed: the distinct values (with their counts) are cut into value ranges at
+    approximate quantiles, each range is ranked in its own task (a window partitioned by the
+    range), and each range's offset is the sum of the counts of the ranges before it (one row
+    per range reaches the driver). A window over the whole table would run in one task, which
+    for a monetary column means one task over as many rows as there are users. Descending
+    ranks are n + 1 − ascending ones (exact in doubles: integers and halves).
     """
+    from pyspark.ml.feature import Bucketizer
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    counts = frame.groupBy(column).agg(F.count(F.lit(1)).alias("_ties"))
-    order = F.col(column).asc() if higher_is_better else F.col(column).desc()
-    before = Window.orderBy(order).rowsBetween(Window.unboundedPreceding, -1)
-    average_rank = (
-        F.coalesce(F.sum("_ties").over(before), F.lit(0)).cast("double")
+    value = F.col(column).cast("double")
+    counts = frame.groupBy(value.alias("_v")).agg(F.count(F.lit(1)).alias("_ties"))
+    cuts = counts.approxQuantile("_v", [i / RANK_BUCKETS for i in range(1, RANK_BUCKETS)], 0.001)
+    splits = [float("-inf"), *sorted({float(x) for x in cuts}), float("inf")]
+    bucketed = Bucketizer(splits=splits, inputCol="_v", outputCol="_b", handleInvalid="keep").transform(
+        counts
+    )
+    totals = {
+        int(r["_b"]): int(r["_n"]) for r in bucketed.groupBy("_b").agg(F.sum("_ties").alias("_n")).collect()
+    }
+    offsets: list[tuple[float, int]] = []
+    running = 0
+    for bucket in sorted(totals):
+        offsets.append((float(bucket), running))
+        running += totals[bucket]
+    spark = frame.sparkSession
+    offset_frame = spark.createDataFrame(offsets, "_b double, _offset long")
+    before = Window.partitionBy("_b").orderBy("_v").rowsBetween(Window.unboundedPreceding, -1)
+    ascending = (
+        F.col("_offset").cast("double")
+        + F.coalesce(F.sum("_ties").over(before), F.lit(0)).cast("double")
         + (F.col("_ties").cast("double") + 1.0) / 2.0
     )
+    average_rank = ascending if higher_is_better else F.lit(float(n) + 1.0) - ascending
     quintile = F.least(F.greatest(F.ceil(average_rank / F.lit(float(n)) * 5.0), F.lit(1)), F.lit(5))
-    ranked = counts.select(column, quintile.cast("long").alias(output))
-    return frame.join(F.broadcast(ranked), on=column, how="left")
+    ranked = bucketed.join(F.broadcast(offset_frame), on="_b").select(
+        "_v", quintile.cast("long").alias(output)
+    )
+    joined = frame.join(ranked, on=value.eqNullSafe(F.col("_v")), how="left")
+    return joined.drop("_v")
 
 
 def _topics(

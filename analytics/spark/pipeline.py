@@ -3,8 +3,14 @@
 Features (Spark SQL), segments (MLlib KMeans, k by silhouette), names (the local naming code on
 per-segment medians aggregated in Spark), rules (MLlib FPGrowth on baskets built in Spark), then
 `start_run` / `complete_run` / `end_run`: the bot, the scheduler, the report and the dashboard
-read a Spark run exactly as a local one. What reaches the driver is small tables plus the
-(user, segment) pairs the store keeps for every user.
+read a Spark run exactly as a local one.
+
+On PostgreSQL the (user, segment) pairs never reach the driver: the executors append them over
+JDBC to the store's staging table (`store.models.MembershipStaging`), segments are matched to
+the previous run by an overlap grouped in SQL, and `complete_run_staged` moves them into the
+memberships in one INSERT ... SELECT inside the completion transaction (measured: the driver
+path spent ~3.2e-5 s per user, ~53 minutes at 100M users, on one core). On SQLite (a local
+file no executor can reach) the pairs are collected and written through the store as before.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import numpy as np
 from sqlalchemy import Engine
 
 from analytics.errors import AnalyticsError
-from analytics.naming import SegmentProfile
+from analytics.naming import PreviousSegment, SegmentProfile, carry_names
 from analytics.pipeline import (
     AnalyticsConfig,
     Progress,
@@ -32,15 +38,31 @@ from analytics.rules import OUTCOMES, AssociationRule
 from analytics.spark.features import SparkFeatures, quoted, spark_features
 from analytics.spark.rules import mine_rules_spark
 from analytics.spark.segmentation import SparkSegmentation, segment_profiles, segment_users
-from analytics.spark.sources import events_from_postgres, events_from_store
+from analytics.spark.sources import events_from_postgres, events_from_store, jdbc_options
 from analytics.traits import CATEGORY_PREFIX, TraitFeatures, load_traits
 from store.analytics_queries import FALLBACK_INTENTS, sent_deliveries
-from store.analytics_results import NewSegment, complete_run, end_run, start_run
+from store.analytics_results import (
+    STAGING_TABLE,
+    NewSegment,
+    complete_run,
+    complete_run_staged,
+    discard_staged,
+    end_run,
+    previous_done_run,
+    run_segments,
+    staged_overlap,
+    start_run,
+)
 from store.db import read_snapshot
 
-__all__ = ["run_analytics_spark", "spark_baskets", "store_events"]
+__all__ = ["run_analytics_spark", "spark_baskets", "store_events", "write_staged_memberships"]
 
 logger = logging.getLogger(__name__)
+
+STAGING_PARTITIONS = 8
+"""Parallel JDBC connections the executors append memberships with (Spark's `numPartitions`)."""
+STAGING_BATCH = 10_000
+"""Rows per JDBC batch (`batchsize`); the URL asks the driver to rewrite a batch as one INSERT."""
 
 
 def store_events(spark: Any, engine: Engine) -> Any:
@@ -82,6 +104,54 @@ def spark_baskets(features: SparkFeatures, segmentation: SparkSegmentation, name
     ]
     items.append(F.create_map(*pairs)[c("segment")])
     return frame.select("user_id", F.array_distinct(F.array_compact(F.array(*items))).alias("items"))
+
+
+def write_staged_memberships(
+    labels: Any,
+    engine: Engine,
+    run_id: int,
+    *,
+    partitions: int = STAGING_PARTITIONS,
+    batch_size: int = STAGING_BATCH,
+) -> None:
+    """Append a run's (user_id, segment) DataFrame to the store's staging table from the executors.
+
+    Each task writes its partition in its own JDBC transaction; nothing reads the staging table
+    but `complete_run_staged`, so a failure here leaves the previous run's memberships current.
+    """
+    from pyspark.sql import functions as F
+
+    options = jdbc_options(engine.url.render_as_string(hide_password=False))
+    separator = "&" if "?" in options["url"] else "?"
+    options["url"] = f"{options['url']}{separator}reWriteBatchedInserts=true"
+    frame = labels.select(
+        F.lit(run_id).cast("long").alias("run_id"),
+        F.col("user_id").cast("long").alias("user_id"),
+        F.col("segment").cast("int").alias("label"),
+    )
+    writer = (
+        frame.write.format("jdbc")
+        .mode("append")
+        .option("dbtable", STAGING_TABLE)
+        .option("batchsize", str(batch_size))
+        .option("numPartitions", str(max(1, partitions)))
+    )
+    for key, value in options.items():
+        writer = writer.option(key, value)
+    writer.save()
+
+
+def _match_staged(
+    engine: Engine, run_id: int, profiles: list[SegmentProfile]
+) -> tuple[list[SegmentProfile], dict[int, bool], dict[int, int], int | None]:
+    """`analytics.pipeline._match_previous` with the overlap grouped in SQL over the staged rows."""
+    previous = previous_done_run(engine, run_id)
+    if previous is None:
+        return profiles, {p.label: False for p in profiles}, {}, None
+    overlap = staged_overlap(engine, run_id, previous.id)
+    prev = [PreviousSegment(s.id, s.name, s.pinned, s.size) for s in run_segments(engine, previous.id)]
+    named, pinned, matched = carry_names(profiles, prev, overlap)
+    return named, pinned, matched, previous.id
 
 
 def sent_frame(spark: Any, engine: Engine, as_of: datetime) -> Any:
@@ -158,6 +228,7 @@ def run_analytics_spark(
     config: AnalyticsConfig | None = None,
     as_of: datetime | None = None,
     progress: Progress | None = None,
+    staged: bool | None = None,
 ) -> RunSummary:
     """`run_analytics` on Spark: compute, segment, mine, and store one new current run in `engine`.
 
@@ -165,6 +236,8 @@ def run_analytics_spark(
         engine: The store the run is written to (and, without `events`, read from).
         spark: An active session (`analytics.spark.spark_session`).
         events: The event log as a DataFrame (`analytics.spark.sources`); default: the store's.
+        staged: Memberships written by the executors through the staging table (True) or
+            collected and written by the driver (False); default: staged on PostgreSQL.
 
     Raises:
         AnalyticsError: `config.algorithm` is not kmeans (MLlib has no DBSCAN), before any run
@@ -177,6 +250,7 @@ def run_analytics_spark(
     step = progress or (lambda _name: None)
     params = {**asdict(config), "as_of": as_of.isoformat(), "engine": "spark"}
     run_id = start_run(engine, algorithm=config.algorithm, params=params)
+    staged = engine.dialect.name == "postgresql" if staged is None else staged
     timings: dict[str, float] = {}
     try:
         step("features")
@@ -204,13 +278,21 @@ def run_analytics_spark(
         segmentation = segment_users(
             features, k_min=config.k_min, k_max=config.k_max, random_state=config.random_state
         )
-        pairs = sorted((int(r["user_id"]), int(r["segment"])) for r in segmentation.labels.collect())
-        user_ids = np.array([user for user, _ in pairs], dtype=np.int64)
-        labels = np.array([label for _, label in pairs], dtype=np.int64)
         profiles: list[SegmentProfile] = segment_profiles(
             features, segmentation, window_days=config.window_days
         )
-        profiles, pinned, matched, previous_id = _match_previous(engine, run_id, user_ids, profiles, labels)
+        if staged:
+            written = time.perf_counter()
+            write_staged_memberships(segmentation.labels, engine, run_id)
+            timings["staging_s"] = time.perf_counter() - written
+            profiles, pinned, matched, previous_id = _match_staged(engine, run_id, profiles)
+        else:
+            pairs = sorted((int(r["user_id"]), int(r["segment"])) for r in segmentation.labels.collect())
+            user_ids = np.array([user for user, _ in pairs], dtype=np.int64)
+            labels = np.array([label for _, label in pairs], dtype=np.int64)
+            profiles, pinned, matched, previous_id = _match_previous(
+                engine, run_id, user_ids, profiles, labels
+            )
         names = {p.label: p.name for p in profiles}
         timings["segmentation_s"] = time.perf_counter() - started
 
@@ -242,27 +324,45 @@ def run_analytics_spark(
             for p in profiles
         ]
         message = "; ".join(notes)
-        dropped = complete_run(
-            engine,
-            run_id,
-            message=message,
-            metrics=metrics,
-            n_events=n_events,
-            segments=segments,
-            user_ids=user_ids.tolist(),
-            labels=labels.tolist(),
-            rules=rules,
-        )
+        if staged:
+            stored, dropped = complete_run_staged(
+                engine,
+                run_id,
+                message=message,
+                metrics=metrics,
+                n_events=n_events,
+                segments=segments,
+                rules=rules,
+            )
+            n_users = stored + dropped
+        else:
+            dropped = complete_run(
+                engine,
+                run_id,
+                message=message,
+                metrics=metrics,
+                n_events=n_events,
+                segments=segments,
+                user_ids=user_ids.tolist(),
+                labels=labels.tolist(),
+                rules=rules,
+            )
+            n_users = len(user_ids)
         timings["store_s"] = time.perf_counter() - started
         features.frame.unpersist()
     except Exception as exc:
+        if staged:
+            try:  # the rows are invisible either way; this only reclaims the space
+                discard_staged(engine, run_id)
+            except Exception:
+                logger.exception("run %d: staged memberships not discarded", run_id)
         fail_run(engine, run_id, exc, engine_name="Spark analytics")
         raise
     return done_summary(
         run_id,
         message=message,
         dropped=dropped,
-        n_users=len(user_ids),
+        n_users=n_users,
         n_events=n_events,
         n_segments=len(profiles),
         n_rules=len(rules),
