@@ -304,7 +304,7 @@ EN: dict[str, str] = {
     "broadcast.timing_split": "A/B: half at that time, half at their best hour",
     "broadcast.timing_hint": "Best hour: the hour each user has been most active in (shrunk toward their "
     "segment's when they have little history), within 24 h after the time above and never in quiet hours. "
-    "The same as `rapport broadcast --best-time` / `--best-time-vs-fixed`.",
+    "The A/B split reports which timing brought more users back.",
     "broadcast.means_best": "Nobody gets it at once: each user at their most active hour in the {hours} h "
     "after the time above, never between {start}:00 and {end}:00 their local time.",
     "broadcast.means_split": "Half the users (a stable split) at the time above, the other half at their "
@@ -705,7 +705,7 @@ ZH: dict[str, str] = {
     "broadcast.timing_best": "每位用户在其最佳时段收到（24 小时内）",
     "broadcast.timing_split": "A/B：一半在该时间，一半在其最佳时段",
     "broadcast.timing_hint": "最佳时段：每位用户最活跃的小时（历史较少时向其分群靠拢），在上面的时间之后 24 "
-    "小时内，且从不落在免打扰时段。与 `rapport broadcast --best-time` / `--best-time-vs-fixed` 相同。",
+    "小时内，且从不落在免打扰时段。A/B 分组会报告哪种时间安排带回了更多用户。",
     "broadcast.means_best": "不会立即全部发出：每位用户在上面的时间之后 {hours} 小时内其最活跃的小时收到，"
     "从不在其当地时间 {start}:00 至 {end}:00 之间。",
     "broadcast.means_split": "一半用户（固定划分）在上面的时间收到，另一半在之后 {hours} "
