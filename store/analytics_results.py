@@ -402,19 +402,24 @@ def discard_staged(engine: Engine, run_id: int) -> int:
         )
 
 
-def staged_overlap(engine: Engine, run_id: int, previous_run: int) -> dict[tuple[int, int], int]:
-    """(previous run's segment id, this run's label) -> users in both, grouped in SQL.
-
-    What `carry_names` needs to match segments across runs, without any user list in Python.
-    """
+def _staged_labels(run_id: int) -> Any:
+    """A run's staged (user_id, label), one row per user even if a retried Spark task appended twice."""
     staging = MembershipStaging.__table__
-    old = SegmentMembership.__table__
-    new = (
+    return (
         select(staging.c.user_id, func.max(staging.c.label).label("label"))
         .where(staging.c.run_id == run_id)
         .group_by(staging.c.user_id)
         .subquery()
     )
+
+
+def staged_overlap(engine: Engine, run_id: int, previous_run: int) -> dict[tuple[int, int], int]:
+    """(previous run's segment id, this run's label) -> users in both, grouped in SQL.
+
+    What `carry_names` needs to match segments across runs, without any user list in Python.
+    """
+    old = SegmentMembership.__table__
+    new = _staged_labels(run_id)
     query = (
         select(old.c.segment_id, new.c.label, func.count())
         .join_from(old, new, old.c.user_id == new.c.user_id)
@@ -449,12 +454,7 @@ def complete_run_staged(
     assert isinstance(members, Table) and isinstance(staging, Table)
     with engine.begin() as connection:
         label_to_id = _insert_segments(connection, run_id, segments)
-        staged = (
-            select(staging.c.user_id, func.max(staging.c.label).label("label"))
-            .where(staging.c.run_id == run_id)
-            .group_by(staging.c.user_id)
-            .subquery()
-        )
+        staged = _staged_labels(run_id)
         n_staged = int(connection.execute(select(func.count()).select_from(staged)).scalar_one())
         moved = (
             select(literal(run_id), staged.c.user_id, Segment.id)
