@@ -98,5 +98,8 @@ def test_unreachable_server_falls_back(default_model: NLUModel) -> None:
 async def test_aparse_remote_and_fallback(rasa_url: str, default_model: NLUModel) -> None:
     remote = RemoteRasaParser(rasa_url, fallback=default_model, timeout_s=0.3)
     assert (await remote.aparse("hi")).intent.name == "remote_intent"
-    assert (await remote.aparse("slow")).intent == default_model.parse("slow").intent
+    fallback, local = (await remote.aparse("slow")).intent, default_model.parse("slow").intent
+    # The same model; the encoder's float32 sums may differ in the last bits between threads.
+    assert fallback.name == local.name
+    assert fallback.confidence == pytest.approx(local.confidence, abs=1e-5)
     remote.close()
