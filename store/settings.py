@@ -77,8 +77,8 @@ class Settings(BaseSettings):
     )
     webhook_reply: bool = Field(
         default=True,
-        description="With claimed webhook updates (`RAPPORT_WEBHOOK_DEDUP`): answer each update's first "
-        "reply whose result the bot does not use (a sendMessage answer, answerCallbackQuery, ...) in the "
+        description="With claimed webhook updates (`RAPPORT_WEBHOOK_DEDUP`): answer each update with its "
+        "last call whose result the bot does not use (a sendMessage answer, answerCallbackQuery, ...) in the "
         "webhook response, which Telegram executes only when it gets that 2xx, stored with the claim "
         "for a retry; so a replica killed mid-update never has its answer sent twice (off: every call "
         "goes over HTTP).",
