@@ -11,10 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, exists, func, select, union_all, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from store.db import unit_of_work
+from store.db import dialect_insert, unit_of_work
 from store.models import Campaign, Delivery, Experiment
 from store.vocabulary import CampaignKind, CampaignStatus, DeliveryStatus, ExperimentStatus
 
@@ -124,7 +122,6 @@ def _insert_deliveries(
     connection: Connection, campaign_id: int, rows: Sequence[NewDelivery], *, now: datetime
 ) -> int:
     table: Any = Delivery.__table__
-    maker: Any = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
     inserted = 0
     for start in range(0, len(rows), _INSERT_CHUNK):
         chunk = [
@@ -146,7 +143,9 @@ def _insert_deliveries(
             }
             for row in rows[start : start + _INSERT_CHUNK]
         ]
-        statement = maker(table).on_conflict_do_nothing(index_elements=["campaign_id", "user_id"])
+        statement = dialect_insert(connection.dialect.name, table).on_conflict_do_nothing(
+            index_elements=["campaign_id", "user_id"]
+        )
         inserted += max(0, int(connection.execute(statement, chunk).rowcount))
     return inserted
 
