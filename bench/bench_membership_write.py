@@ -1,15 +1,17 @@
-"""Benchmark: storing a run's memberships, the driver path against the executors' JDBC staging.
+"""Benchmark: storing a run's memberships, the driver path against the executors' direct write.
 
     nice python -m bench.bench_membership_write --users 200000
 
 The analytics run's last step stores one (user, segment) row per user. The driver path collects
 the labels and writes them through `store.analytics_results.complete_run` (50,000-row executemany
-chunks in one transaction); the Spark path has the executors append them over JDBC to
-`membership_staging` (`analytics.spark.pipeline.write_staged_memberships`) and moves them with
-one INSERT ... SELECT in `complete_run_staged`. Both store the same labelling of the same users
-(PostgreSQL schema `bench_members_<users>`, made fresh), in the same run; the figure is seconds
-per user and the ratio, with the Spark write and the move timed apart because only the write
-spreads over a cluster's executors (the move is one PostgreSQL statement).
+chunks in one transaction); the Spark path stores the run's segments first, has the executors
+write the rows with their segment ids straight into `segment_memberships` over JDBC
+(`analytics.spark.pipeline.write_memberships`), matches names to the previous run with one
+grouped overlap in SQL (`written_overlap`), and completes with a count and an anti-join
+(`complete_run_written`). Both store the same labelling of the same users (PostgreSQL schema
+`bench_members_<users>`, made fresh), in the same run; the figure is seconds per user and the
+ratio, with each step timed apart: the write spreads over a cluster's executors (and the
+database's connections), the overlap and the completion are single PostgreSQL statements.
 """
 
 from __future__ import annotations
@@ -31,6 +33,39 @@ def _load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def postgres_cpu_s() -> float:
+    """CPU seconds the local PostgreSQL server has used so far, ended backends included.
+
+    Every live `postgres` process's user + system time, plus the postmaster's reaped
+    children's (where a backend's time goes when its connection closes): the difference of
+    two readings is what the server spent between them, whatever connected.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+        except OSError:
+            continue
+        name = raw[raw.index("(") + 1 : raw.rindex(")")]
+        if name != "postgres":
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        parent = int(fields[1])
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+        if parent == 1 or _name(parent) != "postgres":  # the postmaster: add its reaped backends
+            total += int(fields[13]) + int(fields[14])
+    return total / tick
+
+
+def _name(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return raw[raw.index("(") + 1 : raw.rindex(")")]
+
+
 def _fresh_schema(users: int) -> str:
     schema = f"bench_members_{users}"
     admin = create_engine(POSTGRES_URL)
@@ -50,8 +85,15 @@ def main() -> None:
 
     from analytics.spark import SparkSettings, spark_session
     from analytics.spark.jobs import with_jdbc_driver
-    from analytics.spark.pipeline import write_staged_memberships
-    from store.analytics_results import NewSegment, complete_run, complete_run_staged, start_run
+    from analytics.spark.pipeline import write_memberships
+    from store.analytics_results import (
+        NewSegment,
+        complete_run,
+        complete_run_written,
+        insert_run_segments,
+        start_run,
+        written_overlap,
+    )
 
     url = _fresh_schema(args.users)
     engine = create_db_engine(url)
@@ -73,8 +115,9 @@ def main() -> None:
     ]
     print(f"{args.users:,} users, {args.segments} segments; load {_load()}")
 
-    run = start_run(engine, algorithm="kmeans", params={})
-    started = time.perf_counter()
+    driver_run = start_run(engine, algorithm="kmeans", params={})
+    run = driver_run
+    started, cpu = time.perf_counter(), postgres_cpu_s()
     complete_run(
         engine,
         run,
@@ -86,7 +129,7 @@ def main() -> None:
         labels=labels,
         rules=[],
     )
-    driver_s = time.perf_counter() - started
+    driver_s, driver_cpu = time.perf_counter() - started, postgres_cpu_s() - cpu
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     settings = SparkSettings(master="local[2]", conf={"spark.sql.shuffle.partitions": str(args.partitions)})
@@ -95,25 +138,41 @@ def main() -> None:
         frame = frame.repartition(args.partitions).cache()
         frame.count()  # materialised before the clock starts: the labels exist in a real run
         run = start_run(engine, algorithm="kmeans", params={})
-        started = time.perf_counter()
-        write_staged_memberships(frame, engine, run, partitions=args.partitions)
-        write_s = time.perf_counter() - started
+        started, cpu = time.perf_counter(), postgres_cpu_s()
+        label_to_id = insert_run_segments(engine, run, segments)
+        write_memberships(frame, engine, run, label_to_id, partitions=args.partitions)
+        write_s, write_cpu = time.perf_counter() - started, postgres_cpu_s() - cpu
     started = time.perf_counter()
-    stored, _ = complete_run_staged(
-        engine, run, message="executors", metrics={}, n_events=0, segments=segments, rules=[]
+    overlap = written_overlap(engine, run, driver_run, label_to_id)
+    overlap_s = time.perf_counter() - started
+    assert sum(overlap.values()) == args.users, overlap
+    started = time.perf_counter()
+    stored, _ = complete_run_written(
+        engine,
+        run,
+        message="executors",
+        metrics={},
+        n_events=0,
+        n_written=args.users,
+        segments=segments,
+        label_to_id=label_to_id,
+        rules=[],
     )
-    move_s = time.perf_counter() - started
+    complete_s = time.perf_counter() - started
     assert stored == args.users, stored
     engine.dispose()
 
     per = 1e6 / args.users
-    print(f"driver path (complete_run):        {driver_s:8.2f} s  {driver_s * per:6.2f} us/user")
+    print(f"driver path (complete_run):            {driver_s:8.2f} s  {driver_s * per:6.2f} us/user")
+    print(f"  of which PostgreSQL's CPU:             {driver_cpu:8.2f} s  {driver_cpu * per:6.2f} us/user")
+    print(f"executors' JDBC write ({args.partitions} tasks):  {write_s:8.2f} s  {write_s * per:6.2f} us/user")
     print(
-        f"executors' JDBC write ({args.partitions} tasks):   {write_s:8.2f} s  {write_s * per:6.2f} us/user"
+        f"  of which PostgreSQL's CPU:             {write_cpu:8.2f} s  {write_cpu * per:6.2f} us/user"
         f"  ({write_s * args.partitions * per:.2f} task-us/user)"
     )
-    print(f"move (INSERT ... SELECT + DELETE): {move_s:8.2f} s  {move_s * per:6.2f} us/user")
-    total = write_s + move_s
+    print(f"name matching (overlap in SQL):        {overlap_s:8.2f} s  {overlap_s * per:6.2f} us/user")
+    print(f"completion (count + anti-join):        {complete_s:8.2f} s  {complete_s * per:6.2f} us/user")
+    total = write_s + overlap_s + complete_s
     print(f"executor path total: {total:.2f} s = {total / driver_s:.2f}x the driver path; load {_load()}")
 
 

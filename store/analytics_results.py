@@ -9,12 +9,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, Table, and_, delete, exists, func, insert, literal, select, update
+from sqlalchemy import Engine, Table, and_, delete, exists, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from store.analytics_queries import intents_by_segment
-from store.models import AnalyticsRun, MembershipStaging, Rule, Segment, SegmentMembership, User, utcnow
+from store.models import AnalyticsRun, Rule, Segment, SegmentMembership, User, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,8 @@ SEGMENT_INTENTS = "segment_intents"
 """The run metrics' key for each segment's top intents, stored when the run completes."""
 TOP_INTENTS = 8
 """How many intents per segment a run keeps (the most the segment page shows)."""
+MEMBERSHIPS_TABLE = SegmentMembership.__tablename__
+"""Where a distributed engine's executors write a running run's memberships (`complete_run_written`)."""
 
 
 class RunStatus(StrEnum):
@@ -216,10 +218,6 @@ def end_run(
         )
 
 
-STAGING_TABLE = MembershipStaging.__tablename__
-"""Where an engine's executors append (run_id, user_id, label) rows before `complete_run_staged`."""
-
-
 def _insert_segments(connection: Connection, run_id: int, segments: Sequence[NewSegment]) -> dict[int, int]:
     label_to_id: dict[int, int] = {}
     for seg in segments:
@@ -251,11 +249,16 @@ def _finish(
     dropped: int,
     label_to_id: dict[int, int],
     rules: Sequence[MinedRule],
+    recount: bool = True,
 ) -> None:
-    """Recount sizes when users were dropped, store the rules and make the run current."""
+    """Recount sizes when users were dropped, store the rules and make the run current.
+
+    `recount=False`: the caller has already corrected the sizes (without a scan of the run).
+    Metrics that already hold `SEGMENT_INTENTS` (computed by the engine) are kept as they are.
+    """
     members = SegmentMembership.__table__
     assert isinstance(members, Table)
-    if dropped:
+    if dropped and recount:
         sizes: dict[int, int] = dict(
             connection.execute(
                 select(members.c.segment_id, func.count())
@@ -267,10 +270,12 @@ def _finish(
             connection.execute(
                 update(Segment).where(Segment.id == segment_id).values(size=int(sizes.get(segment_id, 0)))
             )
+    if dropped:
         message = f"{message}; {dropped} user(s) deleted during the run were left out"
     if rules:
         connection.execute(insert(Rule), [_rule_row(run_id, rule) for rule in rules])
-    metrics = {**metrics, **_segment_intents(connection, run_id)}
+    if SEGMENT_INTENTS not in metrics:
+        metrics = {**metrics, **_segment_intents(connection, run_id)}
     connection.execute(update(AnalyticsRun).where(AnalyticsRun.is_current).values(is_current=False))
     connection.execute(
         update(AnalyticsRun)
@@ -378,111 +383,123 @@ def segment_top_intents(run: RunInfo) -> dict[int, list[tuple[str, int]]] | None
     return {int(segment): [(str(i), int(n)) for i, n in rows] for segment, rows in stored.items()}
 
 
-def stage_memberships(engine: Engine, run_id: int, user_ids: Sequence[int], labels: Sequence[int]) -> None:
-    """Append (user, label) pairs to the staging table through SQLAlchemy (tests, small runs).
+def insert_run_segments(engine: Engine, run_id: int, segments: Sequence[NewSegment]) -> dict[int, int]:
+    """Store a running run's segments before its memberships; label -> segment id.
 
-    A cluster writes the same rows with Spark's JDBC writer from its executors instead.
+    For an engine whose executors write the memberships themselves (Spark): they need the
+    segment ids. Nothing is visible yet: every reader takes the current run's segments, and
+    this run becomes current only in `complete_run_written`; `discard_run` removes them if
+    it fails. Names and profiles may still change at completion (matched to the previous run).
     """
-    rows = [
-        {"run_id": run_id, "user_id": int(user), "label": int(label)}
-        for user, label in zip(user_ids, labels, strict=True)
-    ]
     with engine.begin() as connection:
-        for start in range(0, len(rows), MEMBERSHIP_CHUNK):
-            connection.execute(insert(MembershipStaging), rows[start : start + MEMBERSHIP_CHUNK])
+        return _insert_segments(connection, run_id, segments)
 
 
-def discard_staged(engine: Engine, run_id: int) -> int:
-    """Delete a run's staged rows (a failed run, or a retry's leftovers); returns how many."""
-    staging = MembershipStaging.__table__
-    assert isinstance(staging, Table)
+def discard_run(engine: Engine, run_id: int) -> int:
+    """Delete what a failed run wrote before completing (memberships, segments); memberships deleted.
+
+    Invisible either way (the run is not current); this only reclaims the space.
+    """
+    members = SegmentMembership.__table__
+    assert isinstance(members, Table)
     with engine.begin() as connection:
-        return int(
-            connection.execute(delete(staging).where(staging.c.run_id == run_id)).rowcount  # type: ignore[attr-defined]
+        deleted = int(
+            connection.execute(delete(members).where(members.c.run_id == run_id)).rowcount  # type: ignore[attr-defined]
         )
+        connection.execute(delete(Segment).where(Segment.run_id == run_id))
+    return deleted
 
 
-def _staged_labels(run_id: int) -> Any:
-    """A run's staged (user_id, label), one row per user even if a retried Spark task appended twice."""
-    staging = MembershipStaging.__table__
-    return (
-        select(staging.c.user_id, func.max(staging.c.label).label("label"))
-        .where(staging.c.run_id == run_id)
-        .group_by(staging.c.user_id)
-        .subquery()
-    )
+def written_overlap(
+    engine: Engine, run_id: int, previous_run: int, label_to_id: dict[int, int]
+) -> dict[tuple[int, int], int]:
+    """(previous run's segment id, this run's label) -> users in both, over memberships already written.
 
-
-def staged_overlap(engine: Engine, run_id: int, previous_run: int) -> dict[tuple[int, int], int]:
-    """(previous run's segment id, this run's label) -> users in both, grouped in SQL.
-
-    What `carry_names` needs to match segments across runs, without any user list in Python.
+    What `carry_names` needs to match segments across runs: one grouped join in SQL, no user
+    list in Python.
     """
-    old = SegmentMembership.__table__
-    new = _staged_labels(run_id)
-    query = (
-        select(old.c.segment_id, new.c.label, func.count())
-        .join_from(old, new, old.c.user_id == new.c.user_id)
-        .where(old.c.run_id == previous_run)
-        .group_by(old.c.segment_id, new.c.label)
-    )
-    with engine.connect() as connection:
-        return {(int(a), int(b)): int(n) for a, b, n in connection.execute(query)}
+    labels = {segment_id: label for label, segment_id in label_to_id.items()}
+    overlap = segment_overlap(engine, previous_run, run_id)
+    return {(old, labels[new]): n for old, new, n in overlap if new in labels}
 
 
-def complete_run_staged(
+def complete_run_written(
     engine: Engine,
     run_id: int,
     *,
     message: str,
     metrics: dict[str, Any],
     n_events: int,
+    n_written: int,
     segments: Sequence[NewSegment],
+    label_to_id: dict[int, int],
     rules: Sequence[MinedRule],
 ) -> tuple[int, int]:
-    """`complete_run` with the memberships taken from the run's staged rows; returns (users, dropped).
+    """`complete_run` for memberships the engine has already written; returns (users, dropped).
 
-    One transaction: the segments, one set-based INSERT ... SELECT from `membership_staging`
-    (joined to the new segments by label, only users that still exist, one row per user even
-    if a retried Spark task appended its partition twice), the staged rows deleted, the rules,
-    and the run made current. Until it commits, readers see the previous run; if it fails,
-    nothing of this run is visible.
+    The executors wrote one row per labelled user (`n_written`) into `segment_memberships`
+    under this run, invisible until now; the segments were stored by `insert_run_segments`.
+    (Spark's write fails the job, and so the run, if any task fails: no partition is lost
+    silently.) One transaction: users deleted while the run computed are left out: a forget
+    after the write removed their rows already (the count says how many), a row that arrived
+    after its user's forget is found by one anti-join and deleted. The segments get their
+    final names, profiles and sizes (corrected from the deleted rows, or recounted when a
+    forget removed rows), the rules are stored and the run made current. Nothing moves or
+    copies the memberships, so completion costs a count and an anti-join.
     """
-    staging = MembershipStaging.__table__
     members = SegmentMembership.__table__
     users = User.__table__
-    assert isinstance(members, Table) and isinstance(staging, Table)
+    assert isinstance(members, Table)
     with engine.begin() as connection:
-        label_to_id = _insert_segments(connection, run_id, segments)
-        staged = _staged_labels(run_id)
-        n_staged = int(connection.execute(select(func.count()).select_from(staged)).scalar_one())
-        moved = (
-            select(literal(run_id), staged.c.user_id, Segment.id)
-            .join(Segment, and_(Segment.run_id == run_id, Segment.label == staged.c.label))
-            .where(exists().where(users.c.id == staged.c.user_id))
-        )
-        connection.execute(insert(members).from_select(["run_id", "user_id", "segment_id"], moved))
-        # Counted, not the INSERT's rowcount: drivers report -1 for INSERT ... SELECT.
-        inserted = int(
+        stored = int(
             connection.execute(
                 select(func.count()).select_from(members).where(members.c.run_id == run_id)
             ).scalar_one()
         )
-        connection.execute(delete(staging).where(staging.c.run_id == run_id))
-        dropped = n_staged - inserted
+        gone = connection.execute(
+            select(members.c.user_id, members.c.segment_id).where(
+                members.c.run_id == run_id, ~exists().where(users.c.id == members.c.user_id)
+            )
+        ).all()
+        lost: dict[int, int] = {}
+        for start in range(0, len(gone), MEMBERSHIP_CHUNK):
+            chunk = gone[start : start + MEMBERSHIP_CHUNK]
+            connection.execute(
+                delete(members).where(
+                    members.c.run_id == run_id, members.c.user_id.in_([int(u) for u, _ in chunk])
+                )
+            )
+            for _user, segment_id in chunk:
+                lost[int(segment_id)] = lost.get(int(segment_id), 0) + 1
+        for seg in segments:
+            segment_id = label_to_id[seg.label]
+            connection.execute(
+                update(Segment)
+                .where(Segment.id == segment_id)
+                .values(
+                    name=seg.name,
+                    description=seg.description,
+                    size=seg.size - lost.get(segment_id, 0),
+                    profile=seg.profile,
+                    pinned=seg.pinned,
+                )
+            )
+        kept = stored - len(gone)
+        dropped = n_written - kept
         _finish(
             connection,
             run_id,
             message=message,
             metrics=metrics,
             n_events=n_events,
-            n_users=inserted,
+            n_users=kept,
             dropped=dropped,
             label_to_id=label_to_id,
             rules=rules,
+            recount=stored != n_written,
         )
-    logger.info("run %d: %d staged memberships moved, %d dropped", run_id, inserted, dropped)
-    return inserted, dropped
+    logger.info("run %d: %d memberships written by the engine, %d left out", run_id, n_written, dropped)
+    return kept, dropped
 
 
 def get_run(engine: Engine, run_id: int | None = None) -> RunInfo | None:

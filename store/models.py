@@ -171,26 +171,6 @@ class SegmentMembership(Base):
     segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"))
 
 
-class MembershipStaging(Base):
-    """A distributed engine's (user, segment label) pairs of a run not yet completed.
-
-    Spark's executors append here over JDBC in parallel (`analytics.spark.pipeline`), so no
-    driver holds every user's label; `store.analytics_results.complete_run_staged` then
-    moves a run's rows into `segment_memberships` in one INSERT ... SELECT inside the run's
-    completion transaction, which keeps the run atomic. Nothing reads this table but that
-    move: rows of a failed run are invisible and are deleted by `discard_staged`. No
-    foreign keys, no index: appends from many writers stay cheap, and the move is one scan.
-    The surrogate `id` is only there because the ORM wants a primary key.
-    """
-
-    __tablename__ = "membership_staging"
-
-    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
-    run_id: Mapped[int] = mapped_column(BigInteger)
-    user_id: Mapped[int] = mapped_column(BigInteger)
-    label: Mapped[int] = mapped_column(Integer)
-
-
 class Rule(Base):
     """An association rule mined in one analytics run."""
 

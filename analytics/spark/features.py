@@ -38,7 +38,9 @@ class SparkFeatures:
     """The feature table as a Spark DataFrame (one row per user, column `user_id`) and its inputs.
 
     `counts` has the per-user message count of every intent (`intent_<i>` for `every[i]`) and
-    of every product event (`product_<i>` for `products[i]`), the rule baskets' raw counts.
+    of every product event (`product_<i>` for `products[i]`), the rule baskets' raw counts, and
+    `said_<i>`, the same count over answered messages only (kind `message`, no fallbacks): what
+    `store.analytics_queries.intents_by_segment` counts for the segment pages.
     `trait_columns` are the frame's trait columns (`analytics.traits`), joined from the store.
     """
 
@@ -127,6 +129,8 @@ def _aggregates(
     ]
     for index, intent in enumerate(every):
         columns.append(_count_if(is_message & (F.col("intent") == intent)).alias(f"intent_{index}"))
+        said = (kind == str(EventKind.MESSAGE)) & (F.col("intent") == intent)
+        columns.append(_count_if(said).alias(f"said_{index}"))
     for name, start, stop in DAYPARTS:
         columns.append(_count_if((hour >= start) & (hour < stop)).alias(f"hours_{name}"))
     scoped = events.where(
@@ -442,6 +446,7 @@ def spark_features(
     counts = raw.select(
         "user_id",
         *(f"intent_{i}" for i in range(len(every))),
+        *(f"said_{i}" for i in range(len(every))),
         *(
             F.coalesce(c(f"product_{i}"), F.lit(0)).cast("long").alias(f"product_{i}")
             for i in range(len(products))

@@ -5,14 +5,15 @@ per-segment medians aggregated in Spark), rules (MLlib FPGrowth on baskets built
 `start_run` / `complete_run` / `end_run`: the bot, the scheduler, the report and the dashboard
 read a Spark run exactly as a local one.
 
-On PostgreSQL the (user, segment) pairs never reach the driver: the executors append them over
-JDBC to the store's staging table (`store.models.MembershipStaging`), segments are matched to
-the previous run by an overlap grouped in SQL, and `complete_run_staged` moves them into the
-memberships in one INSERT ... SELECT inside the completion transaction. Measured
-(`bench.bench_membership_write`, 200k users): the executors' append 7.7 µs per user on two
-cores, against 24.8 µs for the driver path; the move is one PostgreSQL statement at ~21 µs per
-user, which a cluster does not shorten (bench/RESULTS.md says what would). On SQLite (a local
-file no executor can reach) the pairs are collected and written through the store as before.
+On PostgreSQL the (user, segment) pairs never reach the driver: the run's segments are stored
+first (`insert_run_segments`; invisible, the run is not current), the executors write the
+memberships with those segment ids straight into `segment_memberships` over JDBC, segments are
+matched to the previous run by an overlap grouped in SQL, each segment's top intents are summed
+in Spark, and `complete_run_written` only counts the rows, drops users deleted meanwhile (one
+anti-join) and makes the run current: no copy of the memberships at completion
+(`bench.bench_membership_write` measures each step; bench/RESULTS.md has the figures). On
+SQLite (a local file no executor can reach) the pairs are collected and written through the
+store as before.
 """
 
 from __future__ import annotations
@@ -44,26 +45,29 @@ from analytics.spark.sources import events_from_postgres, events_from_store, jdb
 from analytics.traits import CATEGORY_PREFIX, TraitFeatures, load_traits
 from store.analytics_queries import FALLBACK_INTENTS, sent_deliveries
 from store.analytics_results import (
-    STAGING_TABLE,
+    MEMBERSHIPS_TABLE,
+    SEGMENT_INTENTS,
+    TOP_INTENTS,
     NewSegment,
     complete_run,
-    complete_run_staged,
-    discard_staged,
+    complete_run_written,
+    discard_run,
     end_run,
+    insert_run_segments,
     previous_done_run,
     run_segments,
-    staged_overlap,
     start_run,
+    written_overlap,
 )
 from store.db import read_snapshot
 
-__all__ = ["run_analytics_spark", "spark_baskets", "store_events", "write_staged_memberships"]
+__all__ = ["run_analytics_spark", "segment_intents", "spark_baskets", "store_events", "write_memberships"]
 
 logger = logging.getLogger(__name__)
 
-STAGING_PARTITIONS = 8
-"""Parallel JDBC connections the executors append memberships with (Spark's `numPartitions`)."""
-STAGING_BATCH = 10_000
+WRITE_PARTITIONS = 8
+"""Parallel JDBC connections the executors write memberships with (Spark's `numPartitions`)."""
+WRITE_BATCH = 10_000
 """Rows per JDBC batch (`batchsize`); the URL asks the driver to rewrite a batch as one INSERT."""
 
 
@@ -108,33 +112,38 @@ def spark_baskets(features: SparkFeatures, segmentation: SparkSegmentation, name
     return frame.select("user_id", F.array_distinct(F.array_compact(F.array(*items))).alias("items"))
 
 
-def write_staged_memberships(
+def write_memberships(
     labels: Any,
     engine: Engine,
     run_id: int,
+    label_to_id: dict[int, int],
     *,
-    partitions: int = STAGING_PARTITIONS,
-    batch_size: int = STAGING_BATCH,
+    partitions: int = WRITE_PARTITIONS,
+    batch_size: int = WRITE_BATCH,
 ) -> None:
-    """Append a run's (user_id, segment) DataFrame to the store's staging table from the executors.
+    """Write a run's (user_id, segment) DataFrame into `segment_memberships` from the executors.
 
-    Each task writes its partition in its own JDBC transaction; nothing reads the staging table
-    but `complete_run_staged`, so a failure here leaves the previous run's memberships current.
+    Rows carry the segment ids `insert_run_segments` gave the labels. Each task writes its
+    partition in its own JDBC transaction, so a lost task leaves none of its rows; the run is
+    not current, so no reader sees any of them before `complete_run_written`, which also checks
+    that every row arrived. A task retried after its commit (speculation, which Rapport does
+    not turn on) would hit the primary key and fail the run rather than store a user twice.
     """
     from pyspark.sql import functions as F
 
     options = jdbc_options(engine.url.render_as_string(hide_password=False))
     separator = "&" if "?" in options["url"] else "?"
     options["url"] = f"{options['url']}{separator}reWriteBatchedInserts=true"
+    ids = F.create_map(*(F.lit(x) for pair in sorted(label_to_id.items()) for x in pair))
     frame = labels.select(
         F.lit(run_id).cast("long").alias("run_id"),
         F.col("user_id").cast("long").alias("user_id"),
-        F.col("segment").cast("int").alias("label"),
+        ids[F.col("segment")].cast("long").alias("segment_id"),
     )
     writer = (
         frame.write.format("jdbc")
         .mode("append")
-        .option("dbtable", STAGING_TABLE)
+        .option("dbtable", MEMBERSHIPS_TABLE)
         .option("batchsize", str(batch_size))
         .option("numPartitions", str(max(1, partitions)))
     )
@@ -143,14 +152,47 @@ def write_staged_memberships(
     writer.save()
 
 
-def _match_staged(
-    engine: Engine, run_id: int, profiles: list[SegmentProfile]
+def segment_intents(
+    features: SparkFeatures,
+    segmentation: SparkSegmentation,
+    label_to_id: dict[int, int],
+    *,
+    limit: int = TOP_INTENTS,
+) -> dict[str, Any]:
+    """Each segment's top intents as `complete_run` would count them in SQL, summed in Spark.
+
+    `intents_by_segment` joins the whole event log to the memberships; at 2B events that is
+    the slowest statement of a completion. The per-user `said_<i>` counts (answered messages
+    before `as_of`) already exist, so this is one aggregation over users, keyed like the
+    stored metrics (segment id as text, [intent, messages] most first, then by name).
+    """
+    from pyspark.sql import functions as F
+
+    said = [f"said_{i}" for i in range(len(features.every))]
+    found: dict[str, list[list[Any]]] = {}
+    if said:
+        sums = (
+            features.counts.join(segmentation.labels, on="user_id")
+            .groupBy("segment")
+            .agg(*(F.sum(column).alias(column) for column in said))
+            .collect()
+        )
+        for row in sums:
+            counted = [(intent, int(row[said[i]] or 0)) for i, intent in enumerate(features.every)]
+            top = sorted((pair for pair in counted if pair[1] > 0), key=lambda p: (-p[1], p[0]))[:limit]
+            if top:
+                found[str(label_to_id[int(row["segment"])])] = [[intent, n] for intent, n in top]
+    return {SEGMENT_INTENTS: found}
+
+
+def _match_written(
+    engine: Engine, run_id: int, profiles: list[SegmentProfile], label_to_id: dict[int, int]
 ) -> tuple[list[SegmentProfile], dict[int, bool], dict[int, int], int | None]:
-    """`analytics.pipeline._match_previous` with the overlap grouped in SQL over the staged rows."""
+    """`analytics.pipeline._match_previous` with the overlap grouped in SQL over the written rows."""
     previous = previous_done_run(engine, run_id)
     if previous is None:
         return profiles, {p.label: False for p in profiles}, {}, None
-    overlap = staged_overlap(engine, run_id, previous.id)
+    overlap = written_overlap(engine, run_id, previous.id, label_to_id)
     prev = [PreviousSegment(s.id, s.name, s.pinned, s.size) for s in run_segments(engine, previous.id)]
     named, pinned, matched = carry_names(profiles, prev, overlap)
     return named, pinned, matched, previous.id
@@ -230,7 +272,7 @@ def run_analytics_spark(
     config: AnalyticsConfig | None = None,
     as_of: datetime | None = None,
     progress: Progress | None = None,
-    staged: bool | None = None,
+    executors_write: bool | None = None,
 ) -> RunSummary:
     """`run_analytics` on Spark: compute, segment, mine, and store one new current run in `engine`.
 
@@ -238,8 +280,8 @@ def run_analytics_spark(
         engine: The store the run is written to (and, without `events`, read from).
         spark: An active session (`analytics.spark.spark_session`).
         events: The event log as a DataFrame (`analytics.spark.sources`); default: the store's.
-        staged: Memberships written by the executors through the staging table (True) or
-            collected and written by the driver (False); default: staged on PostgreSQL.
+        executors_write: Memberships written by the executors straight into the store (True)
+            or collected and written by the driver (False); default: the executors on PostgreSQL.
 
     Raises:
         AnalyticsError: `config.algorithm` is not kmeans (MLlib has no DBSCAN), before any run
@@ -252,7 +294,9 @@ def run_analytics_spark(
     step = progress or (lambda _name: None)
     params = {**asdict(config), "as_of": as_of.isoformat(), "engine": "spark"}
     run_id = start_run(engine, algorithm=config.algorithm, params=params)
-    staged = engine.dialect.name == "postgresql" if staged is None else staged
+    if executors_write is None:
+        executors_write = engine.dialect.name == "postgresql"
+    label_to_id: dict[int, int] = {}
     timings: dict[str, float] = {}
     try:
         step("features")
@@ -283,11 +327,13 @@ def run_analytics_spark(
         profiles: list[SegmentProfile] = segment_profiles(
             features, segmentation, window_days=config.window_days
         )
-        if staged:
+        if executors_write:
+            unnamed = [NewSegment(p.label, p.name, p.description, p.size, dict(p.profile)) for p in profiles]
+            label_to_id = insert_run_segments(engine, run_id, unnamed)
             written = time.perf_counter()
-            write_staged_memberships(segmentation.labels, engine, run_id)
-            timings["staging_s"] = time.perf_counter() - written
-            profiles, pinned, matched, previous_id = _match_staged(engine, run_id, profiles)
+            write_memberships(segmentation.labels, engine, run_id, label_to_id)
+            timings["membership_write_s"] = time.perf_counter() - written
+            profiles, pinned, matched, previous_id = _match_written(engine, run_id, profiles, label_to_id)
         else:
             pairs = sorted((int(r["user_id"]), int(r["segment"])) for r in segmentation.labels.collect())
             user_ids = np.array([user for user, _ in pairs], dtype=np.int64)
@@ -326,14 +372,17 @@ def run_analytics_spark(
             for p in profiles
         ]
         message = "; ".join(notes)
-        if staged:
-            stored, dropped = complete_run_staged(
+        if executors_write:
+            metrics.update(segment_intents(features, segmentation, label_to_id))
+            stored, dropped = complete_run_written(
                 engine,
                 run_id,
                 message=message,
                 metrics=metrics,
                 n_events=n_events,
+                n_written=features.n_users,
                 segments=segments,
+                label_to_id=label_to_id,
                 rules=rules,
             )
             n_users = stored + dropped
@@ -353,11 +402,11 @@ def run_analytics_spark(
         timings["store_s"] = time.perf_counter() - started
         features.frame.unpersist()
     except Exception as exc:
-        if staged:
-            try:  # the rows are invisible either way; this only reclaims the space
-                discard_staged(engine, run_id)
+        if executors_write:
+            try:  # the rows are invisible either way (the run is not current); this reclaims the space
+                discard_run(engine, run_id)
             except Exception:
-                logger.exception("run %d: staged memberships not discarded", run_id)
+                logger.exception("run %d: its written memberships were not discarded", run_id)
         fail_run(engine, run_id, exc, engine_name="Spark analytics")
         raise
     return done_summary(
