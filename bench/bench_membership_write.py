@@ -24,6 +24,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from bench.pgcpu import postgres_cpu_s
 from store import create_db_engine, upgrade
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -31,39 +32,6 @@ POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 def _load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def postgres_cpu_s() -> float:
-    """CPU seconds the local PostgreSQL server has used so far, ended backends included.
-
-    Every live `postgres` process's user + system time, plus the postmaster's reaped
-    children's (where a backend's time goes when its connection closes): the difference of
-    two readings is what the server spent between them, whatever connected.
-    """
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            raw = stat.read_text()
-        except OSError:
-            continue
-        name = raw[raw.index("(") + 1 : raw.rindex(")")]
-        if name != "postgres":
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()
-        parent = int(fields[1])
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-        if parent == 1 or _name(parent) != "postgres":  # the postmaster: add its reaped backends
-            total += int(fields[13]) + int(fields[14])
-    return total / tick
-
-
-def _name(pid: int) -> str:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return raw[raw.index("(") + 1 : raw.rindex(")")]
 
 
 def _fresh_schema(users: int) -> str:
@@ -132,7 +100,10 @@ def main() -> None:
     driver_s, driver_cpu = time.perf_counter() - started, postgres_cpu_s() - cpu
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    settings = SparkSettings(master="local[2]", conf={"spark.sql.shuffle.partitions": str(args.partitions)})
+    settings = SparkSettings(
+        master="local[2]",
+        conf={"spark.sql.shuffle.partitions": str(args.partitions), "spark.ui.showConsoleProgress": "false"},
+    )
     with spark_session(with_jdbc_driver(settings)) as spark:
         frame = spark.createDataFrame(list(zip(user_ids, labels, strict=True)), "user_id long, segment int")
         frame = frame.repartition(args.partitions).cache()

@@ -89,6 +89,14 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
             session_s = time.perf_counter() - started
             probe = SparkProbe(spark)
             probe.install()
+            import analytics.spark.pipeline as spark_pipeline
+
+            for function, part in (
+                ("write_memberships", "membership_write"),
+                ("_match_written", "db_overlap"),
+                ("complete_run_written", "db_complete"),
+            ):
+                probe.wrap_function(spark_pipeline, function, part)
             # JDBC: the pipeline's own PostgreSQL reader (8 slices of the id range), as
             # `rapport analytics run --engine spark` does without --events-parquet.
             events = (
@@ -107,6 +115,7 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
                 "wall": dict(probe.wall),
                 "calls": dict(probe.calls),
                 "kmeans_iterations": probe.kmeans_iterations,
+                "db_cpu": dict(probe.db_cpu),
                 "jvm_hwm_mb": sum(_hwm_mb(pid) for pid in descendants(os.getpid())),
             }
     engine.dispose()
@@ -230,6 +239,8 @@ def _print(figures: dict[str, Any]) -> None:
                 f"stages {values.get('stages', 0):4.0f}  shuffle {values.get('shuffle_write_mb', 0):8.1f} MiB"
                 + (f"  wall {wall:7.1f} s" if wall is not None else "")
             )
+        for part, cpu in sorted(figures.get("db_cpu", {}).items()):
+            print(f"  {part:<16} wall {figures['wall'].get(part, 0.0):7.1f} s, PostgreSQL CPU {cpu:7.1f} s")
         collects = {k: v for k, v in figures["wall"].items() if k.startswith("collect:")}
         print("  driver collects: " + ", ".join(f"{k[8:]} {v:.1f} s" for k, v in collects.items()))
 

@@ -31,6 +31,8 @@ TARGET_USERS = 100_000_000
 TARGET_EVENTS = 2_000_000_000
 TARGET_SECONDS = 30 * 60
 CORES_PER_EXECUTOR = 8
+DATABASE_CORES = 16
+"""The PostgreSQL server the estimate assumes for the executors' membership write."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ def fit_parts(
             TARGET_USERS,
         ),
         (
-            "segmentation rest (scaling, medians, collect of (user, segment))",
+            "segmentation rest (scaling, medians, name matching)",
             "user",
             [r["users"] for r in runs],
             ("segmentation",),
@@ -132,6 +134,7 @@ def fit_parts(
                 r["timings"]["segmentation_s"]
                 - r["wall"].get("kmeans", 0.0)
                 - r["wall"].get("silhouette", 0.0)
+                - r["wall"].get("membership_write", 0.0)
                 for r in runs
             ],
             TARGET_USERS,
@@ -145,7 +148,7 @@ def fit_parts(
             TARGET_USERS,
         ),
         (
-            "store (one transaction from the driver)",
+            "store (segment intents in Spark, completion in SQL)",
             "user",
             [r["users"] for r in runs],
             ("store",),
@@ -204,6 +207,22 @@ def estimate(records: Sequence[dict[str, Any]]) -> str:
     parallel = sum(p.target_core_s for p in parts)
     serial = sum(p.target_serial_s for p in parts)
     session = float(largest.get("session_s", 0.0))
+    written = [r for r in runs if "membership_write" in r.get("db_cpu", {})]
+    if written:
+        # The executors' write waits on one database: its time is the server's CPU over its
+        # cores, not the Spark tasks' (their run time is mostly that wait).
+        users = np.array([float(r["users"]) for r in written])
+        cpu = np.array([float(r["db_cpu"]["membership_write"]) for r in written])
+        per_user = float((users @ cpu) / (users @ users))
+        database_s = per_user * TARGET_USERS / DATABASE_CORES
+        serial += database_s
+        lines += [
+            "",
+            f"memberships into PostgreSQL (executors' JDBC write): {per_user * 1e6:.2f} µs of server CPU "
+            f"per user ({', '.join(f'{c:.1f} s at {u:,.0f}' for u, c in zip(users, cpu, strict=True))}); "
+            f"at 100M users on a {DATABASE_CORES}-core server: {database_s:,.0f} s, counted as serial "
+            "(assumes inserts spread over the server's cores, which 2 cores here cannot show)",
+        ]
     lines += [
         "",
         f"parallel work at 100M users / 2B events: {parallel:,.0f} core-s "

@@ -100,6 +100,8 @@ class SparkProbe:
         self.wall: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
         self.kmeans_iterations: list[tuple[int, int]] = []
+        self.db_cpu: dict[str, float] = defaultdict(float)
+        """PostgreSQL's CPU seconds inside each part wrapped by `wrap_function(..., database=True)`."""
         self._restore: list[Callable[[], None]] = []
 
     def progress(self, step: str) -> None:
@@ -135,6 +137,28 @@ class SparkProbe:
 
         setattr(owner, method, wrapper)
         self._restore.append(lambda: setattr(owner, method, original))
+
+    def wrap_function(self, module: Any, function: str, name: str) -> None:
+        """Time a module-level function as part `name`, with the local PostgreSQL's CPU inside it.
+
+        For the steps whose work is the database's (the executors' membership write, the
+        overlap and completion statements): their Spark task time is mostly waiting on it.
+        """
+        from bench.pgcpu import postgres_cpu_s
+
+        original = getattr(module, function)
+        probe = self
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            before = postgres_cpu_s()
+            try:
+                with probe.part(name):
+                    return original(*args, **kwargs)
+            finally:
+                probe.db_cpu[name] += postgres_cpu_s() - before
+
+        setattr(module, function, wrapper)
+        self._restore.append(lambda: setattr(module, function, original))
 
     def install(self) -> None:
         """Wrap MLlib's KMeans fit, the silhouette, FPGrowth's fit and the driver's collects."""

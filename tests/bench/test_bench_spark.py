@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from bench.spark_estimate import TARGET_EVENTS, TARGET_SECONDS, TARGET_USERS, estimate, fit_parts
+from bench.spark_estimate import (
+    DATABASE_CORES,
+    TARGET_EVENTS,
+    TARGET_SECONDS,
+    TARGET_USERS,
+    estimate,
+    fit_parts,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -163,3 +170,24 @@ def test_sizes_that_disagree_fall_back_to_the_largest_through_the_origin() -> No
         largest["groups"]["features"]["task_s"] / largest["events"]
     )
     assert features.per_row_serial_s >= 0
+
+
+def test_the_executors_membership_write_is_sized_on_the_database_not_the_cluster() -> None:
+    records: list[dict[str, Any]] = [
+        {"cores": 2, "spark": _run(users, users * 20, 40, per_event=1e-5, per_user=4e-5)}
+        for users in (100_000, 1_000_000)
+    ]
+    before = estimate(records)
+    for record in records:  # 14 µs of PostgreSQL's CPU per user, 1e-5 s a user of wall on 2 cores
+        spark = record["spark"]
+        spark["db_cpu"] = {"membership_write": 14e-6 * spark["users"]}
+        spark["wall"]["membership_write"] = 1e-5 * spark["users"]
+        spark["timings"]["segmentation_s"] += spark["wall"]["membership_write"]
+    text = estimate(records)
+    assert "14.00 µs of server CPU per user" in text
+    database_s = 14e-6 * TARGET_USERS / DATABASE_CORES
+    assert f"{database_s:,.0f} s, counted as serial" in text
+    parallel = 1e-5 * TARGET_EVENTS + 4e-5 * TARGET_USERS * (40 + 3)
+    serial = 6 * 3 + 1e-5 * TARGET_USERS + database_s
+    assert f"= {parallel / (TARGET_SECONDS - serial - 10):,.0f} " in text
+    assert f"= {parallel / (TARGET_SECONDS - serial - 10):,.0f} " not in before
