@@ -49,6 +49,10 @@ class Part:
     per_row_serial_s: float
     fixed_serial_s: float
     target_rows: float
+    idle_s: tuple[float, ...] = ()
+    """Per size: time stages ran on fewer cores than there were (stage time − task time / cores)."""
+    per_row_idle_s: float = 0.0
+    fixed_idle_s: float = 0.0
 
     @property
     def target_core_s(self) -> float:
@@ -57,6 +61,10 @@ class Part:
     @property
     def target_serial_s(self) -> float:
         return max(self.fixed_serial_s, 0.0) + max(self.per_row_serial_s, 0.0) * self.target_rows
+
+    @property
+    def target_idle_s(self) -> float:
+        return max(self.fixed_idle_s, 0.0) + max(self.per_row_idle_s, 0.0) * self.target_rows
 
 
 def _line(xs: Sequence[float], ys: Sequence[float], *, falling: str = "origin") -> tuple[float, float]:
@@ -93,13 +101,16 @@ def fit_parts(
 
     `basis` is what a core's work is measured in: `task_s`, the tasks' run time (on a loaded
     machine it includes waiting for a CPU: an upper bound), or `cpu_s`, their CPU time (without
-    the JVM's compiler and GC threads: a lower bound). The serial part is always wall time less
-    run time spread over the cores.
+    the JVM's compiler and GC threads: a lower bound). Where the records have each group's
+    stage time (`stage_s`: while at least one of its stages ran), the serial part is wall time
+    with no stage running (the driver, job scheduling) and the rest of the gap, stages that ran
+    on fewer cores than there were, is kept apart as `idle`; older records only have the gap as
+    a whole (wall time less task time over the cores), all of it counted as serial.
     """
     runs = sorted((r["spark"] for r in records), key=lambda r: r["users"])
     cores = [float(r["cores"]) for r in sorted(records, key=lambda r: r["spark"]["users"])]
     iterations = target_iterations if target_iterations is not None else float(_iterations(runs[-1]))
-    specs: list[tuple[str, str, list[float], list[float], list[float], float]] = []
+    specs: list[tuple[str, str, list[float], list[float], list[float], list[float], float]] = []
     for name, unit, rows, groups, wall, target in (
         (
             "features (Spark SQL, Parquet scan, shuffle by user)",
@@ -157,12 +168,19 @@ def fit_parts(
         ),
     ):
         task = [_task(r, groups) for r in runs]
-        serial = [max(w - t / c, 0.0) for w, t, c in zip(wall, task, cores, strict=True)]
-        specs.append((name, unit, rows, [_task(r, groups, basis) for r in runs], serial, target))
+        if all(any("stage_s" in r["groups"].get(g, {}) for g in groups) for r in runs):
+            staged = [_task(r, groups, "stage_s") for r in runs]
+            serial = [max(w - s, 0.0) for w, s in zip(wall, staged, strict=True)]
+            idle = [max(s - t / c, 0.0) for s, t, c in zip(staged, task, cores, strict=True)]
+        else:
+            serial = [max(w - t / c, 0.0) for w, t, c in zip(wall, task, cores, strict=True)]
+            idle = [0.0 for _ in runs]
+        specs.append((name, unit, rows, [_task(r, groups, basis) for r in runs], serial, idle, target))
     parts = []
-    for name, unit, rows, task, serial, target in specs:
+    for name, unit, rows, task, serial, idle, target in specs:
         fixed_core, per_row_core = _line(rows, task)
         fixed_serial, per_row_serial = _line(rows, serial, falling="flat")
+        fixed_idle, per_row_idle = _line(rows, idle, falling="flat")
         parts.append(
             Part(
                 name,
@@ -175,6 +193,9 @@ def fit_parts(
                 per_row_serial,
                 fixed_serial,
                 target,
+                tuple(idle),
+                per_row_idle,
+                fixed_idle,
             )
         )
     return parts
@@ -194,15 +215,15 @@ def estimate(records: Sequence[dict[str, Any]]) -> str:
         f"(sum {_iterations(largest)}; the cap is 100 per k, 700 in all)",
         "",
         "| part | per row, core-s | fixed, core-s | serial per row, s | serial fixed, s "
-        "| at target: core-s | serial s |",
-        "|---|---|---|---|---|---|---|",
+        "| at target: core-s | serial s | cores idle in stages, s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     parts = fit_parts(records)
     for p in parts:
         lines.append(
             f"| {p.name} (per {p.unit}) | {p.per_row_core_s:.3g} | {p.fixed_core_s:.3g} | "
             f"{p.per_row_serial_s:.3g} | {p.fixed_serial_s:.3g} | {p.target_core_s:,.0f} "
-            f"| {p.target_serial_s:,.0f} |"
+            f"| {p.target_serial_s:,.0f} | {p.target_idle_s:,.0f} |"
         )
     parallel = sum(p.target_core_s for p in parts)
     serial = sum(p.target_serial_s for p in parts)
@@ -248,6 +269,18 @@ def estimate(records: Sequence[dict[str, Any]]) -> str:
         f"{parallel:,.0f} / ({TARGET_SECONDS} − {fixed_only:,.0f}) = {cores:,.0f} cores "
         f"≈ {int(np.ceil(cores / CORES_PER_EXECUTOR)):,} executors of {CORES_PER_EXECUTOR}"
     )
+    idle = sum(p.target_idle_s for p in parts)
+    if idle > 0:
+        lines.append(
+            f"stages that ran on fewer cores than the machine had: {idle:,.0f} s at the target, spread "
+            "like the tasks above (a cluster's partitions grow with the data); counted as serial instead "
+            + (
+                f"(an upper bound): {parallel:,.0f} / ({TARGET_SECONDS} − {serial + session + idle:,.0f}) = "
+                f"{parallel / (TARGET_SECONDS - serial - session - idle):,.0f} cores"
+                if TARGET_SECONDS - serial - session - idle > 0
+                else f"(an upper bound), {serial + session + idle:,.0f} s: over {TARGET_SECONDS} s"
+            )
+        )
     worst = fit_parts(records, target_iterations=700.0)
     extra = sum(p.target_core_s for p in worst) - parallel
     lines.append(

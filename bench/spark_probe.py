@@ -211,12 +211,41 @@ class SparkProbe:
             counts[group]["jobs"] += 1
             for stage in job["stageIds"]:
                 group_of.setdefault(stage, group)
+        spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
         for (stage_id, _), stage in stages.items():
-            figures = counts[group_of.get(stage_id, "setup")]
+            group = group_of.get(stage_id, "setup")
+            figures = counts[group]
+            if stage.get("submissionTime") and stage.get("completionTime"):
+                spans[group].append((_epoch(stage["submissionTime"]), _epoch(stage["completionTime"])))
             figures["task_s"] += stage["executorRunTime"] / 1000
             figures["cpu_s"] += stage["executorCpuTime"] / 1e9
             figures["stages"] += 1
             figures["tasks"] += stage["numTasks"]
             figures["input_records"] += stage.get("inputRecords", 0)
             figures["shuffle_write_mb"] += stage.get("shuffleWriteBytes", 0) / 2**20
+        for group, intervals in spans.items():
+            counts[group]["stage_s"] = _covered(intervals)
         return {group: dict(values) for group, values in counts.items()}
+
+
+def _epoch(stamp: str) -> float:
+    """Spark's status API time (`2026-12-02T16:05:01.234GMT`) in seconds since the epoch."""
+    from datetime import UTC, datetime
+
+    parsed = datetime.strptime(stamp.removesuffix("GMT"), "%Y-%m-%dT%H:%M:%S.%f")
+    return parsed.replace(tzinfo=UTC).timestamp()
+
+
+def _covered(intervals: list[tuple[float, float]]) -> float:
+    """Seconds during which at least one of the intervals was open (their union's length).
+
+    A part's wall time less this is time with no stage running at all: the driver's own
+    work and job scheduling, which more cores do not shorten; the rest of the gap between
+    wall time and task time over the cores is stages that used fewer cores than there were.
+    """
+    total, end = 0.0, float("-inf")
+    for start, stop in sorted(intervals):
+        if stop > end:
+            total += stop - max(start, end)
+            end = stop
+    return total

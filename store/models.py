@@ -161,7 +161,12 @@ class Segment(Base):
 
 
 class SegmentMembership(Base):
-    """Which segment a user belonged to in one run."""
+    """Which segment a user belonged to in one run.
+
+    A distributed engine's executors write a running run's rows here directly (the run's
+    segments are stored first); readers never see them, as every reader takes the current
+    run, which a run becomes only when it completes (`store.analytics_results`).
+    """
 
     __tablename__ = "segment_memberships"
     __table_args__ = (Index("ix_segment_memberships_user", "user_id", "run_id"),)

@@ -93,14 +93,48 @@ def _user_ids(engine: Engine) -> list[int]:
         return sorted(int(u) for u in connection.execute(select(User.id)).scalars())
 
 
-def test_executor_writes_store_the_same_memberships_as_the_driver(spark: Any, pg: Engine) -> None:
-    """One fixed labelling, stored once through each path: the same rows, sizes and current run."""
-    user_ids = _user_ids(pg)
-    assert len(user_ids) == 120
+def _labelling(user_ids: list[int]) -> tuple[list[int], list[NewSegment]]:
+    """A fixed labelling of the users into three segments, and those segments."""
     labels = [(user * 7) % 3 for user in user_ids]
     segments = [
         NewSegment(label=k, name=f"s{k}", description="", size=labels.count(k), profile={}) for k in range(3)
     ]
+    return labels, segments
+
+
+def _write(
+    spark: Any, pg: Engine, run_id: int, pairs: list[tuple[int, int]], segments: list[NewSegment], **kw: Any
+) -> dict[int, int]:
+    """Store the run's segments and have the executors write the (user, label) pairs; label -> id."""
+    label_to_id = insert_run_segments(pg, run_id, segments)
+    frame = spark.createDataFrame(pairs, "user_id long, segment int")
+    spark_pipeline.write_memberships(
+        frame.repartition(kw.get("partitions", 2)), pg, run_id, label_to_id, **kw
+    )
+    return label_to_id
+
+
+def _complete(
+    pg: Engine, run_id: int, segments: list[NewSegment], label_to_id: dict[int, int]
+) -> tuple[int, int]:
+    return complete_run_written(
+        pg,
+        run_id,
+        message="ok",
+        metrics={},
+        n_events=0,
+        n_written=120,
+        segments=segments,
+        label_to_id=label_to_id,
+        rules=[],
+    )
+
+
+def test_executor_writes_store_the_same_memberships_as_the_driver(spark: Any, pg: Engine) -> None:
+    """One fixed labelling, stored once through each path: the same rows, sizes and current run."""
+    user_ids = _user_ids(pg)
+    assert len(user_ids) == 120
+    labels, segments = _labelling(user_ids)
     driver = start_run(pg, algorithm="kmeans", params={})
     complete_run(
         pg,
@@ -114,33 +148,35 @@ def test_executor_writes_store_the_same_memberships_as_the_driver(spark: Any, pg
         rules=[],
     )
     executors = start_run(pg, algorithm="kmeans", params={})
-    label_to_id = insert_run_segments(pg, executors, segments)
-    frame = spark.createDataFrame(list(zip(user_ids, labels, strict=True)), "user_id long, segment int")
-    spark_pipeline.write_memberships(
-        frame.repartition(4), pg, executors, label_to_id, partitions=4, batch_size=7
-    )
+    pairs = list(zip(user_ids, labels, strict=True))
+    label_to_id = _write(spark, pg, executors, pairs, segments, partitions=4, batch_size=7)
     with Session(pg) as session:
         assert set(current_segment_names(session).values()) <= {"s0", "s1", "s2"}
     current = get_run(pg)
     assert current is not None and current.id == driver, "written rows are invisible before completion"
-    stored, dropped = complete_run_written(
-        pg,
-        executors,
-        message="ok",
-        metrics={},
-        n_events=0,
-        n_written=120,
-        segments=segments,
-        label_to_id=label_to_id,
-        rules=[],
-    )
-    assert (stored, dropped) == (120, 0)
+    assert _complete(pg, executors, segments, label_to_id) == (120, 0)
     assert _by_label(pg, executors) == _by_label(pg, driver) == dict(zip(user_ids, labels, strict=True))
     run = get_run(pg)
     assert run is not None and run.id == executors and run.n_users == 120
     assert sorted(s.size for s in run_segments(pg, executors)) == sorted(
         s.size for s in run_segments(pg, driver)
     )
+
+
+def test_rows_that_arrive_after_their_users_forget_are_dropped_from_their_own_segments(
+    spark: Any, pg: Engine
+) -> None:
+    user_ids = _user_ids(pg)
+    labels, segments = _labelling(user_ids)
+    gone = [u for u, label in zip(user_ids, labels, strict=True) if label == 2][:2]
+    for user in gone:
+        forget_user(pg, user)
+    run_id = start_run(pg, algorithm="kmeans", params={})
+    label_to_id = _write(spark, pg, run_id, list(zip(user_ids, labels, strict=True)), segments, partitions=2)
+    assert _complete(pg, run_id, segments, label_to_id) == (118, 2)
+    sizes = {s.label: s.size for s in run_segments(pg, run_id)}
+    assert sizes == {0: labels.count(0), 1: labels.count(1), 2: labels.count(2) - 2}
+    assert not set(gone) & set(run_memberships(pg, run_id)[0])
 
 
 def test_the_pipeline_stores_every_user_and_the_segment_intents_sql_would_count(
@@ -189,34 +225,31 @@ def test_a_run_failing_mid_write_leaves_the_previous_memberships_current(
     assert _rows(pg, failed.id) == (0, 0), "a failed run's memberships and segments are discarded"
 
 
-@pytest.mark.parametrize("forget", ["before_the_write", "after_the_write"])
 def test_users_forgotten_while_the_run_computes_are_left_out_with_sizes_per_segment(
-    spark: Any, pg: Engine, monkeypatch: pytest.MonkeyPatch, forget: str
+    spark: Any, pg: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Before the write: their row arrives after the forget (the anti-join drops it); after: the
-    forget deletes the running run's row itself (the count is short). Either way they are gone
-    and every segment's size is its members."""
+    """Forgotten before the write, a user's row arrives after the forget (the anti-join drops it);
+    after the write, the forget deletes the running run's row itself (the count is short).
+    Either way they are gone and every segment's size is its members."""
     real = spark_pipeline.write_memberships
-    victims = _user_ids(pg)[:3]
+    before, after = _user_ids(pg)[:2], _user_ids(pg)[2:5]
 
-    def write_around_forgets(
+    def write_between_forgets(
         labels: Any, engine: Engine, run_id: int, label_to_id: dict[int, int], **kw: Any
     ) -> None:
-        if forget == "before_the_write":
-            for victim in victims:
-                forget_user(engine, victim)
+        for victim in before:
+            forget_user(engine, victim)
         real(labels, engine, run_id, label_to_id, **kw)
-        if forget == "after_the_write":
-            for victim in victims:
-                forget_user(engine, victim)
+        for victim in after:
+            forget_user(engine, victim)
 
-    monkeypatch.setattr(spark_pipeline, "write_memberships", write_around_forgets)
+    monkeypatch.setattr(spark_pipeline, "write_memberships", write_between_forgets)
     result = run_analytics_spark(pg, spark, config=CONFIG, as_of=DEFAULT_END, executors_write=True)
     run = get_run(pg)
     assert run is not None and run.id == result.run_id
     users, segments = run_memberships(pg, run.id)
-    assert not set(victims) & set(users)
-    assert len(users) == run.n_users == 117
+    assert not set(before + after) & set(users)
+    assert len(users) == run.n_users == 115
     sizes = {s.id: s.size for s in run_segments(pg, run.id)}
     assert sizes == {segment: segments.count(segment) for segment in sizes}
-    assert "3 user(s) deleted during the run were left out" in (run.message or "")
+    assert "5 user(s) deleted during the run were left out" in (run.message or "")

@@ -191,3 +191,20 @@ def test_the_executors_membership_write_is_sized_on_the_database_not_the_cluster
     serial = 6 * 3 + 1e-5 * TARGET_USERS + database_s
     assert f"= {parallel / (TARGET_SECONDS - serial - 10):,.0f} " in text
     assert f"= {parallel / (TARGET_SECONDS - serial - 10):,.0f} " not in before
+
+
+def test_stage_time_splits_the_driver_from_stages_that_left_cores_idle() -> None:
+    records: list[dict[str, Any]] = [
+        {"cores": 2, "spark": _run(users, users * 20, 40, per_event=1e-5, per_user=4e-5)}
+        for users in (100_000, 1_000_000)
+    ]
+    for record in records:  # every part: stages ran 1 s longer than their tasks over 2 cores
+        spark = record["spark"]
+        for values in spark["groups"].values():
+            values["stage_s"] = values["task_s"] / 2 + 1.0
+    parts = {p.name.split(" ")[0]: p for p in fit_parts(records)}
+    assert parts["features"].fixed_serial_s == pytest.approx(2), "3 s of gap, 1 s of it inside stages"
+    assert parts["features"].fixed_idle_s == pytest.approx(1)
+    assert parts["KMeans"].target_idle_s == pytest.approx(1)
+    text = estimate(records)
+    assert "stages that ran on fewer cores than the machine had: 6 s at the target" in text
