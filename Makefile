@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/rapport demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

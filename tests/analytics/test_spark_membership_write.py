@@ -102,6 +102,16 @@ def _labelling(user_ids: list[int]) -> tuple[list[int], list[NewSegment]]:
     return labels, segments
 
 
+def _driver_run(pg: Engine, user_ids: list[int], labels: list[int], segments: list[NewSegment]) -> int:
+    """A completed run stored through the driver path (`complete_run`); its id."""
+    run_id = start_run(pg, algorithm="kmeans", params={})
+    complete_run(
+        pg, run_id, message="ok", metrics={}, n_events=0, segments=segments, user_ids=user_ids,
+        labels=labels, rules=[],
+    )  # fmt: skip
+    return run_id
+
+
 def _write(
     spark: Any, pg: Engine, run_id: int, pairs: list[tuple[int, int]], segments: list[NewSegment], **kw: Any
 ) -> dict[int, int]:
@@ -135,18 +145,7 @@ def test_executor_writes_store_the_same_memberships_as_the_driver(spark: Any, pg
     user_ids = _user_ids(pg)
     assert len(user_ids) == 120
     labels, segments = _labelling(user_ids)
-    driver = start_run(pg, algorithm="kmeans", params={})
-    complete_run(
-        pg,
-        driver,
-        message="ok",
-        metrics={},
-        n_events=0,
-        segments=segments,
-        user_ids=user_ids,
-        labels=labels,
-        rules=[],
-    )
+    driver = _driver_run(pg, user_ids, labels, segments)
     executors = start_run(pg, algorithm="kmeans", params={})
     pairs = list(zip(user_ids, labels, strict=True))
     label_to_id = _write(spark, pg, executors, pairs, segments, partitions=4, batch_size=7)
@@ -201,8 +200,10 @@ def test_the_pipeline_stores_every_user_and_the_segment_intents_sql_would_count(
 def test_a_run_failing_mid_write_leaves_the_previous_memberships_current(
     spark: Any, pg: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = run_analytics_spark(pg, spark, config=CONFIG, as_of=DEFAULT_END, executors_write=True)
-    before = _by_name(pg, first.run_id)
+    user_ids = _user_ids(pg)
+    labels, segments = _labelling(user_ids)
+    first = _driver_run(pg, user_ids, labels, segments)  # the current run, stored the cheap way
+    before = _by_name(pg, first)
     real = spark_pipeline.write_memberships
 
     def half_then_fail(
@@ -218,9 +219,9 @@ def test_a_run_failing_mid_write_leaves_the_previous_memberships_current(
     with pytest.raises(RuntimeError, match="executor lost"):
         run_analytics_spark(pg, spark, config=CONFIG, as_of=DEFAULT_END, executors_write=True)
     current = get_run(pg)
-    assert current is not None and current.id == first.run_id
-    assert _by_name(pg, first.run_id) == before
-    failed = get_run(pg, first.run_id + 1)
+    assert current is not None and current.id == first
+    assert _by_name(pg, first) == before
+    failed = get_run(pg, first + 1)
     assert failed is not None and failed.status == "failed"
     assert _rows(pg, failed.id) == (0, 0), "a failed run's memberships and segments are discarded"
 
