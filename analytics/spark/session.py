@@ -24,6 +24,9 @@ _DEFAULT_CONF = {
     "spark.ui.enabled": "false",
     "spark.sql.session.timeZone": "UTC",
     "spark.driver.memory": "2g",
+    # The CLI says which step it is on; Spark's progress bars on stderr would interleave with
+    # the log lines (and fill a log file with carriage returns). RAPPORT_SPARK_CONF turns them on.
+    "spark.ui.showConsoleProgress": "false",
 }
 
 

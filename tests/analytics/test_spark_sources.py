@@ -123,3 +123,8 @@ def test_a_missing_jdbc_driver_is_one_clear_error(tmp_path: Path) -> None:
         with_jdbc_driver(SparkSettings(), jar=tmp_path / "none.jar")
     configured = SparkSettings(conf={"spark.jars": "/opt/postgresql-42.jar"})
     assert with_jdbc_driver(configured, jar=tmp_path / "none.jar") == configured
+
+
+def test_sessions_print_no_progress_bars_unless_the_operator_asks(spark: Any) -> None:
+    """The CLI's own step lines are the progress; Spark's bars would interleave with them."""
+    assert spark.conf.get("spark.ui.showConsoleProgress") == "false"
