@@ -124,10 +124,10 @@ def write_memberships(
     """Write a run's (user_id, segment) DataFrame into `segment_memberships` from the executors.
 
     Rows carry the segment ids `insert_run_segments` gave the labels. Each task writes its
-    partition in its own JDBC transaction, so a lost task leaves none of its rows; the run is
-    not current, so no reader sees any of them before `complete_run_written`, which also checks
-    that every row arrived. A task retried after its commit (speculation, which Rapport does
-    not turn on) would hit the primary key and fail the run rather than store a user twice.
+    partition in its own JDBC transaction, so a lost task leaves none of its rows, and a failed
+    task fails the job and so the run; the run is not current, so no reader sees any of them
+    before `complete_run_written`. A task retried after its commit (speculation, which Rapport
+    does not turn on) would hit the primary key and fail the run rather than store a user twice.
     """
     from pyspark.sql import functions as F
 
@@ -183,6 +183,14 @@ def segment_intents(
             if top:
                 found[str(label_to_id[int(row["segment"])])] = [[intent, n] for intent, n in top]
     return {SEGMENT_INTENTS: found}
+
+
+def _new_segments(profiles: list[SegmentProfile], pinned: dict[int, bool]) -> list[NewSegment]:
+    """The profiles as segments to store; `pinned` says which carry a manager's name."""
+    return [
+        NewSegment(p.label, p.name, p.description, p.size, dict(p.profile), pinned.get(p.label, False))
+        for p in profiles
+    ]
 
 
 def _match_written(
@@ -328,8 +336,7 @@ def run_analytics_spark(
             features, segmentation, window_days=config.window_days
         )
         if executors_write:
-            unnamed = [NewSegment(p.label, p.name, p.description, p.size, dict(p.profile)) for p in profiles]
-            label_to_id = insert_run_segments(engine, run_id, unnamed)
+            label_to_id = insert_run_segments(engine, run_id, _new_segments(profiles, {}))
             written = time.perf_counter()
             write_memberships(segmentation.labels, engine, run_id, label_to_id)
             timings["membership_write_s"] = time.perf_counter() - written
@@ -367,10 +374,7 @@ def run_analytics_spark(
         started = time.perf_counter()
         notes = _notes(features, segmentation, len(rules), config, traits)
         metrics = _metrics(features, segmentation, len(rules), n_items, previous_id, matched, timings, traits)
-        segments = [
-            NewSegment(p.label, p.name, p.description, p.size, {**p.profile}, pinned.get(p.label, False))
-            for p in profiles
-        ]
+        segments = _new_segments(profiles, pinned)
         message = "; ".join(notes)
         if executors_write:
             metrics.update(segment_intents(features, segmentation, label_to_id))
